@@ -1,0 +1,59 @@
+"""Checkpoint I/O with orbax, and the run's config.json.
+
+Orbax writes each step to a temporary directory and renames it when complete,
+so an interrupted save never becomes the "latest" checkpoint.
+"""
+
+import json
+import pathlib
+
+import jax
+import ml_collections
+import orbax.checkpoint as ocp
+
+CONFIG_FILE = 'config.json'
+CHECKPOINT_DIR = 'checkpoints'
+
+
+def manager(workdir: str | pathlib.Path, keep: int, read_only: bool = False) -> ocp.CheckpointManager:
+  """A manager over WORKDIR/checkpoints that keeps the newest `keep` steps."""
+  path = pathlib.Path(workdir).absolute() / CHECKPOINT_DIR
+  options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=not read_only, read_only=read_only)
+  return ocp.CheckpointManager(path, options=options)
+
+
+def save(mngr: ocp.CheckpointManager, step: int, state) -> None:
+  mngr.save(step, args=ocp.args.StandardSave(state), force=True)
+
+
+def restore(mngr: ocp.CheckpointManager, step: int, target):
+  """Restores `step` into the structure, shapes and shardings of `target`."""
+  abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
+  return mngr.restore(step, args=ocp.args.StandardRestore(abstract))
+
+
+def restore_params(workdir: str | pathlib.Path, step: int | None = None):
+  """The model parameters saved at `step` (default: the latest), without the optimizer."""
+  mngr = manager(workdir, keep=1, read_only=True)
+  try:
+    step = mngr.latest_step() if step is None else step
+    if step is None:
+      raise FileNotFoundError(f'no checkpoint in {pathlib.Path(workdir) / CHECKPOINT_DIR}')
+    if step not in mngr.all_steps():
+      raise FileNotFoundError(f'no checkpoint for step {step} in {pathlib.Path(workdir) / CHECKPOINT_DIR}; '
+                              f'saved steps: {sorted(mngr.all_steps())}')
+    tree = mngr.restore(step, args=ocp.args.StandardRestore())
+  finally:
+    mngr.close()
+  return tree['params'], step
+
+
+def write_config(workdir: str | pathlib.Path, config: ml_collections.ConfigDict) -> None:
+  path = pathlib.Path(workdir) / CONFIG_FILE
+  tmp = path.with_suffix('.json.tmp')
+  tmp.write_text(config.to_json_best_effort(indent=2, sort_keys=True) + '\n')
+  tmp.replace(path)
+
+
+def read_config(workdir: str | pathlib.Path) -> ml_collections.ConfigDict:
+  return ml_collections.ConfigDict(json.loads((pathlib.Path(workdir) / CONFIG_FILE).read_text()))

@@ -1,0 +1,122 @@
+"""The shared base config and its validation.
+
+Dataset configs in `configs/` import `base_config()` and override what differs.
+Durations are stored in epochs or steps and resolved into steps at run time, so
+overriding `num_epochs` on the command line never leaves a stale derived value.
+"""
+
+import ml_collections
+from ml_collections import config_dict
+
+from vae_jax import errors
+
+MODEL_KINDS = ('vae', 'ae')
+ENCODERS = ('mlp', 'conv')
+LIKELIHOODS = ('bernoulli', 'gaussian')
+GAUSSIAN_VARIANCES = ('fixed', 'learned')
+BINARIZATIONS = ('dynamic', 'static', 'none')
+SCHEDULES = ('cosine', 'constant')
+ACTIVATIONS = ('relu', 'tanh', 'gelu', 'elu', 'swish')
+DATASETS = ('mnist', 'fashion_mnist', 'cifar10', 'digits')
+
+
+def base_config() -> ml_collections.ConfigDict:
+  """Defaults shared by every dataset config: an MLP VAE with a Bernoulli decoder."""
+  c = ml_collections.ConfigDict()
+  c.seed = 0
+  c.num_epochs = 30
+  c.batch_size = 128
+  c.learning_rate = 1e-3
+
+  c.optim = ml_collections.ConfigDict()
+  c.optim.schedule = 'cosine'       # cosine decay to `final_lr_fraction`, or constant
+  c.optim.warmup_steps = 0           # linear learning-rate warm-up
+  c.optim.final_lr_fraction = 0.0    # cosine end value, as a fraction of learning_rate
+  c.optim.grad_clip_norm = 1000.0    # global-norm clipping; the loss is in nats/example, so norms are large
+  c.optim.b1 = 0.9
+  c.optim.b2 = 0.999
+
+  c.data = ml_collections.ConfigDict()
+  c.data.name = 'fashion_mnist'
+  c.data.binarize = 'dynamic'        # dynamic | static | none
+  c.data.num_validation = 10_000     # held out of the end of the train split
+  c.data.idx_dir = config_dict.placeholder(str)        # directory of MNIST-format IDX files
+  c.data.tfds_data_dir = config_dict.placeholder(str)  # TFDS cache, when TFDS is used
+
+  c.model = ml_collections.ConfigDict()
+  c.model.kind = 'vae'               # vae | ae
+  c.model.encoder = 'mlp'            # mlp | conv (the decoder mirrors it)
+  c.model.hidden_sizes = (500, 500)  # MLP widths, or conv channels (one stride-2 conv each)
+  c.model.activation = 'relu'
+  c.model.latent_dim = 50
+  c.model.beta = 1.0                 # weight of the KL term; 1 is the VAE
+  c.model.kl_warmup_epochs = 0.0     # linear KL weight warm-up from 0 to beta
+  c.model.likelihood = 'bernoulli'   # bernoulli | gaussian
+  c.model.gaussian_variance = 'fixed'  # fixed | learned (one shared learned scale)
+  c.model.gaussian_std = 0.1         # the fixed scale, or the learned scale's initial value
+
+  c.eval = ml_collections.ConfigDict()
+  c.eval.every_epochs = 5            # validation ELBO every this many epochs (and at the end)
+  c.eval.batch_size = 1000
+  c.eval.num_importance_samples = 100  # final test NLL estimate
+  c.eval.sample_chunk = 100          # importance samples evaluated at once
+  c.eval.binarization_seed = 0       # validation/test images are binarized once, with this seed
+  c.eval.num_images = 64             # images in samples.png / reconstructions.png
+
+  c.log_every_steps = 200
+  c.checkpoint_every_steps = 2000
+  c.keep_checkpoints = 3
+  return c
+
+
+def _require(ok: bool, message: str) -> None:
+  if not ok:
+    raise errors.ConfigError(message)
+
+
+def _one_of(name: str, value, allowed) -> None:
+  _require(value in allowed, f'{name}={value!r} is not allowed; use one of {", ".join(map(str, allowed))}')
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+  """Raises ConfigError naming the first bad field and what it allows.
+
+  Runs before any data is read or anything is compiled or written.
+  """
+  _one_of('data.name', config.data.name, DATASETS)
+  _one_of('data.binarize', config.data.binarize, BINARIZATIONS)
+  _one_of('model.kind', config.model.kind, MODEL_KINDS)
+  _one_of('model.encoder', config.model.encoder, ENCODERS)
+  _one_of('model.likelihood', config.model.likelihood, LIKELIHOODS)
+  _one_of('model.gaussian_variance', config.model.gaussian_variance, GAUSSIAN_VARIANCES)
+  _one_of('model.activation', config.model.activation, ACTIVATIONS)
+  _one_of('optim.schedule', config.optim.schedule, SCHEDULES)
+  _require(config.model.latent_dim > 0, f'model.latent_dim={config.model.latent_dim} must be a positive integer')
+  sizes = tuple(config.model.hidden_sizes)
+  _require(len(sizes) > 0 and all(int(h) > 0 for h in sizes),
+           f'model.hidden_sizes={sizes} must be a non-empty list of positive integers')
+  _require(config.model.beta >= 0, f'model.beta={config.model.beta} must be >= 0')
+  _require(config.model.kl_warmup_epochs >= 0, f'model.kl_warmup_epochs={config.model.kl_warmup_epochs} must be >= 0')
+  _require(config.model.gaussian_std > 0, f'model.gaussian_std={config.model.gaussian_std} must be > 0')
+  _require(config.batch_size > 0, f'batch_size={config.batch_size} must be a positive integer')
+  _require(config.num_epochs > 0, f'num_epochs={config.num_epochs} must be > 0')
+  _require(config.learning_rate > 0, f'learning_rate={config.learning_rate} must be > 0')
+  _require(config.optim.grad_clip_norm > 0, f'optim.grad_clip_norm={config.optim.grad_clip_norm} must be > 0')
+  _require(config.optim.warmup_steps >= 0, f'optim.warmup_steps={config.optim.warmup_steps} must be >= 0')
+  _require(0 <= config.optim.final_lr_fraction <= 1,
+           f'optim.final_lr_fraction={config.optim.final_lr_fraction} must be in [0, 1]')
+  _require(config.data.num_validation >= 0, f'data.num_validation={config.data.num_validation} must be >= 0')
+  _require(config.eval.every_epochs > 0, f'eval.every_epochs={config.eval.every_epochs} must be > 0')
+  _require(config.eval.batch_size > 0, f'eval.batch_size={config.eval.batch_size} must be a positive integer')
+  _require(config.eval.num_importance_samples >= 1,
+           f'eval.num_importance_samples={config.eval.num_importance_samples} must be >= 1')
+  _require(config.eval.sample_chunk >= 1, f'eval.sample_chunk={config.eval.sample_chunk} must be >= 1')
+  _require(config.eval.num_images >= 1, f'eval.num_images={config.eval.num_images} must be >= 1')
+  _require(config.log_every_steps >= 1, f'log_every_steps={config.log_every_steps} must be >= 1')
+  _require(config.checkpoint_every_steps >= 1,
+           f'checkpoint_every_steps={config.checkpoint_every_steps} must be >= 1')
+  _require(config.keep_checkpoints >= 1, f'keep_checkpoints={config.keep_checkpoints} must be >= 1')
+  if config.data.binarize != 'none':
+    _require(config.model.likelihood == 'bernoulli',
+             f'data.binarize={config.data.binarize!r} makes binary data, which needs model.likelihood=bernoulli; '
+             'use data.binarize=none with the gaussian likelihood')

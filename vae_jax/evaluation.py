@@ -1,0 +1,67 @@
+"""Dataset-level evaluation: the ELBO, its terms and the importance-sampled NLL.
+
+Every number is a mean over examples, in nats per example, with the sign
+convention of `objectives`: elbo_nats <= 0 is a lower bound on log p(x), and
+nll_nats >= 0 estimates -log p(x).
+"""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from vae_jax import likelihoods
+from vae_jax import objectives
+
+
+class Evaluator:
+  """Jit-compiled per-batch evaluation for one model; batches are padded to a fixed size."""
+
+  def __init__(self, model, batch_size: int, num_samples: int, chunk: int):
+    self.model = model
+    self.batch_size = batch_size
+    self.num_samples = num_samples
+
+    def stochastic(params, x, key):
+      return objectives.importance_sampled_terms(model, params, x, key, num_samples, chunk)
+
+    def deterministic(params, x, key):
+      del key
+      z, _ = model.apply({'params': params}, x, method=model.encode)
+      return {'recon': model.apply({'params': params}, z, x, method=model.log_px_given_z)}
+
+    self._batch_fn = jax.jit(stochastic if model.stochastic else deterministic)
+
+  def per_example(self, params, images: np.ndarray, key: jax.Array) -> dict[str, np.ndarray]:
+    """Per-example terms (log_px, elbo, recon, kl; recon only for the autoencoder)."""
+    n = len(images)
+    parts = []
+    for b, start in enumerate(range(0, n, self.batch_size)):
+      x = images[start:start + self.batch_size]
+      pad = self.batch_size - len(x)
+      if pad:
+        x = np.concatenate([x, np.zeros((pad, *x.shape[1:]), x.dtype)])
+      out = self._batch_fn(params, jnp.asarray(x), jax.random.fold_in(key, b))
+      parts.append({k: np.asarray(v)[:len(x) - pad] for k, v in out.items()})
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+  def evaluate(self, params, images: np.ndarray, key: jax.Array, likelihood: str) -> dict[str, float]:
+    """Means over `images`, under the keys of eval.json."""
+    terms = self.per_example(params, images, key)
+    num_dims = math.prod(images.shape[1:])
+    out = {'recon_nats': float(np.mean(terms['recon'])), 'num_examples': len(images)}
+    if 'log_px' in terms:
+      nll = -terms['log_px'].astype(np.float64)
+      out.update(
+          elbo_nats=float(np.mean(terms['elbo'])),
+          nll_nats=float(np.mean(nll)),
+          nll_stderr_nats=float(np.std(nll, ddof=1) / math.sqrt(len(nll))) if len(nll) > 1 else 0.0,
+          kl_nats=float(np.mean(terms['kl'])),
+          bits_per_dim=likelihoods.bits_per_dim(float(np.mean(nll)), num_dims, likelihood),
+          num_importance_samples=self.num_samples,
+      )
+    else:  # the autoencoder has no likelihood of x: say so instead of inventing one
+      out.update(elbo_nats=None, nll_nats=None, nll_stderr_nats=None, kl_nats=None, bits_per_dim=None,
+                 num_importance_samples=None)
+    return out

@@ -1,0 +1,66 @@
+"""Metrics go to TensorBoard event files and to metrics.jsonl (one JSON object
+per write, with its `step`), from process 0 only."""
+
+import json
+import math
+import pathlib
+
+import jax
+import numpy as np
+
+METRICS_FILE = 'metrics.jsonl'
+
+
+def _plain(value):
+  value = float(np.asarray(value))
+  return value if math.isfinite(value) else str(value)  # JSON has no NaN/inf
+
+
+class MetricWriter:
+  """Writes scalars and images for one run directory."""
+
+  def __init__(self, workdir: str | pathlib.Path):
+    self.enabled = jax.process_index() == 0
+    if not self.enabled:
+      return
+    from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
+    self._jsonl = open(pathlib.Path(workdir) / METRICS_FILE, 'a', encoding='utf-8')
+    self._tb = SummaryWriter(logdir=str(workdir), flush_secs=30)
+
+  def write_scalars(self, step: int, scalars: dict) -> None:
+    if not self.enabled:
+      return
+    record = {'step': int(step), **{k: _plain(v) for k, v in scalars.items()}}
+    self._jsonl.write(json.dumps(record) + '\n')
+    self._jsonl.flush()
+    for k, v in scalars.items():
+      self._tb.add_scalar(k, float(np.asarray(v)), int(step))
+
+  def write_images(self, step: int, images: dict[str, np.ndarray]) -> None:
+    """`images` maps a tag to one (H, W, C) float image in [0, 1]."""
+    if not self.enabled:
+      return
+    for tag, image in images.items():
+      self._tb.add_image(tag, np.clip(np.asarray(image), 0, 1), int(step), dataformats='HWC')
+
+  def close(self) -> None:
+    if self.enabled:
+      self._jsonl.close()
+      self._tb.close()
+
+
+def truncate_metrics(workdir: str | pathlib.Path, after_step: int) -> None:
+  """Drops metrics.jsonl records past `after_step`: a resumed run logs them again."""
+  path = pathlib.Path(workdir) / METRICS_FILE
+  if jax.process_index() != 0 or not path.exists():
+    return
+  kept = [line for line in path.read_text().splitlines()
+          if line.strip() and json.loads(line)['step'] <= after_step]
+  tmp = path.with_suffix('.jsonl.tmp')
+  tmp.write_text(''.join(line + '\n' for line in kept))
+  tmp.replace(path)
+
+
+def read_metrics(workdir: str | pathlib.Path) -> list[dict]:
+  path = pathlib.Path(workdir) / METRICS_FILE
+  return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
