@@ -57,9 +57,9 @@ def base_config() -> ml_collections.ConfigDict:
 
   c.eval = ml_collections.ConfigDict()
   c.eval.every_epochs = 5            # validation ELBO every this many epochs (and at the end)
-  c.eval.batch_size = 1000
+  c.eval.batch_size = 1000         # examples per evaluation batch
   c.eval.num_importance_samples = 100  # final test NLL estimate
-  c.eval.sample_chunk = 100          # importance samples evaluated at once
+  c.eval.sample_chunk = 10           # importance samples per example evaluated at once (batch_size * sample_chunk rows)
   c.eval.binarization_seed = 0       # validation/test images are binarized once, with this seed
   c.eval.num_images = 64             # images in samples.png / reconstructions.png
 

@@ -10,7 +10,6 @@ import math
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import optax
 
 
 def _sum_per_example(values: jax.Array) -> jax.Array:
@@ -26,7 +25,8 @@ class Bernoulli(nn.Module):
 
   @staticmethod
   def log_prob(logits: jax.Array, x: jax.Array) -> jax.Array:
-    return -_sum_per_example(optax.sigmoid_binary_cross_entropy(logits, x))
+    # x*l - softplus(l) = log sigmoid(l) for x=1 and log sigmoid(-l) for x=0, with one softplus.
+    return _sum_per_example(x * logits - jax.nn.softplus(logits))
 
   @staticmethod
   def mean(logits: jax.Array) -> jax.Array:

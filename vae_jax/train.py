@@ -75,7 +75,7 @@ def make_train_step(model, objective, schedule, kl_weight, dynamic_binarize: boo
     weight = kl_weight(state.step)
     loss_fn = functools.partial(objective, model)
     (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, batch, sample_key, weight)
-    metrics = dict(metrics, grad_norm=optax.global_norm(grads), learning_rate=schedule(state.step),
+    metrics = dict(metrics, grad_norm=optax.tree.norm(grads), learning_rate=schedule(state.step),
                    kl_weight=weight)
     return state.apply_gradients(grads=grads), metrics
 
@@ -209,11 +209,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
                    _format_duration((total_steps - step) / steps_per_sec))
 
     if (step % eval_every == 0 or step == total_steps) and len(dataset.validation.images):
+      eval_start = time.perf_counter()
       val = val_evaluator.evaluate(state.params, dataset.validation.images, eval_key, config.model.likelihood)
       val = {k: v for k, v in val.items() if k.endswith('_nats') and v is not None and 'nll' not in k}
       writer.write_scalars(step, {f'validation/{k}': v for k, v in val.items()})
       logging.info('validation at step %d: %s', step, ', '.join(f'{k} {v:.2f}' for k, v in val.items()))
-      last_time = time.perf_counter()  # keep evaluation out of the throughput
+      last_time += time.perf_counter() - eval_start  # keep evaluation out of the throughput
 
     if step % config.checkpoint_every_steps == 0 or step == total_steps:
       checkpoints.save(mngr, step, state)

@@ -1,0 +1,41 @@
+"""Shared test helpers: tiny configs on scikit-learn's bundled digits."""
+
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..'))
+
+from vae_jax import config_lib  # pylint: disable=wrong-import-position
+
+
+def tiny_config(**overrides):
+  """A digits MLP VAE small enough to train in a few seconds on one CPU core."""
+  c = config_lib.base_config()
+  c.data.name = 'digits'
+  c.data.num_validation = 200
+  c.num_epochs = 4
+  c.batch_size = 64
+  c.model.hidden_sizes = (64,)
+  c.model.latent_dim = 4
+  c.eval.every_epochs = 1
+  c.eval.batch_size = 100
+  c.eval.num_importance_samples = 10
+  c.eval.sample_chunk = 4
+  c.eval.num_images = 16
+  c.log_every_steps = 10
+  c.checkpoint_every_steps = 20
+  c.keep_checkpoints = 10
+  for key, value in overrides.items():
+    node = c
+    *path, leaf = key.split('.')
+    for p in path:
+      node = node[p]
+    node[leaf] = value
+  return c
+
+
+@pytest.fixture
+def make_config():
+  return tiny_config

@@ -1,0 +1,45 @@
+"""The command line: config overrides, and bad input as one clear line with a
+non-zero exit, no traceback and nothing written."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _main(workdir, *overrides):
+  cmd = [sys.executable, '-m', 'vae_jax.main', '--config=configs/digits.py', f'--workdir={workdir}', *overrides]
+  env = dict(os.environ, JAX_PLATFORMS='cpu')
+  return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_config_overrides_reach_the_run(tmp_path):
+  proc = _main(tmp_path, '--config.num_epochs=1', '--config.model.latent_dim=3',
+               '--config.model.hidden_sizes=(32,16)', '--config.eval.num_importance_samples=5')
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  saved = json.loads((tmp_path / 'config.json').read_text())
+  assert saved['model']['latent_dim'] == 3
+  assert saved['model']['hidden_sizes'] == [32, 16]
+  assert json.loads((tmp_path / 'eval.json').read_text())['num_importance_samples'] == 5
+  assert 'steps/s' in proc.stderr and 'ETA' in proc.stderr
+
+
+@pytest.mark.parametrize('override,expected', [
+    ('--config.data.name=imagenet', "data.name='imagenet' is not allowed; use one of mnist, fashion_mnist"),
+    ('--config.model.kind=gan', "model.kind='gan' is not allowed; use one of vae, ae"),
+    ('--config.model.latent_dim=0', 'model.latent_dim=0 must be a positive integer'),
+    ('--config.batch_size=100000', 'batch_size=100000 is larger than the 1297 training images of digits'),
+])
+def test_bad_input_is_one_clear_line(tmp_path, override, expected):
+  workdir = tmp_path / 'run'
+  proc = _main(workdir, override)
+  assert proc.returncode != 0
+  assert 'Traceback' not in proc.stderr
+  last = proc.stderr.strip().splitlines()[-1]
+  assert last.startswith('error: ') and expected in last, proc.stderr[-2000:]
+  assert not workdir.exists(), 'bad input must not leave a workdir behind'

@@ -1,0 +1,107 @@
+"""Reading a finished (or running) run back, for notebooks:
+
+  run = vae_jax.load_run('runs/fashion_mnist')
+  images = run.sample(jax.random.key(0), 16)
+  log_px = run.log_likelihood(x, jax.random.key(1), num_samples=1000)
+
+Only the workdir is needed: the config comes from its config.json and the
+parameters from its latest checkpoint. Images go in and come out as the
+dataset gives them: float32 in [0, 1], shape (N, H, W, C).
+"""
+
+import functools
+import pathlib
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from vae_jax import checkpoints
+from vae_jax import models
+from vae_jax import objectives
+
+
+class Run:
+  """A trained model with its config and parameters, and jitted ways to use it."""
+
+  def __init__(self, workdir: pathlib.Path, config: ml_collections.ConfigDict, params, step: int):
+    self.workdir = workdir
+    self.config = config
+    self.params = params
+    self.step = step
+    self.image_shape = tuple(config.resolved.image_shape)
+    self.model = models.make(config, self.image_shape)
+    self._likelihood = type(self.model.likelihood)
+    self._encode = jax.jit(functools.partial(self.model.apply, method=self.model.encode))
+    self._decode = jax.jit(functools.partial(self.model.apply, method=self.model.decode))
+
+  def __repr__(self):
+    m = self.config.model
+    return (f'Run({str(self.workdir)!r}, step={self.step}, {m.kind} {m.encoder} {tuple(m.hidden_sizes)} '
+            f'latent_dim={m.latent_dim} likelihood={m.likelihood}, data={self.config.data.name})')
+
+  @property
+  def _variables(self):
+    return {'params': self.params}
+
+  def _binarize(self, x, key):
+    """Binarizes as training did; images that are already binary are unchanged."""
+    x = jnp.asarray(x, jnp.float32)
+    if self.config.data.binarize == 'none':
+      return x
+    return jax.random.bernoulli(key, x).astype(jnp.float32)
+
+  def _require_stochastic(self, what: str):
+    if not self.model.stochastic:
+      raise ValueError(f'{what} needs a VAE; this run is model.kind={self.config.model.kind!r}, '
+                       'which has no prior or posterior')
+
+  def encode(self, x) -> tuple[jax.Array, jax.Array | None]:
+    """The mean and log-variance of q(z|x) (for the autoencoder: the code and None)."""
+    return self._encode(self._variables, jnp.asarray(x, jnp.float32))
+
+  def decode(self, z):
+    """The parameters of p(x|z): logits for Bernoulli, (mean, log_std) for Gaussian."""
+    return self._decode(self._variables, jnp.asarray(z, jnp.float32))
+
+  def mean_image(self, z) -> jax.Array:
+    """E[x|z]: pixel probabilities (Bernoulli) or means (Gaussian)."""
+    return self._likelihood.mean(self.decode(z))
+
+  def sample(self, key: jax.Array, n: int) -> jax.Array:
+    """n images E[x|z] with z ~ N(0, I), shape (n, H, W, C)."""
+    self._require_stochastic('sample')
+    return self.mean_image(jax.random.normal(key, (n, self.model.latent_dim)))
+
+  def reconstruct(self, x, key: jax.Array) -> jax.Array:
+    """E[x|z] with z ~ q(z|x) (binarizing x first when the run was trained on binary data)."""
+    binarize_key, sample_key = jax.random.split(key)
+    mean, log_var = self.encode(self._binarize(x, binarize_key))
+    z = mean if log_var is None else objectives.reparameterize(sample_key, mean, log_var)
+    return self.mean_image(z)
+
+  def log_likelihood(self, x, key: jax.Array, num_samples: int | None = None, batch_size: int = 500) -> np.ndarray:
+    """Per-example importance-sampled estimate of log p(x), in nats.
+
+    Defaults to the run's `eval.num_importance_samples`. Grey images are
+    binarized first with `key` when the run was trained on binary data.
+    """
+    self._require_stochastic('log_likelihood')
+    from vae_jax import evaluation  # pylint: disable=g-import-not-at-top
+    num_samples = num_samples or self.config.eval.num_importance_samples
+    binarize_key, sample_key = jax.random.split(key)
+    x = np.asarray(self._binarize(x, binarize_key))
+    evaluator = evaluation.Evaluator(self.model, min(batch_size, len(x)), num_samples,
+                                     self.config.eval.sample_chunk)
+    return evaluator.per_example(self.params, x, sample_key)['log_px']
+
+
+def load_run(workdir: str | pathlib.Path, step: int | None = None) -> Run:
+  """Loads the run in `workdir` at its latest checkpoint (or at `step`)."""
+  workdir = pathlib.Path(workdir)
+  if not (workdir / checkpoints.CONFIG_FILE).exists():
+    raise FileNotFoundError(f'{workdir} has no {checkpoints.CONFIG_FILE}: it is not a vae_jax run directory')
+  config = checkpoints.read_config(workdir)
+  params, step = checkpoints.restore_params(workdir, step)
+  return Run(workdir, config, params, step)
