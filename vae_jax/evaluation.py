@@ -36,10 +36,11 @@ class Evaluator:
   def per_example(self, params, images: np.ndarray, key: jax.Array) -> dict[str, np.ndarray]:
     """Per-example terms (log_px, elbo, recon, kl; recon only for the autoencoder)."""
     n = len(images)
+    batch_size = min(self.batch_size, n)  # no padding a small split up to a large batch
     parts = []
-    for b, start in enumerate(range(0, n, self.batch_size)):
-      x = images[start:start + self.batch_size]
-      pad = self.batch_size - len(x)
+    for b, start in enumerate(range(0, n, batch_size)):
+      x = images[start:start + batch_size]
+      pad = batch_size - len(x)
       if pad:
         x = np.concatenate([x, np.zeros((pad, *x.shape[1:]), x.dtype)])
       out = self._batch_fn(params, jnp.asarray(x), jax.random.fold_in(key, b))
