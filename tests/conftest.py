@@ -24,6 +24,7 @@ def tiny_config(**overrides):
   c.eval.num_importance_samples = 10
   c.eval.sample_chunk = 4
   c.eval.num_images = 16
+  c.steps_per_dispatch = 10
   c.log_every_steps = 10
   c.checkpoint_every_steps = 20
   c.keep_checkpoints = 10

@@ -18,6 +18,8 @@ BINARIZATIONS = ('dynamic', 'static', 'none')
 SCHEDULES = ('cosine', 'constant')
 ACTIVATIONS = ('relu', 'tanh', 'gelu', 'elu', 'swish')
 DATASETS = ('mnist', 'fashion_mnist', 'cifar10', 'digits')
+PLACEMENTS = ('auto', 'device', 'host')
+DTYPES = ('float32', 'bfloat16')
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -40,6 +42,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.name = 'fashion_mnist'
   c.data.binarize = 'dynamic'        # dynamic | static | none
   c.data.num_validation = 10_000     # held out of the end of the train split
+  c.data.placement = 'auto'          # auto | device | host: where the training set lives while training
   c.data.idx_dir = config_dict.placeholder(str)        # directory of MNIST-format IDX files
   c.data.tfds_data_dir = config_dict.placeholder(str)  # TFDS cache, when TFDS is used
 
@@ -54,6 +57,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.model.likelihood = 'bernoulli'   # bernoulli | gaussian
   c.model.gaussian_variance = 'fixed'  # fixed | learned (one shared learned scale)
   c.model.gaussian_std = 0.1         # the fixed scale, or the learned scale's initial value
+  c.model.dtype = 'float32'          # compute dtype: float32 | bfloat16 (params and loss stay float32)
 
   c.eval = ml_collections.ConfigDict()
   c.eval.every_epochs = 5            # validation ELBO every this many epochs (and at the end)
@@ -63,6 +67,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.eval.binarization_seed = 0       # validation/test images are binarized once, with this seed
   c.eval.num_images = 64             # images in samples.png / reconstructions.png
 
+  c.steps_per_dispatch = 100         # train steps per compiled call (lax.scan); logging and
+                                     # checkpoints happen between calls
   c.log_every_steps = 200
   c.checkpoint_every_steps = 2000
   c.keep_checkpoints = 3
@@ -91,6 +97,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
   _one_of('model.gaussian_variance', config.model.gaussian_variance, GAUSSIAN_VARIANCES)
   _one_of('model.activation', config.model.activation, ACTIVATIONS)
   _one_of('optim.schedule', config.optim.schedule, SCHEDULES)
+  _one_of('data.placement', config.data.placement, PLACEMENTS)
+  _one_of('model.dtype', config.model.dtype, DTYPES)
+  _require(config.steps_per_dispatch >= 1, f'steps_per_dispatch={config.steps_per_dispatch} must be >= 1')
   _require(config.model.latent_dim > 0, f'model.latent_dim={config.model.latent_dim} must be a positive integer')
   sizes = tuple(config.model.hidden_sizes)
   _require(len(sizes) > 0 and all(int(h) > 0 for h in sizes),

@@ -3,6 +3,10 @@
 Every number is a mean over examples, in nats per example, with the sign
 convention of `objectives`: elbo_nats <= 0 is a lower bound on log p(x), and
 nll_nats >= 0 estimates -log p(x).
+
+Batches are sharded over every device. Example i of the evaluated array draws
+its samples from fold_in(key, i), so the numbers do not depend on the batch
+size, the sample chunk or the number of devices.
 """
 
 import math
@@ -13,38 +17,45 @@ import numpy as np
 
 from vae_jax import likelihoods
 from vae_jax import objectives
+from vae_jax import parallel
 
 
 class Evaluator:
-  """Jit-compiled per-batch evaluation for one model; batches are padded to a fixed size."""
+  """Jit-compiled per-batch evaluation for one model on one mesh."""
 
-  def __init__(self, model, batch_size: int, num_samples: int, chunk: int):
+  def __init__(self, model, batch_size: int, num_samples: int, chunk: int, mesh=None):
     self.model = model
+    self.mesh = mesh or parallel.make_mesh()
     self.batch_size = batch_size
     self.num_samples = num_samples
 
-    def stochastic(params, x, key):
-      return objectives.importance_sampled_terms(model, params, x, key, num_samples, chunk)
+    def stochastic(params, x, indices, key):
+      keys = objectives.per_example_keys(key, indices)
+      return objectives.importance_sampled_terms(model, params, x, keys, num_samples, chunk)
 
-    def deterministic(params, x, key):
-      del key
+    def deterministic(params, x, indices, key):
+      del indices, key
       z, _ = model.apply({'params': params}, x, method=model.encode)
       return {'recon': model.apply({'params': params}, z, x, method=model.log_px_given_z)}
 
-    self._batch_fn = jax.jit(stochastic if model.stochastic else deterministic)
+    replicated = parallel.replicated(self.mesh)
+    self._batch_fn = jax.jit(stochastic if model.stochastic else deterministic, out_shardings=replicated)
 
   def per_example(self, params, images: np.ndarray, key: jax.Array) -> dict[str, np.ndarray]:
     """Per-example terms (log_px, elbo, recon, kl; recon only for the autoencoder)."""
-    n = len(images)
+    n, num_devices = len(images), self.mesh.devices.size
     batch_size = min(self.batch_size, n)  # no padding a small split up to a large batch
+    batch_size = -(-batch_size // num_devices) * num_devices  # ... but to a multiple of the devices
+    sharding = parallel.sharded(self.mesh)
     parts = []
-    for b, start in enumerate(range(0, n, batch_size)):
+    for start in range(0, n, batch_size):
       x = images[start:start + batch_size]
-      pad = batch_size - len(x)
-      if pad:
-        x = np.concatenate([x, np.zeros((pad, *x.shape[1:]), x.dtype)])
-      out = self._batch_fn(params, jnp.asarray(x), jax.random.fold_in(key, b))
-      parts.append({k: np.asarray(v)[:len(x) - pad] for k, v in out.items()})
+      real = len(x)
+      if real < batch_size:
+        x = np.concatenate([x, np.zeros((batch_size - real, *x.shape[1:]), x.dtype)])
+      indices = np.arange(start, start + batch_size, dtype=np.int32)
+      out = self._batch_fn(params, parallel.to_global(x, sharding), parallel.to_global(indices, sharding), key)
+      parts.append({k: np.asarray(v)[:real] for k, v in out.items()})
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
   def evaluate(self, params, images: np.ndarray, key: jax.Array, likelihood: str) -> dict[str, float]:

@@ -1,6 +1,9 @@
 """Encoders, decoders and the models built from them.
 
-Models are pure: randomness enters only through explicit key arguments. Every
+Models are pure: randomness enters only through explicit key arguments.
+Parameters are float32; `model.dtype=bfloat16` computes the layers in bf16
+and casts the encoder's and decoder's outputs back to float32, so the
+likelihood, the KL and the loss are always reduced in float32. Every
 model exposes `encode`, `decode` and `log_px_given_z` as separate methods, so
 a notebook can call one without the others:
 
@@ -26,14 +29,15 @@ class MLPEncoder(nn.Module):
   hidden_sizes: Sequence[int]
   out_dim: int
   activation: str = 'relu'
+  dtype: jnp.dtype = jnp.float32
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     act = ACTIVATIONS[self.activation]
     h = x.reshape(x.shape[0], -1)
     for i, width in enumerate(self.hidden_sizes):
-      h = act(nn.Dense(width, name=f'dense_{i}')(h))
-    return nn.Dense(self.out_dim, name='out')(h)
+      h = act(nn.Dense(width, dtype=self.dtype, name=f'dense_{i}')(h))
+    return nn.Dense(self.out_dim, dtype=self.dtype, name='out')(h)
 
 
 class MLPDecoder(nn.Module):
@@ -41,14 +45,15 @@ class MLPDecoder(nn.Module):
   hidden_sizes: Sequence[int]
   image_shape: Sequence[int]
   activation: str = 'relu'
+  dtype: jnp.dtype = jnp.float32
 
   @nn.compact
   def __call__(self, z: jax.Array) -> jax.Array:
     act = ACTIVATIONS[self.activation]
     h = z
     for i, width in enumerate(self.hidden_sizes):
-      h = act(nn.Dense(width, name=f'dense_{i}')(h))
-    h = nn.Dense(math.prod(self.image_shape), name='out')(h)
+      h = act(nn.Dense(width, dtype=self.dtype, name=f'dense_{i}')(h))
+    h = nn.Dense(math.prod(self.image_shape), dtype=self.dtype, name='out')(h)
     return h.reshape(z.shape[0], *self.image_shape)
 
 
@@ -57,14 +62,15 @@ class ConvEncoder(nn.Module):
   channels: Sequence[int]
   out_dim: int
   activation: str = 'relu'
+  dtype: jnp.dtype = jnp.float32
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     act = ACTIVATIONS[self.activation]
     h = x
     for i, c in enumerate(self.channels):
-      h = act(nn.Conv(c, (3, 3), strides=(2, 2), padding='SAME', name=f'conv_{i}')(h))
-    return nn.Dense(self.out_dim, name='out')(h.reshape(h.shape[0], -1))
+      h = act(nn.Conv(c, (3, 3), strides=(2, 2), padding='SAME', dtype=self.dtype, name=f'conv_{i}')(h))
+    return nn.Dense(self.out_dim, dtype=self.dtype, name='out')(h.reshape(h.shape[0], -1))
 
 
 class ConvDecoder(nn.Module):
@@ -76,6 +82,7 @@ class ConvDecoder(nn.Module):
   channels: Sequence[int]
   image_shape: Sequence[int]
   activation: str = 'relu'
+  dtype: jnp.dtype = jnp.float32
 
   @nn.compact
   def __call__(self, z: jax.Array) -> jax.Array:
@@ -84,10 +91,10 @@ class ConvDecoder(nn.Module):
     n = len(self.channels)
     h0, w0 = -(-height // 2**n), -(-width // 2**n)
     top = self.channels[-1]
-    h = act(nn.Dense(h0 * w0 * top, name='in')(z)).reshape(z.shape[0], h0, w0, top)
+    h = act(nn.Dense(h0 * w0 * top, dtype=self.dtype, name='in')(z)).reshape(z.shape[0], h0, w0, top)
     for i, c in enumerate(reversed(self.channels)):
-      h = act(nn.ConvTranspose(c, (3, 3), strides=(2, 2), padding='SAME', name=f'deconv_{i}')(h))
-    h = nn.Conv(out_channels, (3, 3), padding='SAME', name='out')(h)
+      h = act(nn.ConvTranspose(c, (3, 3), strides=(2, 2), padding='SAME', dtype=self.dtype, name=f'deconv_{i}')(h))
+    h = nn.Conv(out_channels, (3, 3), padding='SAME', dtype=self.dtype, name='out')(h)
     return h[:, :height, :width, :]
 
 
@@ -106,12 +113,12 @@ class VAE(nn.Module):
 
   def encode(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
     """Returns the mean and log-variance of q(z|x), each (batch, latent_dim)."""
-    h = self.encoder(x)
+    h = self.encoder(x).astype(jnp.float32)
     return h[:, :self.latent_dim], h[:, self.latent_dim:]
 
   def decode(self, z: jax.Array):
     """Returns the parameters of p(x|z): logits for Bernoulli, (mean, log_std) for Gaussian."""
-    return self.likelihood(self.decoder(z))
+    return self.likelihood(self.decoder(z).astype(jnp.float32))  # the likelihood is always float32
 
   def log_px_given_z(self, z: jax.Array, x: jax.Array) -> jax.Array:
     """log p(x|z) per example, in nats."""
@@ -131,7 +138,7 @@ class Autoencoder(VAE):
   stochastic = False
 
   def encode(self, x: jax.Array) -> tuple[jax.Array, None]:
-    return self.encoder(x), None
+    return self.encoder(x).astype(jnp.float32), None
 
   def __call__(self, x: jax.Array, key: jax.Array | None = None):
     z, _ = self.encode(x)
@@ -148,9 +155,10 @@ def make(config, image_shape: Sequence[int]) -> VAE:
   model_cls = MODELS[m.kind]
   out_dim = m.latent_dim * (2 if model_cls.stochastic else 1)
   sizes = tuple(int(h) for h in m.hidden_sizes)
-  encoder = ENCODERS[m.encoder](sizes, out_dim, m.activation)
+  dtype = jnp.dtype(m.dtype)
+  encoder = ENCODERS[m.encoder](sizes, out_dim, m.activation, dtype)
   decoder = DECODERS[m.encoder](tuple(reversed(sizes)) if m.encoder == 'mlp' else sizes,
-                                image_shape, m.activation)
+                                image_shape, m.activation, dtype)
   return model_cls(encoder=encoder, decoder=decoder, likelihood=likelihoods.make(config),
                    latent_dim=m.latent_dim)
 

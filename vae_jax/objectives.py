@@ -31,10 +31,28 @@ def reparameterize(key: jax.Array, mean: jax.Array, log_var: jax.Array) -> jax.A
   return mean + jnp.exp(0.5 * log_var) * jax.random.normal(key, mean.shape, mean.dtype)
 
 
-def vae_objective(model, params, x: jax.Array, key: jax.Array, kl_weight) -> tuple[jax.Array, dict]:
-  """Negative (beta-weighted) ELBO with one reparameterized sample per example."""
+def per_example_normal(keys: jax.Array, shape: tuple[int, ...] = ()) -> jax.Array:
+  """One standard-normal draw of `shape` per key: (len(keys), *shape).
+
+  Drawing per example (not per batch) makes every draw a function of
+  (seed, step, example index) alone, so a batch split over 1 or N devices, or
+  evaluated in batches of any size, sees the same numbers.
+  """
+  return jax.vmap(lambda k: jax.random.normal(k, shape))(keys)
+
+
+def per_example_keys(key: jax.Array, indices: jax.Array) -> jax.Array:
+  """fold_in(key, i) for every example index i."""
+  return jax.vmap(jax.random.fold_in, in_axes=(None, 0))(key, indices)
+
+
+def vae_objective(model, params, x: jax.Array, keys: jax.Array, kl_weight) -> tuple[jax.Array, dict]:
+  """Negative (beta-weighted) ELBO with one reparameterized sample per example.
+
+  `keys` holds one PRNG key per example.
+  """
   mean, log_var = model.apply({'params': params}, x, method=model.encode)
-  z = reparameterize(key, mean, log_var)
+  z = mean + jnp.exp(0.5 * log_var) * per_example_normal(keys, mean.shape[1:])
   recon = model.apply({'params': params}, z, x, method=model.log_px_given_z)
   kl = kl_standard_normal(mean, log_var)
   loss = -jnp.mean(recon - kl_weight * kl)
@@ -42,9 +60,9 @@ def vae_objective(model, params, x: jax.Array, key: jax.Array, kl_weight) -> tup
                 'recon_nats': jnp.mean(recon), 'kl_nats': jnp.mean(kl)}
 
 
-def ae_objective(model, params, x: jax.Array, key: jax.Array, kl_weight) -> tuple[jax.Array, dict]:
+def ae_objective(model, params, x: jax.Array, keys: jax.Array, kl_weight) -> tuple[jax.Array, dict]:
   """Negative log p(x|z) at the deterministic code z = encoder(x). No KL, no ELBO."""
-  del key, kl_weight
+  del keys, kl_weight
   z, _ = model.apply({'params': params}, x, method=model.encode)
   recon = model.apply({'params': params}, z, x, method=model.log_px_given_z)
   loss = -jnp.mean(recon)
@@ -54,16 +72,17 @@ def ae_objective(model, params, x: jax.Array, key: jax.Array, kl_weight) -> tupl
 OBJECTIVES: dict[str, Callable] = {'vae': vae_objective, 'ae': ae_objective}
 
 
-def importance_sampled_terms(model, params, x: jax.Array, key: jax.Array, num_samples: int,
+def importance_sampled_terms(model, params, x: jax.Array, keys: jax.Array, num_samples: int,
                              chunk: int = 100) -> dict[str, jax.Array]:
   """Per-example log p(x) by importance sampling with q(z|x) as the proposal.
 
     log p(x) ~= logsumexp_k [log p(x|z_k) + log p(z_k) - log q(z_k|x)] - log K
 
-  The K samples are drawn `chunk` at a time and combined with a running
-  logsumexp, so memory does not grow with K. The same samples give the ELBO
-  (the mean log weight) and its reconstruction term; the KL is closed form.
-  Returns arrays of shape (batch,): log_px, elbo, recon, kl.
+  `keys` holds one PRNG key per example. The K samples are drawn `chunk` at a
+  time and combined with a running logsumexp, so memory does not grow with K.
+  The same samples give the ELBO (the mean log weight) and its reconstruction
+  term; the KL is closed form. Returns arrays of shape (batch,): log_px, elbo,
+  recon, kl.
   """
   mean, log_var = model.apply({'params': params}, x, method=model.encode)
   chunk = min(chunk, num_samples)
@@ -72,14 +91,17 @@ def importance_sampled_terms(model, params, x: jax.Array, key: jax.Array, num_sa
 
   def body(carry, i):
     lse, recon_sum = carry
-    eps = jax.random.normal(jax.random.fold_in(key, i), (chunk, *mean.shape), mean.dtype)
+    sample_ids = i * chunk + jnp.arange(chunk)
+    # Sample s of example j uses fold_in(keys[j], s): the estimate does not depend on `chunk`.
+    sample_keys = jax.vmap(per_example_keys, in_axes=(0, None))(keys, sample_ids)     # (n, chunk)
+    eps = jnp.swapaxes(jax.vmap(per_example_normal, in_axes=(0, None))(sample_keys, mean.shape[1:]), 0, 1)
     z = mean + jnp.exp(0.5 * log_var) * eps                       # (chunk, n, latent)
     x_rep = jnp.broadcast_to(x, (chunk, *x.shape)).reshape(chunk * n, *x.shape[1:])
     log_px_z = model.apply({'params': params}, z.reshape(chunk * n, -1), x_rep,
                            method=model.log_px_given_z).reshape(chunk, n)
     log_pz = -0.5 * jnp.sum(_LOG_2PI + z**2, axis=-1)
     log_qz = -0.5 * jnp.sum(_LOG_2PI + log_var + eps**2, axis=-1)
-    valid = (i * chunk + jnp.arange(chunk))[:, None] < num_samples  # the last chunk may overhang
+    valid = sample_ids[:, None] < num_samples  # the last chunk may overhang
     log_w = jnp.where(valid, log_px_z + log_pz - log_qz, -jnp.inf)
     lse = jnp.logaddexp(lse, jax.nn.logsumexp(log_w, axis=0))
     recon_sum = recon_sum + jnp.sum(jnp.where(valid, log_px_z, 0.0), axis=0)

@@ -1,23 +1,31 @@
 """The training loop: `train_and_evaluate(config, workdir)`, importable from a notebook.
 
-Randomness is derived, never stored: the key of step s is fold_in(train_key, s)
-and the data order of epoch e comes from (seed, e). A run resumed from a
-checkpoint therefore draws exactly what an uninterrupted run would.
+Randomness is derived, never stored: step s uses fold_in(train_key, s), each
+example of its batch fold_in(that, position), and epoch e is shuffled by
+fold_in(shuffle_key, e). A resumed run, or the same run on another number of
+devices, therefore draws exactly what the original did.
+
+Speed: the train step is a pure function, run `steps_per_dispatch` times per
+compiled call by `lax.scan`. When the training set fits (it does for every
+dataset here) it lives on the device and each batch is gathered there; else
+batches are copied from the host, `steps_per_dispatch` at a time.
 """
 
+import dataclasses
 import functools
 import json
 import math
 import pathlib
 import time
+from typing import Callable
 
 from absl import logging
+from flax.training import train_state
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
-from flax.training import train_state
 
 from vae_jax import checkpoints
 from vae_jax import config_lib
@@ -26,15 +34,20 @@ from vae_jax import errors
 from vae_jax import evaluation
 from vae_jax import models
 from vae_jax import objectives
+from vae_jax import parallel
 from vae_jax import plots
 from vae_jax import writers
 
 EVAL_FILE = 'eval.json'
 # Fields that define what the checkpoints in a workdir are; the rest (epochs,
-# learning rate, evaluation, logging) may change when a run is resumed.
+# learning rate, evaluation, logging, speed settings) may change on resume.
 _RUN_DEFINING = ('seed', 'batch_size', 'data', 'model')
 # Streams of the run's root key.
-_INIT, _TRAIN, _EVAL, _IMAGES = range(4)
+_INIT, _TRAIN, _EVAL, _IMAGES, _SHUFFLE = range(5)
+# Where the training set goes when data.placement = 'auto' and the backend does
+# not report its memory (the CPU: device memory is host memory).
+_HOST_BACKEND_BUDGET_BYTES = 4 << 30
+_DEVICE_MEMORY_FRACTION = 0.25
 
 
 def make_optimizer(config, total_steps: int):
@@ -59,31 +72,154 @@ def kl_weight_schedule(config, steps_per_epoch: int):
   return lambda step: beta * jnp.minimum(1.0, step.astype(jnp.float32) / warmup_steps)
 
 
-def make_train_step(model, objective, schedule, kl_weight, dynamic_binarize: bool):
-  """Returns the jitted train_step(state, batch, key) -> (state, metrics).
+def make_train_step(model, objective, schedule, kl_weight, dynamic_binarize: bool, batch_sharding=None):
+  """Returns the pure train_step(state, batch, key) -> (state, metrics).
 
-  `key` is the run's training key; the step folds in its own step number.
-  `batch` holds images in [0, 1]; with dynamic binarization every pixel is
-  redrawn from Bernoulli(intensity) on device.
+  `key` is the run's training key; the step folds in its own step number, then
+  each example its position in the batch. `batch` holds images in [0, 1]; with
+  dynamic binarization every pixel is redrawn from Bernoulli(intensity).
+  `batch_sharding`, when given, keeps the per-example randomness on the device
+  that holds the example.
   """
 
   def train_step(state, batch, key):
-    step_key = jax.random.fold_in(key, state.step)
-    binarize_key, sample_key = jax.random.split(step_key)
+    positions = jnp.arange(batch.shape[0])
+    if batch_sharding is not None:
+      positions = jax.lax.with_sharding_constraint(positions, batch_sharding)
+    keys = objectives.per_example_keys(jax.random.fold_in(key, state.step), positions)
+    binarize_keys, sample_keys = jax.vmap(jax.random.split, out_axes=1)(keys)
     if dynamic_binarize:
-      batch = jax.random.bernoulli(binarize_key, batch).astype(batch.dtype)
+      batch = jax.vmap(jax.random.bernoulli)(binarize_keys, batch).astype(batch.dtype)
     weight = kl_weight(state.step)
     loss_fn = functools.partial(objective, model)
-    (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, batch, sample_key, weight)
+    (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, batch, sample_keys, weight)
     metrics = dict(metrics, grad_norm=optax.tree.norm(grads), learning_rate=schedule(state.step),
                    kl_weight=weight)
     return state.apply_gradients(grads=grads), metrics
 
-  return jax.jit(train_step, donate_argnums=0)
+  return train_step
 
 
-def epoch_permutation(seed: int, epoch: int, n: int) -> np.ndarray:
-  return np.random.default_rng([seed, epoch]).permutation(n)
+def epoch_permutation(shuffle_key: jax.Array, epoch, num_examples: int) -> jax.Array:
+  """The order of the training set in `epoch`."""
+  return jax.random.permutation(jax.random.fold_in(shuffle_key, epoch), num_examples)
+
+
+@dataclasses.dataclass
+class Setup:
+  """Everything a run needs besides its state: the pieces `benchmark` times too."""
+  config: ml_collections.ConfigDict
+  dataset: data.Dataset
+  model: models.VAE
+  mesh: jax.sharding.Mesh
+  schedule: optax.Schedule
+  train_step: Callable     # pure (state, batch, key) -> (state, metrics)
+  steps_per_epoch: int
+  total_steps: int
+  root_key: jax.Array
+
+  def key(self, stream: int) -> jax.Array:
+    return jax.random.fold_in(self.root_key, stream)
+
+  def initial_state(self) -> train_state.TrainState:
+    tx, _ = make_optimizer(self.config, self.total_steps)
+    params = models.init_params(self.model, self.dataset.image_shape, self.key(_INIT))
+    state = train_state.TrainState.create(apply_fn=self.model.apply, params=params, tx=tx)
+    return parallel.replicate(state, self.mesh)
+
+
+def make_setup(config: ml_collections.ConfigDict, dataset: data.Dataset, mesh=None) -> Setup:
+  mesh = mesh or parallel.make_mesh()
+  parallel.check_divisible('batch_size', config.batch_size, mesh)
+  steps_per_epoch = len(dataset.train.images) // config.batch_size
+  total_steps = max(1, int(round(config.num_epochs * steps_per_epoch)))
+  model = models.make(config, dataset.image_shape)
+  _, schedule = make_optimizer(config, total_steps)
+  train_step = make_train_step(model, objectives.OBJECTIVES[config.model.kind], schedule,
+                               kl_weight_schedule(config, steps_per_epoch), config.data.binarize == 'dynamic',
+                               parallel.sharded(mesh))
+  return Setup(config, dataset, model, mesh, schedule, train_step, steps_per_epoch, total_steps,
+               jax.random.key(config.seed))
+
+
+class DeviceFeed:
+  """The training set on the device: shuffled, gathered and binarized there."""
+
+  placement = 'device'
+
+  def __init__(self, setup: Setup):
+    self.images = parallel.replicate(setup.dataset.train.images, setup.mesh)
+    n, b, spe = len(setup.dataset.train.images), setup.config.batch_size, setup.steps_per_epoch
+    shuffle_key, batch_sharding = setup.key(_SHUFFLE), parallel.sharded(setup.mesh)
+    self._permutation = jax.jit(functools.partial(epoch_permutation, shuffle_key, num_examples=n),
+                                out_shardings=parallel.replicated(setup.mesh))
+    self._perm = None
+    self._key = setup.key(_TRAIN)
+
+    def run(state, perm, images, key, num_steps):
+      def body(carry, _):
+        state, perm = carry
+        epoch, i = jnp.divmod(state.step, spe)
+        perm = jax.lax.cond(i == 0, lambda: epoch_permutation(shuffle_key, epoch, n), lambda: perm)
+        batch = jnp.take(images, jax.lax.dynamic_slice_in_dim(perm, i * b, b), axis=0)
+        batch = jax.lax.with_sharding_constraint(batch, batch_sharding)
+        state, metrics = setup.train_step(state, batch, key)
+        return (state, perm), metrics
+      (state, perm), metrics = jax.lax.scan(body, (state, perm), length=num_steps)
+      return state, perm, metrics
+
+    self._run = jax.jit(run, static_argnames='num_steps', donate_argnums=(0, 1))
+    self._spe = spe
+
+  def run(self, state, step: int, num_steps: int):
+    """Runs steps [step, step + num_steps); returns the state and per-step metrics."""
+    if self._perm is None:
+      self._perm = self._permutation(step // self._spe)
+    state, self._perm, metrics = self._run(state, self._perm, self.images, self._key, num_steps=num_steps)
+    return state, metrics
+
+
+class HostFeed:
+  """The training set in host memory: `num_steps` batches are copied per call."""
+
+  placement = 'host'
+
+  def __init__(self, setup: Setup):
+    self._setup = setup
+    self._images = setup.dataset.train.images
+    self._permutation = jax.jit(functools.partial(epoch_permutation, setup.key(_SHUFFLE),
+                                                  num_examples=len(self._images)))
+    self._perms: dict[int, np.ndarray] = {}
+    self._key = setup.key(_TRAIN)
+    self._sharding = parallel.sharded(setup.mesh, leading_axes=1)
+
+    def run(state, batches, key):
+      return jax.lax.scan(lambda s, batch: setup.train_step(s, batch, key), state, batches)
+
+    self._run = jax.jit(run, donate_argnums=0)
+
+  def _rows(self, step: int) -> np.ndarray:
+    epoch, i = divmod(step, self._setup.steps_per_epoch)
+    if epoch not in self._perms:
+      self._perms = {epoch: np.asarray(self._permutation(epoch))}
+    b = self._setup.config.batch_size
+    return self._perms[epoch][i * b:(i + 1) * b]
+
+  def run(self, state, step: int, num_steps: int):
+    rows = np.stack([self._rows(s) for s in range(step, step + num_steps)])
+    batches = parallel.to_global(self._images[rows], self._sharding)
+    return self._run(state, batches, self._key)
+
+
+def make_feed(setup: Setup):
+  """DeviceFeed when the training set fits on the device (or data.placement says so), else HostFeed."""
+  placement = setup.config.data.placement
+  if placement == 'auto':
+    nbytes = setup.dataset.train.images.nbytes
+    limit = parallel.device_memory_bytes()
+    budget = _DEVICE_MEMORY_FRACTION * limit if limit else _HOST_BACKEND_BUDGET_BYTES
+    placement = 'device' if nbytes <= budget else 'host'
+  return DeviceFeed(setup) if placement == 'device' else HostFeed(setup)
 
 
 def _prepare_workdir(workdir: pathlib.Path, config: ml_collections.ConfigDict, resolved: dict) -> None:
@@ -98,9 +234,10 @@ def _prepare_workdir(workdir: pathlib.Path, config: ml_collections.ConfigDict, r
             f'workdir {workdir} holds a run with a different {field!r} ({old.get(field)} != {new.get(field)}); '
             'use a new --workdir, or the same config to resume')
   workdir.mkdir(parents=True, exist_ok=True)
-  full = ml_collections.ConfigDict(config.to_dict())
-  full.resolved = resolved
-  checkpoints.write_config(workdir, full)
+  if jax.process_index() == 0:
+    full = ml_collections.ConfigDict(config.to_dict())
+    full.resolved = resolved
+    checkpoints.write_config(workdir, full)
 
 
 def _format_duration(seconds: float) -> str:
@@ -109,12 +246,19 @@ def _format_duration(seconds: float) -> str:
 
 
 def _mean_metrics(buffer: list[dict]) -> dict[str, float]:
-  stacked = jax.device_get(jax.tree.map(lambda *xs: jnp.mean(jnp.stack(xs)), *buffer))
-  return {k: float(v) for k, v in stacked.items()}
+  """Means over every step in `buffer` (a list of dicts of per-step arrays)."""
+  stacked = jax.device_get(buffer)
+  return {k: float(np.mean(np.concatenate([np.atleast_1d(m[k]) for m in stacked]))) for k in stacked[0]}
+
+
+def _crossed(before: int, after: int, period: int) -> bool:
+  return before // period < after // period
 
 
 def _write_images(workdir, writer, model, params, dataset, config, step, key) -> None:
   """samples.png (decoded prior draws) and reconstructions.png (test images and theirs)."""
+  if jax.process_index() != 0:
+    return
   n = config.eval.num_images
   lik = type(model.likelihood)
   mean_image = lambda p: np.asarray(lik.mean(p))
@@ -136,30 +280,22 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
   """Trains (or resumes) the run in `workdir`, evaluates on test, returns eval.json's contents."""
   config_lib.validate(config)
   dataset = data.load(config)
+  setup = make_setup(config, dataset)
   workdir = pathlib.Path(workdir)
-  train_images = dataset.train.images
-  steps_per_epoch = len(train_images) // config.batch_size
-  total_steps = max(1, int(round(config.num_epochs * steps_per_epoch)))
-  eval_every = max(1, int(round(config.eval.every_epochs * steps_per_epoch)))
-  resolved = dict(image_shape=list(dataset.image_shape), steps_per_epoch=steps_per_epoch,
-                  total_steps=total_steps, num_train=len(train_images),
-                  num_validation=len(dataset.validation.images), num_test=len(dataset.test.images),
-                  data_source=dataset.source, jax_version=jax.__version__,
-                  devices=[str(d) for d in jax.devices()])
+  spe, total_steps = setup.steps_per_epoch, setup.total_steps
+  eval_every = max(1, int(round(config.eval.every_epochs * spe)))
+  resolved = dict(image_shape=list(dataset.image_shape), steps_per_epoch=spe, total_steps=total_steps,
+                  num_train=len(dataset.train.images), num_validation=len(dataset.validation.images),
+                  num_test=len(dataset.test.images), data_source=dataset.source, jax_version=jax.__version__,
+                  devices=[str(d) for d in jax.devices()], process_count=jax.process_count())
   _prepare_workdir(workdir, config, resolved)
   logging.info('%s from %s: %d train / %d validation / %d test images of shape %s', dataset.name,
-               dataset.source, len(train_images), len(dataset.validation.images), len(dataset.test.images),
-               dataset.image_shape)
+               dataset.source, len(dataset.train.images), len(dataset.validation.images),
+               len(dataset.test.images), dataset.image_shape)
 
-  model = models.make(config, dataset.image_shape)
-  root = jax.random.key(config.seed)
-  tx, schedule = make_optimizer(config, total_steps)
-  state = train_state.TrainState.create(
-      apply_fn=model.apply, tx=tx,
-      params=models.init_params(model, dataset.image_shape, jax.random.fold_in(root, _INIT)))
-  logging.info('%s with %s parameters; %d steps (%d per epoch)', config.model.kind,
-               f'{sum(p.size for p in jax.tree.leaves(state.params)):,}', total_steps, steps_per_epoch)
-
+  state = setup.initial_state()
+  logging.info('%s with %s parameters; %d steps (%d per epoch) on %d device(s)', config.model.kind,
+               f'{sum(p.size for p in jax.tree.leaves(state.params)):,}', total_steps, spe, jax.device_count())
   mngr = checkpoints.manager(workdir, config.keep_checkpoints)
   start = mngr.latest_step() or 0
   if start:
@@ -173,23 +309,20 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
 
   writers.truncate_metrics(workdir, start)
   writer = writers.MetricWriter(workdir)
-  train_step = make_train_step(model, objectives.OBJECTIVES[config.model.kind], schedule,
-                               kl_weight_schedule(config, steps_per_epoch), config.data.binarize == 'dynamic')
-  val_evaluator = evaluation.Evaluator(model, config.eval.batch_size, 1, 1)
-  train_key, eval_key = jax.random.fold_in(root, _TRAIN), jax.random.fold_in(root, _EVAL)
+  feed = make_feed(setup)
+  logging.info('Training set on the %s; %d steps per dispatch', feed.placement, config.steps_per_dispatch)
+  val_evaluator = evaluation.Evaluator(setup.model, config.eval.batch_size, 1, 1, setup.mesh)
+  eval_key = setup.key(_EVAL)
 
-  step, buffer, perm_epoch, perm = start, [], -1, None
+  step, buffer = start, []
   last_time, last_step = time.perf_counter(), start
   while step < total_steps:
-    epoch, i = divmod(step, steps_per_epoch)
-    if epoch != perm_epoch:
-      perm, perm_epoch = epoch_permutation(config.seed, epoch, len(train_images)), epoch
-    batch = train_images[perm[i * config.batch_size:(i + 1) * config.batch_size]]
-    state, metrics = train_step(state, batch, train_key)
+    num_steps = min(config.steps_per_dispatch, total_steps - step)
+    state, metrics = feed.run(state, step, num_steps)
     buffer.append(metrics)
-    step += 1
+    before, step = step, step + num_steps
 
-    if step % config.log_every_steps == 0 or step == total_steps:
+    if _crossed(before, step, config.log_every_steps) or step == total_steps:
       means = _mean_metrics(buffer)
       buffer = []
       if not math.isfinite(means['loss']):
@@ -201,14 +334,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
       last_time, last_step = now, step
       writer.write_scalars(step, {f'train/{k}': v for k, v in means.items()} | {
           'train/steps_per_sec': steps_per_sec, 'train/images_per_sec': steps_per_sec * config.batch_size,
-          'train/epoch': step / steps_per_epoch})
+          'train/epoch': step / spe})
       summary = ' '.join(f'{k.removesuffix("_nats")} {means[k]:.2f}'
                          for k in ('loss', 'elbo_nats', 'recon_nats', 'kl_nats') if k in means)
       logging.info('step %d/%d (epoch %.1f) | %s | %.1f steps/s, %.0f images/s | ETA %s', step, total_steps,
-                   step / steps_per_epoch, summary, steps_per_sec, steps_per_sec * config.batch_size,
+                   step / spe, summary, steps_per_sec, steps_per_sec * config.batch_size,
                    _format_duration((total_steps - step) / steps_per_sec))
 
-    if (step % eval_every == 0 or step == total_steps) and len(dataset.validation.images):
+    if (_crossed(before, step, eval_every) or step == total_steps) and len(dataset.validation.images):
       eval_start = time.perf_counter()
       val = val_evaluator.evaluate(state.params, dataset.validation.images, eval_key, config.model.likelihood)
       val = {k: v for k, v in val.items() if k.endswith('_nats') and v is not None and 'nll' not in k}
@@ -216,7 +349,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
       logging.info('validation at step %d: %s', step, ', '.join(f'{k} {v:.2f}' for k, v in val.items()))
       last_time += time.perf_counter() - eval_start  # keep evaluation out of the throughput
 
-    if step % config.checkpoint_every_steps == 0 or step == total_steps:
+    if _crossed(before, step, config.checkpoint_every_steps) or step == total_steps:
       checkpoints.save(mngr, step, state)
   mngr.wait_until_finished()
   mngr.close()
@@ -224,8 +357,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
   logging.info('Evaluating on %d test images with %d importance samples', len(dataset.test.images),
                config.eval.num_importance_samples)
   t0 = time.perf_counter()
-  test_evaluator = evaluation.Evaluator(model, config.eval.batch_size, config.eval.num_importance_samples,
-                                        config.eval.sample_chunk)
+  test_evaluator = evaluation.Evaluator(setup.model, config.eval.batch_size, config.eval.num_importance_samples,
+                                        config.eval.sample_chunk, setup.mesh)
   results = test_evaluator.evaluate(state.params, dataset.test.images, jax.random.fold_in(eval_key, 1),
                                     config.model.likelihood)
   binarization = config.data.binarize
@@ -235,7 +368,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
                  eval_seconds=round(time.perf_counter() - t0, 2))
   writer.write_scalars(step, {f'test/{k}': v for k, v in results.items()
                               if k.endswith('_nats') or k == 'bits_per_dim' if v is not None})
-  _write_images(workdir, writer, model, state.params, dataset, config, step, jax.random.fold_in(root, _IMAGES))
+  _write_images(workdir, writer, setup.model, state.params, dataset, config, step, setup.key(_IMAGES))
   writer.close()
   if jax.process_index() == 0:
     tmp = eval_path.with_suffix('.json.tmp')
