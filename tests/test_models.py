@@ -5,6 +5,7 @@ import itertools
 import chex
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 
 from vae_jax import models
@@ -47,3 +48,18 @@ def test_encode_is_deterministic_and_call_uses_key(make_config):
   c, _, _ = model.apply(params, x, jax.random.key(2))
   chex.assert_trees_all_equal(a, b)
   assert not jnp.allclose(a, c)
+
+
+def test_bfloat16_compute_keeps_float32_params_and_outputs(make_config):
+  config = make_config(**{'model.dtype': 'bfloat16'})
+  model = models.make(config, (8, 8, 1))
+  params = models.init_params(model, (8, 8, 1), jax.random.key(0))
+  assert all(p.dtype == jnp.float32 for p in jax.tree.leaves(params))
+  x = jax.random.uniform(jax.random.key(1), (4, 8, 8, 1))
+  mean, log_var = model.apply({'params': params}, x, method=model.encode)
+  log_px = model.apply({'params': params}, mean, x, method=model.log_px_given_z)
+  assert mean.dtype == log_var.dtype == log_px.dtype == jnp.float32
+  # The same parameters computed in float32 give nearly the same numbers.
+  reference = models.make(make_config(), (8, 8, 1))
+  ref_mean, _ = reference.apply({'params': params}, x, method=reference.encode)
+  np.testing.assert_allclose(mean, ref_mean, atol=0.05)

@@ -15,11 +15,12 @@ CONFIG_FILE = 'config.json'
 CHECKPOINT_DIR = 'checkpoints'
 
 
-def manager(workdir: str | pathlib.Path, keep: int, read_only: bool = False) -> ocp.CheckpointManager:
+def manager(workdir: str | pathlib.Path, keep: int = 1, read_only: bool = False) -> ocp.CheckpointManager:
   """A manager over WORKDIR/checkpoints that keeps the newest `keep` steps."""
   path = pathlib.Path(workdir).absolute() / CHECKPOINT_DIR
-  options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=not read_only, read_only=read_only)
-  return ocp.CheckpointManager(path, options=options)
+  options = ocp.CheckpointManagerOptions(max_to_keep=None if read_only else keep, create=not read_only,
+                                         read_only=read_only, save_interval_steps=0 if read_only else 1)
+  return ocp.CheckpointManager(path, options=options, item_handlers=ocp.StandardCheckpointHandler())
 
 
 def save(mngr: ocp.CheckpointManager, step: int, state) -> None:
@@ -34,7 +35,7 @@ def restore(mngr: ocp.CheckpointManager, step: int, target):
 
 def restore_params(workdir: str | pathlib.Path, step: int | None = None):
   """The model parameters saved at `step` (default: the latest), without the optimizer."""
-  mngr = manager(workdir, keep=1, read_only=True)
+  mngr = manager(workdir, read_only=True)
   try:
     step = mngr.latest_step() if step is None else step
     if step is None:
@@ -42,7 +43,12 @@ def restore_params(workdir: str | pathlib.Path, step: int | None = None):
     if step not in mngr.all_steps():
       raise FileNotFoundError(f'no checkpoint for step {step} in {pathlib.Path(workdir) / CHECKPOINT_DIR}; '
                               f'saved steps: {sorted(mngr.all_steps())}')
-    tree = mngr.restore(step, args=ocp.args.StandardRestore())
+    # Restore onto this process's first device, whatever mesh the run was saved from.
+    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    metadata = mngr.item_metadata(step)
+    target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device), metadata.tree,
+                          is_leaf=lambda m: hasattr(m, 'shape') and hasattr(m, 'dtype'))
+    tree = mngr.restore(step, args=ocp.args.StandardRestore(target))
   finally:
     mngr.close()
   return tree['params'], step

@@ -10,6 +10,7 @@ import sys
 from absl import app
 from absl import flags
 from absl import logging
+import jax
 from ml_collections import config_flags
 
 from vae_jax import errors
@@ -17,6 +18,9 @@ from vae_jax import train
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Path to a config file in configs/.', lock_config=True)
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Directory of the run: checkpoints, metrics, images, eval.json.')
+_DISTRIBUTED = flags.DEFINE_bool(
+    'distributed', False, 'Multi-process run (several hosts, SLURM, a TPU pod): call jax.distributed.initialize(), '
+    'which reads the coordinator and process ids from the environment, before anything else.')
 flags.mark_flags_as_required(['config', 'workdir'])
 
 
@@ -31,6 +35,9 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
   logging.get_absl_handler().addFilter(_QuietLibraries())
+  if _DISTRIBUTED.value:
+    jax.distributed.initialize()
+    logging.info('process %d of %d; %d devices in all', jax.process_index(), jax.process_count(), jax.device_count())
   try:
     train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
   except errors.UserError as e:

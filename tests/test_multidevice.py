@@ -1,0 +1,75 @@
+"""The same run on 1 or 8 devices: the same numbers, and checkpoints that move
+between device counts. Each device count runs in its own process, with 8
+virtual CPU devices made by XLA_FLAGS before JAX starts."""
+
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from vae_jax import checkpoints
+from vae_jax import writers
+
+TESTS = pathlib.Path(__file__).resolve().parent
+
+
+def _train(workdir, num_devices, **overrides):
+  """Trains tiny_config(**overrides) in a fresh process that sees `num_devices` CPU devices."""
+  code = ('import json, sys; from conftest import tiny_config; from vae_jax import train; import jax; '
+          f'assert jax.device_count() == {num_devices}, jax.devices(); '
+          'train.train_and_evaluate(tiny_config(**json.loads(sys.argv[2])), sys.argv[1])')
+  env = dict(os.environ, JAX_PLATFORMS='cpu',
+             XLA_FLAGS=f'--xla_force_host_platform_device_count={num_devices}')
+  proc = subprocess.run([sys.executable, '-c', code, str(workdir), json.dumps(overrides)], cwd=TESTS, env=env,
+                        capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  return json.loads((workdir / 'eval.json').read_text())
+
+
+def _train_losses(workdir):
+  return np.array([r['train/loss'] for r in writers.read_metrics(workdir) if 'train/loss' in r])
+
+
+def _assert_same_params(a, b):
+  pa, step_a = checkpoints.restore_params(a)
+  pb, step_b = checkpoints.restore_params(b)
+  assert step_a == step_b
+  jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=2e-4, atol=2e-4), pa, pb)
+
+
+@pytest.fixture(scope='module')
+def runs(tmp_path_factory):
+  root = tmp_path_factory.mktemp('devices')
+  out = {}
+  for name, devices, placement in [('one', 1, 'device'), ('eight', 8, 'device'), ('eight_host', 8, 'host')]:
+    out[name] = (root / name, _train(root / name, devices, **{'data.placement': placement}))
+  return out
+
+
+@pytest.mark.parametrize('other', ['eight', 'eight_host'])
+def test_eight_devices_match_one(runs, other):
+  (one, eval_one), (eight, eval_eight) = runs['one'], runs[other]
+  np.testing.assert_allclose(_train_losses(eight), _train_losses(one), rtol=1e-4)
+  _assert_same_params(one, eight)
+  for key in ('elbo_nats', 'nll_nats', 'kl_nats'):
+    assert eval_eight[key] == pytest.approx(eval_one[key], rel=1e-4), key
+  saved = json.loads((eight / 'config.json').read_text())
+  assert len(saved['resolved']['devices']) == 8
+
+
+def test_checkpoint_saved_on_eight_devices_resumes_on_one(runs, tmp_path):
+  eight, _ = runs['eight']
+  moved = tmp_path / 'moved'
+  shutil.copytree(eight, moved)
+  steps = sorted(int(p.name) for p in (moved / 'checkpoints').iterdir() if p.name.isdigit())
+  for step in steps[-2:]:
+    shutil.rmtree(moved / 'checkpoints' / str(step))
+  (moved / 'eval.json').unlink()
+  _train(moved, 1, **{'data.placement': 'device'})
+  _assert_same_params(eight, moved)
