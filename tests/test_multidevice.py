@@ -1,11 +1,13 @@
-"""The same run on 1 or 8 devices: the same numbers, and checkpoints that move
-between device counts. Each device count runs in its own process, with 8
-virtual CPU devices made by XLA_FLAGS before JAX starts."""
+"""The same run on 1 or 8 devices, or on 2 processes: the same numbers, and
+checkpoints that move between device counts. Each run is its own process, with
+virtual CPU devices made by XLA_FLAGS before JAX starts; the two-process run
+talks over loopback."""
 
 import json
 import os
 import pathlib
 import shutil
+import socket
 import subprocess
 import sys
 
@@ -19,16 +21,35 @@ from vae_jax import writers
 TESTS = pathlib.Path(__file__).resolve().parent
 
 
+_SCRIPT = """
+import json, sys
+import jax
+workdir, overrides, num_devices, num_processes, process_id, port = sys.argv[1:]
+if int(num_processes) > 1:
+  jax.config.update('jax_cpu_collectives_implementation', 'gloo')
+  jax.distributed.initialize(f'127.0.0.1:{port}', int(num_processes), int(process_id))
+assert jax.device_count() == int(num_devices) * int(num_processes), jax.devices()
+from conftest import tiny_config
+from vae_jax import train
+train.train_and_evaluate(tiny_config(**json.loads(overrides)), workdir)
+"""
+
+
+def _start(workdir, num_devices, overrides, num_processes=1, process_id=0, port=0):
+  env = dict(os.environ, JAX_PLATFORMS='cpu', XLA_FLAGS=f'--xla_force_host_platform_device_count={num_devices}')
+  args = [str(workdir), json.dumps(overrides), str(num_devices), str(num_processes), str(process_id), str(port)]
+  return subprocess.Popen([sys.executable, '-c', _SCRIPT, *args], cwd=TESTS, env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True)
+
+
+def _wait(proc):
+  _, stderr = proc.communicate(timeout=300)
+  assert proc.returncode == 0, stderr[-3000:]
+
+
 def _train(workdir, num_devices, **overrides):
   """Trains tiny_config(**overrides) in a fresh process that sees `num_devices` CPU devices."""
-  code = ('import json, sys; from conftest import tiny_config; from vae_jax import train; import jax; '
-          f'assert jax.device_count() == {num_devices}, jax.devices(); '
-          'train.train_and_evaluate(tiny_config(**json.loads(sys.argv[2])), sys.argv[1])')
-  env = dict(os.environ, JAX_PLATFORMS='cpu',
-             XLA_FLAGS=f'--xla_force_host_platform_device_count={num_devices}')
-  proc = subprocess.run([sys.executable, '-c', code, str(workdir), json.dumps(overrides)], cwd=TESTS, env=env,
-                        capture_output=True, text=True, timeout=300)
-  assert proc.returncode == 0, proc.stderr[-3000:]
+  _wait(_start(workdir, num_devices, overrides))
   return json.loads((workdir / 'eval.json').read_text())
 
 
@@ -61,6 +82,23 @@ def test_eight_devices_match_one(runs, other):
     assert eval_eight[key] == pytest.approx(eval_one[key], rel=1e-4), key
   saved = json.loads((eight / 'config.json').read_text())
   assert len(saved['resolved']['devices']) == 8
+
+
+def test_two_processes_behave_as_one(runs, tmp_path):
+  """jax.distributed over loopback: 2 processes x 2 devices give the 1-device run's numbers."""
+  with socket.socket() as s:
+    s.bind(('127.0.0.1', 0))
+    port = s.getsockname()[1]
+  workdir = tmp_path / 'two_processes'
+  procs = [_start(workdir, 2, {'data.placement': 'device'}, 2, i, port) for i in range(2)]
+  for proc in procs:
+    _wait(proc)
+  one, eval_one = runs['one']
+  eval_two = json.loads((workdir / 'eval.json').read_text())
+  for key in ('elbo_nats', 'nll_nats'):
+    assert eval_two[key] == pytest.approx(eval_one[key], rel=1e-4), key
+  np.testing.assert_allclose(_train_losses(workdir), _train_losses(one), rtol=1e-4)
+  _assert_same_params(one, workdir)
 
 
 def test_checkpoint_saved_on_eight_devices_resumes_on_one(runs, tmp_path):
