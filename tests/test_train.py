@@ -109,6 +109,7 @@ def test_load_run(finished_run):
     {'model.encoder': 'conv', 'model.hidden_sizes': (8, 16), 'model.likelihood': 'gaussian',
      'model.gaussian_variance': 'learned', 'data.binarize': 'none'},
     {'model.beta': 4.0, 'model.kl_warmup_epochs': 0.5, 'data.binarize': 'static'},
+    {'model.kind': 'iwae', 'model.num_importance_samples': 5},
 ])
 def test_variants_train_and_evaluate(make_config, tmp_path, overrides):
   config = make_config(num_epochs=1, **overrides)
@@ -124,3 +125,11 @@ def test_variants_train_and_evaluate(make_config, tmp_path, overrides):
   if config.model.kl_warmup_epochs:
     weights = [r['train/kl_weight'] for r in metrics if 'train/kl_weight' in r]
     assert weights[0] < config.model.beta and weights[-1] == pytest.approx(config.model.beta)
+
+
+def test_iwae_with_one_sample_trains_like_the_vae(make_config, tmp_path):
+  vae = train.train_and_evaluate(make_config(), tmp_path / 'vae')
+  iwae = train.train_and_evaluate(make_config(**{'model.kind': 'iwae', 'model.num_importance_samples': 1}),
+                                  tmp_path / 'iwae')
+  assert iwae['elbo_nats'] == pytest.approx(vae['elbo_nats'], abs=1.0)
+  assert iwae['nll_nats'] == pytest.approx(vae['nll_nats'], abs=1.0)

@@ -90,7 +90,7 @@ def time_plain_loop(setup: train.Setup, seconds: float) -> float:
   """Seconds per step of the plain loop: a jitted step per iteration, host batches, one device."""
   config = setup.config
   plain_step = jax.jit(train.make_train_step(
-      setup.model, objectives.OBJECTIVES[config.model.kind], setup.schedule,
+      setup.model, objectives.make(config), setup.schedule,
       train.kl_weight_schedule(config, setup.steps_per_epoch), config.data.binarize == 'dynamic'))
   images = setup.dataset.train.images
   rng = np.random.default_rng(0)

@@ -10,7 +10,7 @@ from ml_collections import config_dict
 
 from vae_jax import errors
 
-MODEL_KINDS = ('vae', 'ae')
+MODEL_KINDS = ('vae', 'iwae', 'ae')
 ENCODERS = ('mlp', 'conv')
 LIKELIHOODS = ('bernoulli', 'gaussian')
 GAUSSIAN_VARIANCES = ('fixed', 'learned')
@@ -47,7 +47,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.tfds_data_dir = config_dict.placeholder(str)  # TFDS cache, when TFDS is used
 
   c.model = ml_collections.ConfigDict()
-  c.model.kind = 'vae'               # vae | ae
+  c.model.kind = 'vae'               # vae | iwae | ae
+  c.model.num_importance_samples = 1  # k of the IWAE training bound (model.kind=iwae)
   c.model.encoder = 'mlp'            # mlp | conv (the decoder mirrors it)
   c.model.hidden_sizes = (500, 500)  # MLP widths, or conv channels (one stride-2 conv each)
   c.model.activation = 'relu'
@@ -104,6 +105,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
   sizes = tuple(config.model.hidden_sizes)
   _require(len(sizes) > 0 and all(int(h) > 0 for h in sizes),
            f'model.hidden_sizes={sizes} must be a non-empty list of positive integers')
+  _require(config.model.num_importance_samples >= 1,
+           f'model.num_importance_samples={config.model.num_importance_samples} must be >= 1')
   _require(config.model.beta >= 0, f'model.beta={config.model.beta} must be >= 0')
   _require(config.model.kl_warmup_epochs >= 0, f'model.kl_warmup_epochs={config.model.kl_warmup_epochs} must be >= 0')
   _require(config.model.gaussian_std > 0, f'model.gaussian_std={config.model.gaussian_std} must be > 0')

@@ -10,7 +10,9 @@ size, the sample chunk or the number of devices.
 """
 
 import math
+import time
 
+from absl import logging
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -20,14 +22,27 @@ from vae_jax import objectives
 from vae_jax import parallel
 
 
+ACTIVE_UNIT_THRESHOLD = 0.01
+
+
+def active_units(means: np.ndarray, threshold: float = ACTIVE_UNIT_THRESHOLD) -> int:
+  """Burda et al. (2016): latent dimensions i with Cov_x(E_q[z_i | x]) > threshold.
+
+  `means`: (examples, latent), the posterior means of the evaluated examples.
+  """
+  return int(np.sum(np.var(np.asarray(means, np.float64), axis=0) > threshold))
+
+
 class Evaluator:
   """Jit-compiled per-batch evaluation for one model on one mesh."""
 
-  def __init__(self, model, batch_size: int, num_samples: int, chunk: int, mesh=None):
+  def __init__(self, model, batch_size: int, num_samples: int, chunk: int, mesh=None, progress: bool = False):
     self.model = model
     self.mesh = mesh or parallel.make_mesh()
     self.batch_size = batch_size
     self.num_samples = num_samples
+    self.chunk = chunk
+    self.progress = progress
 
     def stochastic(params, x, indices, key):
       keys = objectives.per_example_keys(key, indices)
@@ -36,7 +51,7 @@ class Evaluator:
     def deterministic(params, x, indices, key):
       del indices, key
       z, _ = model.apply({'params': params}, x, method=model.encode)
-      return {'recon': model.apply({'params': params}, z, x, method=model.log_px_given_z)}
+      return {'recon': model.apply({'params': params}, z, x, method=model.log_px_given_z), 'mean': z}
 
     replicated = parallel.replicated(self.mesh)
     self._batch_fn = jax.jit(stochastic if model.stochastic else deterministic, out_shardings=replicated)
@@ -47,7 +62,7 @@ class Evaluator:
     batch_size = min(self.batch_size, n)  # no padding a small split up to a large batch
     batch_size = -(-batch_size // num_devices) * num_devices  # ... but to a multiple of the devices
     sharding = parallel.sharded(self.mesh)
-    parts = []
+    parts, t0 = [], time.perf_counter()
     for start in range(0, n, batch_size):
       x = images[start:start + batch_size]
       real = len(x)
@@ -56,13 +71,28 @@ class Evaluator:
       indices = np.arange(start, start + batch_size, dtype=np.int32)
       out = self._batch_fn(params, parallel.to_global(x, sharding), parallel.to_global(indices, sharding), key)
       parts.append({k: np.asarray(v)[:real] for k, v in out.items()})
+      if self.progress:
+        done, elapsed = start + real, time.perf_counter() - t0
+        logging.info('evaluated %d/%d examples (k=%d) in %.0fs, ETA %.0fs', done, n, self.num_samples, elapsed,
+                     elapsed * (n - done) / done)
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+  def gflop_per_example(self, params, example: np.ndarray) -> float:
+    """FLOPs of evaluating one example, from XLA's cost analysis of one sample chunk."""
+    chunk_fn = Evaluator(self.model, 1, self.chunk, self.chunk, self.mesh)._batch_fn
+    num_devices = self.mesh.devices.size
+    x = np.repeat(example[None], num_devices, axis=0)
+    idx = np.arange(num_devices, dtype=np.int32)
+    cost = chunk_fn.lower(params, x, idx, jax.random.key(0)).compile().cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    return float(cost.get('flops', float('nan'))) / num_devices * math.ceil(self.num_samples / self.chunk) / 1e9
 
   def evaluate(self, params, images: np.ndarray, key: jax.Array, likelihood: str) -> dict[str, float]:
     """Means over `images`, under the keys of eval.json."""
     terms = self.per_example(params, images, key)
     num_dims = math.prod(images.shape[1:])
-    out = {'recon_nats': float(np.mean(terms['recon'])), 'num_examples': len(images)}
+    out = {'recon_nats': float(np.mean(terms['recon'])), 'num_examples': len(images),
+           'active_units': active_units(terms['mean']), 'active_unit_threshold': ACTIVE_UNIT_THRESHOLD}
     if 'log_px' in terms:
       nll = -terms['log_px'].astype(np.float64)
       out.update(
@@ -70,10 +100,11 @@ class Evaluator:
           nll_nats=float(np.mean(nll)),
           nll_stderr_nats=float(np.std(nll, ddof=1) / math.sqrt(len(nll))) if len(nll) > 1 else 0.0,
           kl_nats=float(np.mean(terms['kl'])),
+          kl_per_dim_nats=[float(v) for v in np.mean(terms['kl_per_dim'], axis=0)],
           bits_per_dim=likelihoods.bits_per_dim(float(np.mean(nll)), num_dims, likelihood),
           num_importance_samples=self.num_samples,
       )
     else:  # the autoencoder has no likelihood of x: say so instead of inventing one
-      out.update(elbo_nats=None, nll_nats=None, nll_stderr_nats=None, kl_nats=None, bits_per_dim=None,
-                 num_importance_samples=None)
+      out.update(elbo_nats=None, nll_nats=None, nll_stderr_nats=None, kl_nats=None, kl_per_dim_nats=None,
+                 bits_per_dim=None, num_importance_samples=None)
     return out

@@ -145,7 +145,7 @@ class Autoencoder(VAE):
     return self.decode(z), z, None
 
 
-MODELS = {'vae': VAE, 'ae': Autoencoder}
+MODELS = {'vae': VAE, 'iwae': VAE, 'ae': Autoencoder}  # IWAE: the VAE's model, another objective
 
 
 def make(config, image_shape: Sequence[int]) -> VAE:

@@ -7,6 +7,7 @@ Sign convention, used everywhere in vae_jax:
   loss  = -(recon - kl_weight * kl), averaged over the batch: what is minimized.
 """
 
+import functools
 import math
 from typing import Callable
 
@@ -69,7 +70,57 @@ def ae_objective(model, params, x: jax.Array, keys: jax.Array, kl_weight) -> tup
   return loss, {'loss': loss, 'recon_nats': jnp.mean(recon)}
 
 
-OBJECTIVES: dict[str, Callable] = {'vae': vae_objective, 'ae': ae_objective}
+def log_importance_weights(model, params, x: jax.Array, mean: jax.Array, log_var: jax.Array,
+                           eps: jax.Array, kl_weight=1.0) -> tuple[jax.Array, jax.Array]:
+  """log w = log p(x|z) + kl_weight * (log p(z) - log q(z|x)) at z = mean + sigma * eps.
+
+  eps: (k, n, latent). Returns (log_w, log p(x|z)), each (k, n). kl_weight = 1
+  gives the importance weights of log p(x) = log E_q[w].
+  """
+  k, n = eps.shape[:2]
+  z = mean + jnp.exp(0.5 * log_var) * eps
+  x_rep = jnp.broadcast_to(x, (k, *x.shape)).reshape(k * n, *x.shape[1:])
+  log_px_z = model.apply({'params': params}, z.reshape(k * n, -1), x_rep,
+                         method=model.log_px_given_z).reshape(k, n)
+  log_pz = -0.5 * jnp.sum(_LOG_2PI + z**2, axis=-1)
+  log_qz = -0.5 * jnp.sum(_LOG_2PI + log_var + eps**2, axis=-1)
+  return log_px_z + kl_weight * (log_pz - log_qz), log_px_z
+
+
+def _sample_eps(keys: jax.Array, sample_ids: jax.Array, latent_dim: int) -> jax.Array:
+  """eps of sample s of example j from fold_in(keys[j], s): (len(sample_ids), n, latent)."""
+  sample_keys = jax.vmap(per_example_keys, in_axes=(0, None))(keys, sample_ids)  # (n, k)
+  return jnp.swapaxes(jax.vmap(per_example_normal, in_axes=(0, None))(sample_keys, (latent_dim,)), 0, 1)
+
+
+def iwae_objective(model, params, x: jax.Array, keys: jax.Array, kl_weight, num_samples: int
+                   ) -> tuple[jax.Array, dict]:
+  """Negative importance-weighted bound (Burda et al. 2016) with k = num_samples.
+
+    L_k = E[log (1/k) sum_i w_i],  w_i = p(x|z_i) p(z_i) / q(z_i|x),  z_i ~ q(z|x)
+
+  Differentiated through the reparameterized samples, which gives the IWAE
+  gradient: each sample's gradient weighted by its normalized weight. k = 1 is
+  the VAE's ELBO (with a one-sample KL). `kl_weight` scales log p(z) - log q(z|x)
+  inside each weight, so warm-up works as for the VAE.
+  """
+  mean, log_var = model.apply({'params': params}, x, method=model.encode)
+  eps = _sample_eps(keys, jnp.arange(num_samples), mean.shape[1])
+  log_w, log_px_z = log_importance_weights(model, params, x, mean, log_var, eps, kl_weight)
+  bound = jax.nn.logsumexp(log_w, axis=0) - math.log(num_samples)
+  loss = -jnp.mean(bound)
+  kl = kl_standard_normal(mean, log_var)
+  recon = jnp.mean(log_px_z, axis=0)
+  return loss, {'loss': loss, 'iwae_bound_nats': jnp.mean(bound), 'elbo_nats': jnp.mean(recon - kl),
+                'recon_nats': jnp.mean(recon), 'kl_nats': jnp.mean(kl)}
+
+
+def make(config) -> Callable:
+  """The objective of `config.model.kind`: f(model, params, x, keys, kl_weight) -> (loss, metrics)."""
+  kind = config.model.kind
+  if kind == 'iwae':
+    return functools.partial(iwae_objective, num_samples=config.model.num_importance_samples)
+  return {'vae': vae_objective, 'ae': ae_objective}[kind]
 
 
 def importance_sampled_terms(model, params, x: jax.Array, keys: jax.Array, num_samples: int,
@@ -78,11 +129,13 @@ def importance_sampled_terms(model, params, x: jax.Array, keys: jax.Array, num_s
 
     log p(x) ~= logsumexp_k [log p(x|z_k) + log p(z_k) - log q(z_k|x)] - log K
 
-  `keys` holds one PRNG key per example. The K samples are drawn `chunk` at a
-  time and combined with a running logsumexp, so memory does not grow with K.
-  The same samples give the ELBO (the mean log weight) and its reconstruction
-  term; the KL is closed form. Returns arrays of shape (batch,): log_px, elbo,
-  recon, kl.
+  `keys` holds one PRNG key per example; sample s of example j is drawn from
+  fold_in(keys[j], s), so the estimate does not depend on `chunk`. The K
+  samples are drawn `chunk` at a time and combined with a running logsumexp,
+  so memory does not grow with K. The same samples give the ELBO (the mean log
+  weight is its unbiased estimate; reported with the closed-form KL) and its
+  reconstruction term. Returns, per example: log_px, elbo, recon, kl (n,),
+  and mean, kl_per_dim (n, latent) for active units and per-dimension KL.
   """
   mean, log_var = model.apply({'params': params}, x, method=model.encode)
   chunk = min(chunk, num_samples)
@@ -92,23 +145,17 @@ def importance_sampled_terms(model, params, x: jax.Array, keys: jax.Array, num_s
   def body(carry, i):
     lse, recon_sum = carry
     sample_ids = i * chunk + jnp.arange(chunk)
-    # Sample s of example j uses fold_in(keys[j], s): the estimate does not depend on `chunk`.
-    sample_keys = jax.vmap(per_example_keys, in_axes=(0, None))(keys, sample_ids)     # (n, chunk)
-    eps = jnp.swapaxes(jax.vmap(per_example_normal, in_axes=(0, None))(sample_keys, mean.shape[1:]), 0, 1)
-    z = mean + jnp.exp(0.5 * log_var) * eps                       # (chunk, n, latent)
-    x_rep = jnp.broadcast_to(x, (chunk, *x.shape)).reshape(chunk * n, *x.shape[1:])
-    log_px_z = model.apply({'params': params}, z.reshape(chunk * n, -1), x_rep,
-                           method=model.log_px_given_z).reshape(chunk, n)
-    log_pz = -0.5 * jnp.sum(_LOG_2PI + z**2, axis=-1)
-    log_qz = -0.5 * jnp.sum(_LOG_2PI + log_var + eps**2, axis=-1)
+    eps = _sample_eps(keys, sample_ids, mean.shape[1])
+    log_w, log_px_z = log_importance_weights(model, params, x, mean, log_var, eps)
     valid = sample_ids[:, None] < num_samples  # the last chunk may overhang
-    log_w = jnp.where(valid, log_px_z + log_pz - log_qz, -jnp.inf)
-    lse = jnp.logaddexp(lse, jax.nn.logsumexp(log_w, axis=0))
+    lse = jnp.logaddexp(lse, jax.nn.logsumexp(jnp.where(valid, log_w, -jnp.inf), axis=0))
     recon_sum = recon_sum + jnp.sum(jnp.where(valid, log_px_z, 0.0), axis=0)
     return (lse, recon_sum), None
 
   init = (jnp.full((n,), -jnp.inf, jnp.float32), jnp.zeros((n,), jnp.float32))
   (lse, recon_sum), _ = jax.lax.scan(body, init, jnp.arange(num_chunks))
   recon = recon_sum / num_samples
-  kl = kl_standard_normal(mean, log_var)
-  return {'log_px': lse - math.log(num_samples), 'elbo': recon - kl, 'recon': recon, 'kl': kl}
+  kl_per_dim = 0.5 * (jnp.exp(log_var) + mean**2 - 1.0 - log_var)
+  kl = jnp.sum(kl_per_dim, axis=-1)
+  return {'log_px': lse - math.log(num_samples), 'elbo': recon - kl, 'recon': recon, 'kl': kl,
+          'mean': mean, 'kl_per_dim': kl_per_dim}

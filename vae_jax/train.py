@@ -50,6 +50,12 @@ _HOST_BACKEND_BUDGET_BYTES = 4 << 30
 _DEVICE_MEMORY_FRACTION = 0.25
 
 
+def eval_key(seed: int, split: str) -> jax.Array:
+  """The key of every evaluation of `split`: the same draws each time, here and in vae_jax.evaluate."""
+  key = jax.random.fold_in(jax.random.key(seed), _EVAL)
+  return key if split == 'validation' else jax.random.fold_in(key, 1)
+
+
 def make_optimizer(config, total_steps: int):
   """Adam with global-norm clipping and a warm-up + cosine (or constant) schedule."""
   lr, warmup = config.learning_rate, config.optim.warmup_steps
@@ -135,7 +141,7 @@ def make_setup(config: ml_collections.ConfigDict, dataset: data.Dataset, mesh=No
   total_steps = max(1, int(round(config.num_epochs * steps_per_epoch)))
   model = models.make(config, dataset.image_shape)
   _, schedule = make_optimizer(config, total_steps)
-  train_step = make_train_step(model, objectives.OBJECTIVES[config.model.kind], schedule,
+  train_step = make_train_step(model, objectives.make(config), schedule,
                                kl_weight_schedule(config, steps_per_epoch), config.data.binarize == 'dynamic',
                                parallel.sharded(mesh))
   return Setup(config, dataset, model, mesh, schedule, train_step, steps_per_epoch, total_steps,
@@ -312,7 +318,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
   feed = make_feed(setup)
   logging.info('Training set on the %s; %d steps per dispatch', feed.placement, config.steps_per_dispatch)
   val_evaluator = evaluation.Evaluator(setup.model, config.eval.batch_size, 1, 1, setup.mesh)
-  eval_key = setup.key(_EVAL)
 
   step, buffer = start, []
   last_time, last_step = time.perf_counter(), start
@@ -343,8 +348,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
 
     if (_crossed(before, step, eval_every) or step == total_steps) and len(dataset.validation.images):
       eval_start = time.perf_counter()
-      val = val_evaluator.evaluate(state.params, dataset.validation.images, eval_key, config.model.likelihood)
-      val = {k: v for k, v in val.items() if k.endswith('_nats') and v is not None and 'nll' not in k}
+      val = val_evaluator.evaluate(state.params, dataset.validation.images, eval_key(config.seed, 'validation'),
+                                   config.model.likelihood)
+      val = {k: v for k, v in val.items()
+             if k in ('elbo_nats', 'recon_nats', 'kl_nats', 'active_units') and v is not None}
       writer.write_scalars(step, {f'validation/{k}': v for k, v in val.items()})
       logging.info('validation at step %d: %s', step, ', '.join(f'{k} {v:.2f}' for k, v in val.items()))
       last_time += time.perf_counter() - eval_start  # keep evaluation out of the throughput
@@ -359,7 +366,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
   t0 = time.perf_counter()
   test_evaluator = evaluation.Evaluator(setup.model, config.eval.batch_size, config.eval.num_importance_samples,
                                         config.eval.sample_chunk, setup.mesh)
-  results = test_evaluator.evaluate(state.params, dataset.test.images, jax.random.fold_in(eval_key, 1),
+  results = test_evaluator.evaluate(state.params, dataset.test.images, eval_key(config.seed, 'test'),
                                     config.model.likelihood)
   binarization = config.data.binarize
   if binarization != 'none':
@@ -367,7 +374,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
   results = dict(results, split='test', step=step, binarization=binarization,
                  eval_seconds=round(time.perf_counter() - t0, 2))
   writer.write_scalars(step, {f'test/{k}': v for k, v in results.items()
-                              if k.endswith('_nats') or k == 'bits_per_dim' if v is not None})
+                              if k.endswith('_nats') or k in ('bits_per_dim', 'active_units')
+                              if isinstance(v, (int, float))})
   _write_images(workdir, writer, setup.model, state.params, dataset, config, step, setup.key(_IMAGES))
   writer.close()
   if jax.process_index() == 0:

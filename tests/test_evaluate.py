@@ -1,0 +1,80 @@
+"""python -m vae_jax.evaluate: reproduces training's evaluation, evaluates any
+checkpoint and split, and fails with one clear line on bad input."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+from vae_jax import evaluate
+from vae_jax import train
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope='module')
+def run(tmp_path_factory):
+  from conftest import tiny_config  # pylint: disable=g-import-not-at-top
+  workdir = tmp_path_factory.mktemp('run')
+  results = train.train_and_evaluate(tiny_config(), workdir)
+  return workdir, results
+
+
+def test_same_samples_reproduce_training_eval(run):
+  workdir, results = run
+  again = evaluate.evaluate_run(workdir, results['num_importance_samples'])
+  for key in ('elbo_nats', 'nll_nats', 'recon_nats', 'kl_nats', 'bits_per_dim', 'active_units'):
+    assert again[key] == pytest.approx(results[key], rel=1e-5), key
+  assert json.loads((workdir / 'eval.json').read_text())['num_importance_samples'] == results['num_importance_samples']
+
+
+def test_more_samples_tighten_the_bound(run):
+  workdir, results = run
+  more = evaluate.evaluate_run(workdir, 200)
+  assert more['num_importance_samples'] == 200
+  assert more['nll_nats'] < results['nll_nats'] + 3 * results['nll_stderr_nats']
+  assert -more['nll_nats'] > more['elbo_nats']
+  assert 0 <= more['active_units'] <= 4 and len(more['kl_per_dim_nats']) == 4
+  assert more['binarization'] == 'dynamic (test binarized once, seed 0)'
+
+
+def test_step_and_split(run):
+  workdir, _ = run
+  out = evaluate.evaluate_run(workdir, 5, split='validation', step=40)
+  assert out['step'] == 40 and out['split'] == 'validation' and out['num_examples'] == 200
+  saved = json.loads((workdir / 'eval_validation_step40.json').read_text())
+  assert saved['nll_nats'] == pytest.approx(out['nll_nats'])
+
+
+def _cli(*args):
+  env = dict(os.environ, JAX_PLATFORMS='cpu')
+  return subprocess.run([sys.executable, '-m', 'vae_jax.evaluate', *args], cwd=ROOT, env=env,
+                        capture_output=True, text=True, timeout=300)
+
+
+def test_cli_writes_eval_json(run):
+  workdir, _ = run
+  proc = _cli(f'--workdir={workdir}', '--num_importance_samples=20', '--step=80')
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  printed = json.loads(proc.stdout)
+  assert printed['num_importance_samples'] == 20 and printed['step'] == 80
+  assert (workdir / 'eval_step80.json').exists()
+  assert 'evaluated 300/300 examples' in proc.stderr
+
+
+@pytest.mark.parametrize('args,expected', [
+    (['--workdir=/nonexistent/run'], 'has no config.json'),
+    (['--num_importance_samples=0'], '--num_importance_samples=0 must be >= 1'),
+    (['--step=7'], 'no checkpoint for step 7'),
+])
+def test_cli_bad_input(run, args, expected):
+  workdir, _ = run
+  if not args[0].startswith('--workdir'):
+    args = [f'--workdir={workdir}', *args]
+  proc = _cli(*args)
+  assert proc.returncode != 0 and 'Traceback' not in proc.stderr
+  last = proc.stderr.strip().splitlines()[-1]
+  assert last.startswith('error: ') and expected in last, proc.stderr[-2000:]

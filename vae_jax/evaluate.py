@@ -1,0 +1,101 @@
+"""Evaluates a run at its latest (or a given) checkpoint:
+
+  python -m vae_jax.evaluate --workdir=DIR [--num_importance_samples=5000] [--split=test] [--step=N]
+
+Writes DIR/eval.json (eval_step{N}.json with --step, eval_validation*.json for
+the validation split) with the keys of the training run's eval.json: elbo_nats,
+nll_nats (importance-sampled -log p(x) with num_importance_samples samples,
+never capped), nll_stderr_nats, recon_nats, kl_nats, kl_per_dim_nats,
+bits_per_dim, active_units, binarization. Validation and test images of a
+binarized dataset are binarized once with the run's eval.binarization_seed,
+as in the literature; the run draws the same importance samples as training's
+final evaluation, so k equal to the run's eval.num_importance_samples
+reproduces its eval.json.
+"""
+
+import json
+import pathlib
+import sys
+import time
+
+from absl import app
+from absl import flags
+from absl import logging
+import jax
+
+from vae_jax import checkpoints
+from vae_jax import data
+from vae_jax import errors
+from vae_jax import evaluation
+from vae_jax import models
+from vae_jax import parallel
+from vae_jax import train
+
+_WORKDIR = flags.DEFINE_string('workdir', None, 'The run directory (as written by vae_jax.main).')
+_NUM_SAMPLES = flags.DEFINE_integer('num_importance_samples', 5000, 'Importance samples per example for the NLL.')
+_SPLIT = flags.DEFINE_enum('split', 'test', ['test', 'validation'], 'Which split to evaluate.')
+_STEP = flags.DEFINE_integer('step', None, 'Checkpoint step to evaluate (default: the latest).')
+_BATCH_SIZE = flags.DEFINE_integer('batch_size', None, 'Examples per batch (default: the run\'s eval.batch_size).')
+flags.mark_flags_as_required(['workdir'])
+
+
+def output_name(split: str, step: int | None) -> str:
+  return 'eval' + ('' if split == 'test' else f'_{split}') + ('' if step is None else f'_step{step}') + '.json'
+
+
+def evaluate_run(workdir: str | pathlib.Path, num_importance_samples: int, split: str = 'test',
+                 step: int | None = None, batch_size: int | None = None) -> dict:
+  """Evaluates the run in `workdir` and writes its eval file; returns what it wrote."""
+  workdir = pathlib.Path(workdir)
+  if not (workdir / checkpoints.CONFIG_FILE).exists():
+    raise errors.WorkdirError(f'--workdir={workdir} has no {checkpoints.CONFIG_FILE}: not a vae_jax run directory')
+  if num_importance_samples < 1:
+    raise errors.ConfigError(f'--num_importance_samples={num_importance_samples} must be >= 1')
+  config = checkpoints.read_config(workdir)
+  try:
+    params, loaded_step = checkpoints.restore_params(workdir, step)
+  except FileNotFoundError as e:
+    raise errors.WorkdirError(str(e)) from None
+  dataset = data.load(config)
+  images = getattr(dataset, split).images
+  if not len(images):
+    raise errors.ConfigError(f'--split={split} is empty for this run (data.num_validation=0)')
+  mesh = parallel.make_mesh()
+  model = models.make(config, dataset.image_shape)
+  params = parallel.replicate(params, mesh)
+  evaluator = evaluation.Evaluator(model, batch_size or config.eval.batch_size, num_importance_samples,
+                                   config.eval.sample_chunk, mesh, progress=True)
+  logging.info('Evaluating %s at step %d on %d %s images with %d importance samples on %d device(s)',
+               workdir, loaded_step, len(images), split, num_importance_samples, jax.device_count())
+  t0 = time.perf_counter()
+  results = evaluator.evaluate(params, images, train.eval_key(config.seed, split), config.model.likelihood)
+  seconds = time.perf_counter() - t0
+  binarization = config.data.binarize
+  if binarization != 'none':
+    binarization += f' ({split} binarized once, seed {config.eval.binarization_seed})'
+  results = dict(results, split=split, step=loaded_step, binarization=binarization, eval_seconds=round(seconds, 2))
+  if model.stochastic:
+    gflop = evaluator.gflop_per_example(params, images[0]) * len(images)
+    results['eval_gflop_per_sec'] = round(gflop / seconds, 1)
+  path = workdir / output_name(split, step)
+  if jax.process_index() == 0:
+    tmp = path.with_suffix('.json.tmp')
+    tmp.write_text(json.dumps(results, indent=2) + '\n')
+    tmp.replace(path)
+  logging.info('wrote %s', path)
+  return results
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
+  try:
+    results = evaluate_run(_WORKDIR.value, _NUM_SAMPLES.value, _SPLIT.value, _STEP.value, _BATCH_SIZE.value)
+  except errors.UserError as e:
+    print(f'error: {e}', file=sys.stderr)
+    sys.exit(2)
+  print(json.dumps({k: v for k, v in results.items() if k != 'kl_per_dim_nats'}, indent=2))
+
+
+if __name__ == '__main__':
+  app.run(main)
