@@ -15,7 +15,7 @@ ENCODERS = ('mlp', 'conv')
 LIKELIHOODS = ('bernoulli', 'gaussian')
 GAUSSIAN_VARIANCES = ('fixed', 'learned')
 BINARIZATIONS = ('dynamic', 'static', 'none')
-SCHEDULES = ('cosine', 'constant')
+SCHEDULES = ('cosine', 'constant', 'iwae_stages')
 ACTIVATIONS = ('relu', 'tanh', 'gelu', 'elu', 'swish')
 DATASETS = ('mnist', 'fashion_mnist', 'cifar10', 'digits')
 PLACEMENTS = ('auto', 'device', 'host')
@@ -31,12 +31,14 @@ def base_config() -> ml_collections.ConfigDict:
   c.learning_rate = 1e-3
 
   c.optim = ml_collections.ConfigDict()
-  c.optim.schedule = 'cosine'       # cosine decay to `final_lr_fraction`, or constant
+  c.optim.schedule = 'cosine'       # cosine (decay to final_lr_fraction) | constant | iwae_stages
+  c.optim.num_stages = 8             # iwae_stages: stage i lasts 3^i epochs at lr * 10^(-i/7)
   c.optim.warmup_steps = 0           # linear learning-rate warm-up
   c.optim.final_lr_fraction = 0.0    # cosine end value, as a fraction of learning_rate
   c.optim.grad_clip_norm = 1000.0    # global-norm clipping; the loss is in nats/example, so norms are large
   c.optim.b1 = 0.9
   c.optim.b2 = 0.999
+  c.optim.eps = 1e-8
 
   c.data = ml_collections.ConfigDict()
   c.data.name = 'fashion_mnist'
@@ -114,6 +116,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
   _require(config.num_epochs > 0, f'num_epochs={config.num_epochs} must be > 0')
   _require(config.learning_rate > 0, f'learning_rate={config.learning_rate} must be > 0')
   _require(config.optim.grad_clip_norm > 0, f'optim.grad_clip_norm={config.optim.grad_clip_norm} must be > 0')
+  _require(config.optim.num_stages >= 1, f'optim.num_stages={config.optim.num_stages} must be >= 1')
+  _require(config.optim.eps > 0, f'optim.eps={config.optim.eps} must be > 0')
   _require(config.optim.warmup_steps >= 0, f'optim.warmup_steps={config.optim.warmup_steps} must be >= 0')
   _require(0 <= config.optim.final_lr_fraction <= 1,
            f'optim.final_lr_fraction={config.optim.final_lr_fraction} must be in [0, 1]')

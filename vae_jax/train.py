@@ -56,16 +56,24 @@ def eval_key(seed: int, split: str) -> jax.Array:
   return key if split == 'validation' else jax.random.fold_in(key, 1)
 
 
-def make_optimizer(config, total_steps: int):
-  """Adam with global-norm clipping and a warm-up + cosine (or constant) schedule."""
+def learning_rate_schedule(config, total_steps: int, steps_per_epoch: int) -> optax.Schedule:
+  """cosine: warm-up, then cosine decay to final_lr_fraction; constant: warm-up, then flat;
+  iwae_stages: Burda et al.'s schedule, stage i lasting 3^i epochs at lr * 10^(-i/7)."""
   lr, warmup = config.learning_rate, config.optim.warmup_steps
   if config.optim.schedule == 'cosine':
-    schedule = optax.warmup_cosine_decay_schedule(
+    return optax.warmup_cosine_decay_schedule(
         0.0 if warmup else lr, lr, warmup, max(total_steps, warmup + 1), lr * config.optim.final_lr_fraction)
-  else:
-    schedule = optax.warmup_constant_schedule(0.0 if warmup else lr, lr, warmup)
+  if config.optim.schedule == 'constant':
+    return optax.warmup_constant_schedule(0.0 if warmup else lr, lr, warmup)
+  boundaries = np.cumsum([3**i for i in range(config.optim.num_stages - 1)]) * steps_per_epoch
+  return optax.piecewise_constant_schedule(lr, {int(b): 10**(-1 / 7) for b in boundaries})
+
+
+def make_optimizer(config, total_steps: int, steps_per_epoch: int):
+  """Adam with global-norm clipping, on `learning_rate_schedule`."""
+  schedule = learning_rate_schedule(config, total_steps, steps_per_epoch)
   tx = optax.chain(optax.clip_by_global_norm(config.optim.grad_clip_norm),
-                   optax.adam(schedule, b1=config.optim.b1, b2=config.optim.b2))
+                   optax.adam(schedule, b1=config.optim.b1, b2=config.optim.b2, eps=config.optim.eps))
   return tx, schedule
 
 
@@ -128,7 +136,7 @@ class Setup:
     return jax.random.fold_in(self.root_key, stream)
 
   def initial_state(self) -> train_state.TrainState:
-    tx, _ = make_optimizer(self.config, self.total_steps)
+    tx, _ = make_optimizer(self.config, self.total_steps, self.steps_per_epoch)
     params = models.init_params(self.model, self.dataset.image_shape, self.key(_INIT))
     state = train_state.TrainState.create(apply_fn=self.model.apply, params=params, tx=tx)
     return parallel.replicate(state, self.mesh)
@@ -140,7 +148,7 @@ def make_setup(config: ml_collections.ConfigDict, dataset: data.Dataset, mesh=No
   steps_per_epoch = len(dataset.train.images) // config.batch_size
   total_steps = max(1, int(round(config.num_epochs * steps_per_epoch)))
   model = models.make(config, dataset.image_shape)
-  _, schedule = make_optimizer(config, total_steps)
+  _, schedule = make_optimizer(config, total_steps, steps_per_epoch)
   train_step = make_train_step(model, objectives.make(config), schedule,
                                kl_weight_schedule(config, steps_per_epoch), config.data.binarize == 'dynamic',
                                parallel.sharded(mesh))
