@@ -31,7 +31,7 @@ def test_config_overrides_reach_the_run(tmp_path):
 
 @pytest.mark.parametrize('override,expected', [
     ('--config.data.name=imagenet', "data.name='imagenet' is not allowed; use one of mnist, fashion_mnist"),
-    ('--config.model.kind=gan', "model.kind='gan' is not allowed; use one of vae, ae"),
+    ('--config.model.kind=gan', "model.kind='gan' is not allowed; use one of vae, iwae, ae"),
     ('--config.model.latent_dim=0', 'model.latent_dim=0 must be a positive integer'),
     ('--config.batch_size=100000', 'batch_size=100000 is larger than the 1297 training images of digits'),
 ])

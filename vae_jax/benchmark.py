@@ -10,11 +10,9 @@ copied from the host) and the ratio. The last line is vae_jax's images/s.
 Figures for this project's machines are in BENCHMARKS.md.
 """
 
-import functools
 import platform
 import time
 
-from absl import app
 from absl import flags
 from absl import logging
 import jax
@@ -22,9 +20,9 @@ import jax.numpy as jnp
 from ml_collections import config_flags
 import numpy as np
 
+from vae_jax import cli
 from vae_jax import config_lib
 from vae_jax import data
-from vae_jax import errors
 from vae_jax import objectives
 from vae_jax import train
 
@@ -108,15 +106,10 @@ def time_plain_loop(setup: train.Setup, seconds: float) -> float:
   return _time_loop(run_once, 1, seconds)
 
 
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
+def _benchmark():
   config = _CONFIG.value
-  try:
-    config_lib.validate(config)
-    setup = train.make_setup(config, data.load(config))
-  except errors.UserError as e:
-    raise SystemExit(f'error: {e}') from None
+  config_lib.validate(config)
+  setup = train.make_setup(config, data.load(config))
   device = jax.devices()[0]
   m = config.model
   print(f'device: {jax.device_count()} x {device.device_kind} ({jax.default_backend()}), '
@@ -148,4 +141,4 @@ def main(argv):
 
 if __name__ == '__main__':
   logging.set_verbosity(logging.WARNING)
-  app.run(main)
+  cli.run(_benchmark)

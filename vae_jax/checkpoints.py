@@ -1,12 +1,15 @@
 """Checkpoint I/O with orbax, and the run's config.json.
 
 Orbax writes each step to a temporary directory and renames it when complete,
-so an interrupted save never becomes the "latest" checkpoint.
+so an interrupted save never becomes the "latest" checkpoint. Checkpoints and
+config.json are read through etils.epath, so a notebook can load a run from
+anywhere orbax can (a local path, gs://bucket/run).
 """
 
 import json
 import pathlib
 
+from etils import epath
 import jax
 import ml_collections
 import orbax.checkpoint as ocp
@@ -15,9 +18,15 @@ CONFIG_FILE = 'config.json'
 CHECKPOINT_DIR = 'checkpoints'
 
 
-def manager(workdir: str | pathlib.Path, keep: int = 1, read_only: bool = False) -> ocp.CheckpointManager:
+def _absolute(workdir: epath.PathLike) -> epath.Path:
+  """The workdir as an absolute epath; a URI (gs://...) is already absolute and stays as it is."""
+  path = epath.Path(workdir)
+  return path if path.is_absolute() else path.absolute()
+
+
+def manager(workdir: epath.PathLike, keep: int = 1, read_only: bool = False) -> ocp.CheckpointManager:
   """A manager over WORKDIR/checkpoints that keeps the newest `keep` steps."""
-  path = pathlib.Path(workdir).absolute() / CHECKPOINT_DIR
+  path = _absolute(workdir) / CHECKPOINT_DIR
   options = ocp.CheckpointManagerOptions(max_to_keep=None if read_only else keep, create=not read_only,
                                          read_only=read_only, save_interval_steps=0 if read_only else 1)
   return ocp.CheckpointManager(path, options=options, item_handlers=ocp.StandardCheckpointHandler())
@@ -33,15 +42,15 @@ def restore(mngr: ocp.CheckpointManager, step: int, target):
   return mngr.restore(step, args=ocp.args.StandardRestore(abstract))
 
 
-def restore_params(workdir: str | pathlib.Path, step: int | None = None):
+def restore_params(workdir: epath.PathLike, step: int | None = None):
   """The model parameters saved at `step` (default: the latest), without the optimizer."""
   mngr = manager(workdir, read_only=True)
   try:
     step = mngr.latest_step() if step is None else step
     if step is None:
-      raise FileNotFoundError(f'no checkpoint in {pathlib.Path(workdir) / CHECKPOINT_DIR}')
+      raise FileNotFoundError(f'no checkpoint in {epath.Path(workdir) / CHECKPOINT_DIR}')
     if step not in mngr.all_steps():
-      raise FileNotFoundError(f'no checkpoint for step {step} in {pathlib.Path(workdir) / CHECKPOINT_DIR}; '
+      raise FileNotFoundError(f'no checkpoint for step {step} in {epath.Path(workdir) / CHECKPOINT_DIR}; '
                               f'saved steps: {sorted(mngr.all_steps())}')
     # Restore onto this process's first device, whatever mesh the run was saved from.
     device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
@@ -61,5 +70,5 @@ def write_config(workdir: str | pathlib.Path, config: ml_collections.ConfigDict)
   tmp.replace(path)
 
 
-def read_config(workdir: str | pathlib.Path) -> ml_collections.ConfigDict:
-  return ml_collections.ConfigDict(json.loads((pathlib.Path(workdir) / CONFIG_FILE).read_text()))
+def read_config(workdir: epath.PathLike) -> ml_collections.ConfigDict:
+  return ml_collections.ConfigDict(json.loads((epath.Path(workdir) / CONFIG_FILE).read_text()))

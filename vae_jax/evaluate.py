@@ -14,16 +14,15 @@ reproduces its eval.json.
 """
 
 import json
-import pathlib
-import sys
 import time
 
-from absl import app
 from absl import flags
 from absl import logging
+from etils import epath
 import jax
 
 from vae_jax import checkpoints
+from vae_jax import cli
 from vae_jax import data
 from vae_jax import errors
 from vae_jax import evaluation
@@ -31,22 +30,14 @@ from vae_jax import models
 from vae_jax import parallel
 from vae_jax import train
 
-_WORKDIR = flags.DEFINE_string('workdir', None, 'The run directory (as written by vae_jax.main).')
-_NUM_SAMPLES = flags.DEFINE_integer('num_importance_samples', 5000, 'Importance samples per example for the NLL.')
-_SPLIT = flags.DEFINE_enum('split', 'test', ['test', 'validation'], 'Which split to evaluate.')
-_STEP = flags.DEFINE_integer('step', None, 'Checkpoint step to evaluate (default: the latest).')
-_BATCH_SIZE = flags.DEFINE_integer('batch_size', None, 'Examples per batch (default: the run\'s eval.batch_size).')
-flags.mark_flags_as_required(['workdir'])
-
-
 def output_name(split: str, step: int | None) -> str:
   return 'eval' + ('' if split == 'test' else f'_{split}') + ('' if step is None else f'_step{step}') + '.json'
 
 
-def evaluate_run(workdir: str | pathlib.Path, num_importance_samples: int, split: str = 'test',
+def evaluate_run(workdir: epath.PathLike, num_importance_samples: int, split: str = 'test',
                  step: int | None = None, batch_size: int | None = None) -> dict:
   """Evaluates the run in `workdir` and writes its eval file; returns what it wrote."""
-  workdir = pathlib.Path(workdir)
+  workdir = epath.Path(workdir)
   if not (workdir / checkpoints.CONFIG_FILE).exists():
     raise errors.WorkdirError(f'--workdir={workdir} has no {checkpoints.CONFIG_FILE}: not a vae_jax run directory')
   if num_importance_samples < 1:
@@ -86,16 +77,22 @@ def evaluate_run(workdir: str | pathlib.Path, num_importance_samples: int, split
   return results
 
 
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
-  try:
-    results = evaluate_run(_WORKDIR.value, _NUM_SAMPLES.value, _SPLIT.value, _STEP.value, _BATCH_SIZE.value)
-  except errors.UserError as e:
-    print(f'error: {e}', file=sys.stderr)
-    sys.exit(2)
+def _define_flags() -> None:
+  """Defined only when run as a command, so `evaluate_run` imports next to other commands' flags."""
+  flags.DEFINE_string('workdir', None, 'The run directory (as written by vae_jax.main); local or gs://.')
+  flags.DEFINE_integer('num_importance_samples', 5000, 'Importance samples per example for the NLL.')
+  flags.DEFINE_enum('split', 'test', ['test', 'validation'], 'Which split to evaluate.')
+  flags.DEFINE_integer('step', None, 'Checkpoint step to evaluate (default: the latest).')
+  flags.DEFINE_integer('batch_size', None, "Examples per batch (default: the run's eval.batch_size).")
+  flags.mark_flags_as_required(['workdir'])
+
+
+def _evaluate():
+  f = flags.FLAGS
+  results = evaluate_run(f.workdir, f.num_importance_samples, f.split, f.step, f.batch_size)
   print(json.dumps({k: v for k, v in results.items() if k != 'kl_per_dim_nats'}, indent=2))
 
 
 if __name__ == '__main__':
-  app.run(main)
+  _define_flags()
+  cli.run(_evaluate)

@@ -4,16 +4,12 @@ Any config field can be overridden, e.g. --config.model.latent_dim=2.
 Rerunning the same command on the same workdir resumes it.
 """
 
-import logging as logging_lib
-import sys
-
-from absl import app
 from absl import flags
 from absl import logging
 import jax
 from ml_collections import config_flags
 
-from vae_jax import errors
+from vae_jax import cli
 from vae_jax import train
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Path to a config file in configs/.', lock_config=True)
@@ -24,26 +20,12 @@ _DISTRIBUTED = flags.DEFINE_bool(
 flags.mark_flags_as_required(['config', 'workdir'])
 
 
-class _QuietLibraries(logging_lib.Filter):
-  """Drops INFO chatter of orbax (several lines per save); its warnings still show."""
-
-  def filter(self, record):
-    return record.levelno >= logging_lib.WARNING or '/orbax/' not in record.pathname
-
-
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
-  logging.get_absl_handler().addFilter(_QuietLibraries())
+def _train_and_evaluate():
   if _DISTRIBUTED.value:
     jax.distributed.initialize()
     logging.info('process %d of %d; %d devices in all', jax.process_index(), jax.process_count(), jax.device_count())
-  try:
-    train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
-  except errors.UserError as e:
-    print(f'error: {e}', file=sys.stderr)
-    sys.exit(2)
+  train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(_train_and_evaluate)

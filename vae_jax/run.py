@@ -5,13 +5,15 @@
   log_px = run.log_likelihood(x, jax.random.key(1), num_samples=1000)
 
 Only the workdir is needed: the config comes from its config.json and the
-parameters from its latest checkpoint. Images go in and come out as the
-dataset gives them: float32 in [0, 1], shape (N, H, W, C).
+parameters from its latest checkpoint. The workdir may be local or anything
+etils.epath reads (gs://bucket/run), so Colab can open a run on a bucket.
+Images go in and come out as the dataset gives them: float32 in [0, 1],
+shape (N, H, W, C).
 """
 
 import functools
-import pathlib
 
+from etils import epath
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -25,7 +27,7 @@ from vae_jax import objectives
 class Run:
   """A trained model with its config and parameters, and jitted ways to use it."""
 
-  def __init__(self, workdir: pathlib.Path, config: ml_collections.ConfigDict, params, step: int):
+  def __init__(self, workdir: epath.Path, config: ml_collections.ConfigDict, params, step: int):
     self.workdir = workdir
     self.config = config
     self.params = params
@@ -97,9 +99,9 @@ class Run:
     return evaluator.per_example(self.params, x, sample_key)['log_px']
 
 
-def load_run(workdir: str | pathlib.Path, step: int | None = None) -> Run:
-  """Loads the run in `workdir` at its latest checkpoint (or at `step`)."""
-  workdir = pathlib.Path(workdir)
+def load_run(workdir: epath.PathLike, step: int | None = None) -> Run:
+  """Loads the run in `workdir` (a local path or a gs:// URI) at its latest checkpoint (or at `step`)."""
+  workdir = epath.Path(workdir)
   if not (workdir / checkpoints.CONFIG_FILE).exists():
     raise FileNotFoundError(f'{workdir} has no {checkpoints.CONFIG_FILE}: it is not a vae_jax run directory')
   config = checkpoints.read_config(workdir)

@@ -5,6 +5,7 @@ import json
 import math
 import pathlib
 
+from etils import epath
 import jax
 import numpy as np
 
@@ -61,6 +62,7 @@ def truncate_metrics(workdir: str | pathlib.Path, after_step: int) -> None:
   tmp.replace(path)
 
 
-def read_metrics(workdir: str | pathlib.Path) -> list[dict]:
-  path = pathlib.Path(workdir) / METRICS_FILE
+def read_metrics(workdir: epath.PathLike) -> list[dict]:
+  """All records of metrics.jsonl; epath, so a notebook can read a run on a bucket."""
+  path = epath.Path(workdir) / METRICS_FILE
   return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
