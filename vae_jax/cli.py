@@ -18,15 +18,21 @@ class _QuietLibraries(logging_lib.Filter):
     return record.levelno >= logging_lib.WARNING or '/orbax/' not in record.pathname
 
 
-def run(command: Callable[[], None]) -> None:
-  """Parses flags and runs `command()`; a UserError exits 2 after printing `error: <message>`."""
+def run(command: Callable[..., None], positional: bool = False) -> None:
+  """Parses flags and runs `command()`; a UserError exits 2 after printing `error: <message>`.
+
+  With `positional`, the arguments that are not flags are passed on, `command(args)`.
+  """
 
   def main(argv):
-    if len(argv) > 1:
+    if len(argv) > 1 and not positional:
       raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
     logging.get_absl_handler().addFilter(_QuietLibraries())
     try:
-      command()
+      if positional:
+        command(argv[1:])
+      else:
+        command()
     except errors.UserError as e:
       print(f'error: {e}', file=sys.stderr)
       sys.exit(2)
