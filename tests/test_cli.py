@@ -12,9 +12,9 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
-def _main(workdir, *overrides):
+def _main(workdir, *overrides, env=None):
   cmd = [sys.executable, '-m', 'vae_jax.main', '--config=configs/digits.py', f'--workdir={workdir}', *overrides]
-  env = dict(os.environ, JAX_PLATFORMS='cpu')
+  env = dict(os.environ, JAX_PLATFORMS='cpu', **(env or {}))
   return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
 
 
@@ -34,6 +34,14 @@ def test_config_overrides_reach_the_run(tmp_path):
     ('--config.model.kind=gan', "model.kind='gan' is not allowed; use one of vae, iwae, ae"),
     ('--config.model.latent_dim=0', 'model.latent_dim=0 must be a positive integer'),
     ('--config.batch_size=100000', 'batch_size=100000 is larger than the 1297 training images of digits'),
+    ('--config.model.latnt_dim=3',
+     'unknown config field model.latnt_dim (--config.model.latnt_dim); did you mean model.latent_dim?'),
+    ('--config.model.latent_dim=abc', 'flag --config.model.latent_dim=abc: invalid literal for int()'),
+    ('--config.model.beta=-1', 'model.beta=-1.0 must be >= 0'),
+    ('--config.eval.num_importance_samples=0', 'eval.num_importance_samples=0 must be >= 1'),
+    ('--config.model.num_importance_samples=0', 'model.num_importance_samples=0 must be >= 1'),
+    ('--config.model.likelihood=poisson', "model.likelihood='poisson' is not allowed; use one of bernoulli, gaussian"),
+    ('--config=configs/no_such_config.py', "--config: Configuration is not available"),
 ])
 def test_bad_input_is_one_clear_line(tmp_path, override, expected):
   workdir = tmp_path / 'run'
@@ -43,3 +51,12 @@ def test_bad_input_is_one_clear_line(tmp_path, override, expected):
   last = proc.stderr.strip().splitlines()[-1]
   assert last.startswith('error: ') and expected in last, proc.stderr[-2000:]
   assert not workdir.exists(), 'bad input must not leave a workdir behind'
+
+
+def test_batch_that_does_not_divide_over_the_devices(tmp_path):
+  workdir = tmp_path / 'run'
+  proc = _main(workdir, '--config.batch_size=60', env={'XLA_FLAGS': '--xla_force_host_platform_device_count=8'})
+  assert proc.returncode == 2 and 'Traceback' not in proc.stderr
+  assert proc.stderr.strip().splitlines()[-1] == (
+      'error: batch_size=60 does not divide over the 8 devices; use a multiple of 8')
+  assert not workdir.exists()

@@ -69,3 +69,16 @@ def test_cosine_schedule_with_warmup(make_config):
 def test_validation_messages(make_config, field, value, message):
   with pytest.raises(errors.ConfigError, match=message.replace('(', r'\(')):
     config_lib.validate(make_config(**{field: value}))
+
+
+def test_unknown_fields_and_wrong_types_in_a_python_config():
+  config = config_lib.base_config()
+  config.model.latnt_dim = 3
+  with pytest.raises(errors.ConfigError, match='unknown config field model.latnt_dim; did you mean model.latent_dim'):
+    config_lib.validate(config)
+  # A config read back from JSON (or built from a dict) is not type-checked by ml_collections itself.
+  as_dict = config_lib.base_config().to_dict()
+  as_dict['model']['latent_dim'] = 2.5
+  import ml_collections  # pylint: disable=g-import-not-at-top
+  with pytest.raises(errors.ConfigError, match='model.latent_dim=2.5 must be of type int, not float'):
+    config_lib.validate(ml_collections.ConfigDict(as_dict))

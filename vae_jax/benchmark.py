@@ -107,7 +107,7 @@ def time_plain_loop(setup: train.Setup, seconds: float) -> float:
 
 
 def _benchmark():
-  config = _CONFIG.value
+  config = cli.config_value(_CONFIG)
   config_lib.validate(config)
   setup = train.make_setup(config, data.load(config))
   device = jax.devices()[0]

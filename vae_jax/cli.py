@@ -1,11 +1,18 @@
 """What every vae_jax command shares: absl flags and logging, orbax's INFO
-chatter filtered out, and bad input reported as one line with no traceback."""
+chatter filtered out, and bad input reported as one line with no traceback.
+
+Exit codes: 0 done; 2 bad input (flags, config, data, workdir), nothing
+written; 75 (errors.PREEMPTED_EXIT_CODE) stopped by SIGTERM/SIGINT after
+saving a checkpoint, rerun to continue; 1 anything else (a bug: traceback).
+"""
 
 import logging as logging_lib
+import re
 import sys
 from typing import Callable
 
 from absl import app
+from absl import flags
 from absl import logging
 
 from vae_jax import errors
@@ -36,5 +43,48 @@ def run(command: Callable[..., None], positional: bool = False) -> None:
     except errors.UserError as e:
       print(f'error: {e}', file=sys.stderr)
       sys.exit(2)
+    except errors.Preempted as e:
+      print(f'preempted: {e}', file=sys.stderr)
+      sys.exit(errors.PREEMPTED_EXIT_CODE)
 
-  app.run(main)
+  app.run(main, flags_parser=_parse_flags)
+
+
+def _parse_flags(argv):
+  """absl's parsing, with a bad flag or config override (unknown field, wrong type) as one line, exit 2."""
+  try:
+    return flags.FLAGS(argv)
+  except Exception as e:  # pylint: disable=broad-except  (config files are code: anything can go wrong)
+    print(f'error: {_flag_error_message(e, argv)}', file=sys.stderr)
+    sys.exit(2)
+
+
+def _flag_error_message(e: Exception, argv) -> str:
+  # ml_collections reports an unknown field as the repr of a two-line string: unwrap it.
+  text = str(e).replace('\\n', ' ').replace("\\'", "'")
+  if isinstance(e, (AttributeError, KeyError)) and len(text) > 1 and text[0] == text[-1] and text[0] in '"\'':
+    text = text[1:-1]
+  message = ' '.join(text.split())
+  missing = re.match(r"'([A-Za-z_]\w*)'", message)
+  if isinstance(e, (AttributeError, KeyError)) and missing:  # name the override that asked for it
+    culprits = [a.split('=')[0] for a in argv[1:] if re.match(rf'--config(\.\w+)*\.{missing.group(1)}(=|$)', a)]
+    if culprits:
+      field = culprits[0].removeprefix('--config.')
+      hint = re.search(r'Did you mean "(\w+)"', message)
+      parent = field.rsplit('.', 1)[0] + '.' if '.' in field else ''
+      return f'unknown config field {field} ({culprits[0]})' + (f'; did you mean {parent}{hint.group(1)}?'
+                                                                 if hint else '')
+  return message
+
+
+def config_value(holder: flags.FlagHolder):
+  """The value of a config_flags flag; a config file that failed to load becomes a ConfigError.
+
+  (config_flags defers a load failure to the first use of the value.)
+  """
+  config = holder.value
+  try:
+    config.keys()
+  except OSError as e:
+    raise errors.ConfigError(f'--{holder.name}: ' + ' '.join(str(e).split())) from None
+  return config

@@ -5,6 +5,8 @@ Durations are stored in epochs or steps and resolved into steps at run time, so
 overriding `num_epochs` on the command line never leaves a stale derived value.
 """
 
+import difflib
+
 import ml_collections
 from ml_collections import config_dict
 
@@ -72,6 +74,8 @@ def base_config() -> ml_collections.ConfigDict:
 
   c.steps_per_dispatch = 100         # train steps per compiled call (lax.scan); logging and
                                      # checkpoints happen between calls
+  c.skip_threshold = 1e5             # a step whose gradient norm is above this (or not finite) is skipped
+  c.max_consecutive_skips = 20       # ... and this many skipped in a row stop the run
   c.log_every_steps = 200
   c.checkpoint_every_steps = 2000
   c.keep_checkpoints = 3
@@ -87,11 +91,38 @@ def _one_of(name: str, value, allowed) -> None:
   _require(value in allowed, f'{name}={value!r} is not allowed; use one of {", ".join(map(str, allowed))}')
 
 
+def _check_keys_and_types(config, base, prefix: str = '') -> None:
+  """Every field must be one of the base config's, of its type (an int may stand for a float)."""
+  for key in config.keys():
+    name = f'{prefix}{key}'
+    if key not in base:
+      close = difflib.get_close_matches(key, list(base.keys()), n=1)
+      hint = f'; did you mean {prefix}{close[0]}?' if close else f'; {prefix or "top-level "}fields are ' + ', '.join(
+          sorted(base.keys()))
+      raise errors.ConfigError(f'unknown config field {name}{hint}')
+    value, expected = config[key], base[key]
+    if isinstance(expected, ml_collections.ConfigDict):
+      if not isinstance(value, (ml_collections.ConfigDict, dict)):
+        raise errors.ConfigError(f'{name} must be a group of fields, got {value!r}')
+      _check_keys_and_types(value, expected, f'{name}.')
+      continue
+    want = base.get_type(key) if hasattr(base, 'get_type') else type(expected)
+    if value is None or expected is None and want is type(None):
+      continue
+    if want is float and isinstance(value, int) and not isinstance(value, bool):
+      continue
+    if want in (tuple, list) and isinstance(value, (tuple, list)):
+      continue
+    if not isinstance(value, want):
+      raise errors.ConfigError(f'{name}={value!r} must be of type {want.__name__}, not {type(value).__name__}')
+
+
 def validate(config: ml_collections.ConfigDict) -> None:
   """Raises ConfigError naming the first bad field and what it allows.
 
   Runs before any data is read or anything is compiled or written.
   """
+  _check_keys_and_types(config, base_config())
   _one_of('data.name', config.data.name, DATASETS)
   _one_of('data.binarize', config.data.binarize, BINARIZATIONS)
   _one_of('model.kind', config.model.kind, MODEL_KINDS)
@@ -128,6 +159,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
            f'eval.num_importance_samples={config.eval.num_importance_samples} must be >= 1')
   _require(config.eval.sample_chunk >= 1, f'eval.sample_chunk={config.eval.sample_chunk} must be >= 1')
   _require(config.eval.num_images >= 1, f'eval.num_images={config.eval.num_images} must be >= 1')
+  _require(config.skip_threshold > 0, f'skip_threshold={config.skip_threshold} must be > 0')
+  _require(config.max_consecutive_skips >= 1,
+           f'max_consecutive_skips={config.max_consecutive_skips} must be >= 1')
   _require(config.log_every_steps >= 1, f'log_every_steps={config.log_every_steps} must be >= 1')
   _require(config.checkpoint_every_steps >= 1,
            f'checkpoint_every_steps={config.checkpoint_every_steps} must be >= 1')

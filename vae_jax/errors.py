@@ -19,3 +19,12 @@ class WorkdirError(UserError):
 
 class TrainingError(UserError):
   """Training cannot go on (e.g. the loss is no longer finite)."""
+
+
+# The exit code of a run stopped by SIGTERM/SIGINT after saving its checkpoint
+# (EX_TEMPFAIL: "try again"); rerunning the same command continues the run.
+PREEMPTED_EXIT_CODE = 75
+
+
+class Preempted(Exception):
+  """Training stopped on a signal after saving a checkpoint at the current step."""

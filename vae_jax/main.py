@@ -17,6 +17,9 @@ _WORKDIR = flags.DEFINE_string('workdir', None, 'Directory of the run: checkpoin
 _DISTRIBUTED = flags.DEFINE_bool(
     'distributed', False, 'Multi-process run (several hosts, SLURM, a TPU pod): call jax.distributed.initialize(), '
     'which reads the coordinator and process ids from the environment, before anything else.')
+_REPLACE_RUN = flags.DEFINE_bool(
+    'replace_run', False, 'If --workdir holds a run of another config, move it to WORKDIR.old-N and start afresh '
+    '(without this flag such a workdir is refused).')
 flags.mark_flags_as_required(['config', 'workdir'])
 
 
@@ -24,7 +27,7 @@ def _train_and_evaluate():
   if _DISTRIBUTED.value:
     jax.distributed.initialize()
     logging.info('process %d of %d; %d devices in all', jax.process_index(), jax.process_count(), jax.device_count())
-  train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  train.train_and_evaluate(cli.config_value(_CONFIG), _WORKDIR.value, replace_run=_REPLACE_RUN.value)
 
 
 if __name__ == '__main__':

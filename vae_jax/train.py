@@ -14,14 +14,16 @@ batches are copied from the host, `steps_per_dispatch` at a time.
 import dataclasses
 import functools
 import json
-import math
 import pathlib
+import signal
+import threading
 import time
 from typing import Callable
 
 from absl import logging
 from flax.training import train_state
 import jax
+from jax.experimental import multihost_utils
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
@@ -86,7 +88,8 @@ def kl_weight_schedule(config, steps_per_epoch: int):
   return lambda step: beta * jnp.minimum(1.0, step.astype(jnp.float32) / warmup_steps)
 
 
-def make_train_step(model, objective, schedule, kl_weight, dynamic_binarize: bool, batch_sharding=None):
+def make_train_step(model, objective, schedule, kl_weight, dynamic_binarize: bool, batch_sharding=None,
+                    skip_threshold: float = float('inf')):
   """Returns the pure train_step(state, batch, key) -> (state, metrics).
 
   `key` is the run's training key; the step folds in its own step number, then
@@ -94,6 +97,10 @@ def make_train_step(model, objective, schedule, kl_weight, dynamic_binarize: boo
   dynamic binarization every pixel is redrawn from Bernoulli(intensity).
   `batch_sharding`, when given, keeps the per-example randomness on the device
   that holds the example.
+
+  A step whose loss or gradient norm is not finite, or whose gradient norm
+  exceeds `skip_threshold`, is skipped: parameters and optimizer state stay as
+  they were, the step counter moves on, and metrics['skipped'] is 1.
   """
 
   def train_step(state, batch, key):
@@ -106,10 +113,15 @@ def make_train_step(model, objective, schedule, kl_weight, dynamic_binarize: boo
       batch = jax.vmap(jax.random.bernoulli)(binarize_keys, batch).astype(batch.dtype)
     weight = kl_weight(state.step)
     loss_fn = functools.partial(objective, model)
-    (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, batch, sample_keys, weight)
-    metrics = dict(metrics, grad_norm=optax.tree.norm(grads), learning_rate=schedule(state.step),
-                   kl_weight=weight)
-    return state.apply_gradients(grads=grads), metrics
+    (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, batch, sample_keys, weight)
+    grad_norm = optax.tree.norm(grads)
+    ok = jnp.isfinite(loss) & jnp.isfinite(grad_norm) & (grad_norm <= skip_threshold)
+    updated = state.apply_gradients(grads=grads)
+    kept = state.replace(step=updated.step)
+    new_state = jax.tree.map(lambda new, old: jnp.where(ok, new, old), updated, kept)
+    metrics = dict(metrics, grad_norm=grad_norm, learning_rate=schedule(state.step), kl_weight=weight,
+                   skipped=(~ok).astype(jnp.int32))
+    return new_state, metrics
 
   return train_step
 
@@ -151,7 +163,7 @@ def make_setup(config: ml_collections.ConfigDict, dataset: data.Dataset, mesh=No
   _, schedule = make_optimizer(config, total_steps, steps_per_epoch)
   train_step = make_train_step(model, objectives.make(config), schedule,
                                kl_weight_schedule(config, steps_per_epoch), config.data.binarize == 'dynamic',
-                               parallel.sharded(mesh))
+                               parallel.sharded(mesh), config.skip_threshold)
   return Setup(config, dataset, model, mesh, schedule, train_step, steps_per_epoch, total_steps,
                jax.random.key(config.seed))
 
@@ -236,22 +248,102 @@ def make_feed(setup: Setup):
   return DeviceFeed(setup) if placement == 'device' else HostFeed(setup)
 
 
-def _prepare_workdir(workdir: pathlib.Path, config: ml_collections.ConfigDict, resolved: dict) -> None:
-  """Checks an existing run matches the config, then writes config.json."""
+def _flatten(tree: dict, prefix: str = '') -> dict:
+  out = {}
+  for k, v in tree.items():
+    if isinstance(v, dict):
+      out.update(_flatten(v, f'{prefix}{k}.'))
+    else:
+      out[f'{prefix}{k}'] = v
+  return out
+
+
+def _prepare_workdir(workdir: pathlib.Path, config: ml_collections.ConfigDict, resolved: dict,
+                     replace_run: bool) -> None:
+  """Refuses (or, with replace_run, moves aside) a run of another config, then writes config.json."""
   path = workdir / checkpoints.CONFIG_FILE
   if path.exists():
-    old = json.loads(path.read_text())
-    new = json.loads(config.to_json_best_effort())
-    for field in _RUN_DEFINING:
-      if old.get(field) != new.get(field):
-        raise errors.WorkdirError(
-            f'workdir {workdir} holds a run with a different {field!r} ({old.get(field)} != {new.get(field)}); '
-            'use a new --workdir, or the same config to resume')
+    old = _flatten({k: v for k, v in json.loads(path.read_text()).items() if k in _RUN_DEFINING})
+    new = _flatten({k: v for k, v in json.loads(config.to_json_best_effort()).items() if k in _RUN_DEFINING})
+    changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+    if changed and not replace_run:
+      first = changed[0]
+      more = f' (and {len(changed) - 1} more: {", ".join(changed[1:])})' if len(changed) > 1 else ''
+      raise errors.WorkdirError(
+          f'workdir {workdir} holds a run with {first}={old.get(first)!r}, but this config has '
+          f'{first}={new.get(first)!r}{more}; use a new --workdir, or pass --replace_run to move that run '
+          f'to {workdir}.old-N and start afresh')
+    if changed and jax.process_index() == 0:
+      n = 1
+      while workdir.with_name(f'{workdir.name}.old-{n}').exists():
+        n += 1
+      aside = workdir.with_name(f'{workdir.name}.old-{n}')
+      workdir.rename(aside)
+      logging.warning('Moved the run of another config from %s to %s', workdir, aside)
   workdir.mkdir(parents=True, exist_ok=True)
   if jax.process_index() == 0:
     full = ml_collections.ConfigDict(config.to_dict())
     full.resolved = resolved
     checkpoints.write_config(workdir, full)
+
+
+def _restore_readable(mngr, state, workdir: pathlib.Path):
+  """Restores the newest checkpoint that can be read; unreadable ones are moved aside, not deleted.
+
+  Returns (state, step), step 0 when there is no readable checkpoint.
+  """
+  for step in sorted(mngr.all_steps(), reverse=True):
+    try:
+      return checkpoints.restore(mngr, step, state), step
+    except Exception as e:  # pylint: disable=broad-except
+      bad = workdir / checkpoints.CHECKPOINT_DIR / str(step)
+      aside = workdir / 'unreadable_checkpoints' / str(step)
+      reason = (str(e).strip().splitlines() or [''])[0][:200]
+      logging.warning('The checkpoint at step %d (%s) cannot be read (%s: %s); moved it to %s and resuming '
+                      'from the one before', step, bad, type(e).__name__, reason, aside)
+      if jax.process_index() == 0:
+        aside.parent.mkdir(parents=True, exist_ok=True)
+        bad.rename(aside)
+      mngr.reload()
+  return state, 0
+
+
+class _StopSignals:
+  """While training, SIGTERM and SIGINT ask the loop to checkpoint and exit instead of killing it.
+
+  A second signal of the same kind kills the run as usual.
+  """
+  SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+  def __init__(self):
+    self.received = None
+    self._previous = {}
+
+  def _handle(self, signum, frame):
+    del frame
+    if self.received is not None:
+      signal.signal(signum, self._previous.get(signum, signal.SIG_DFL))
+      signal.raise_signal(signum)
+    self.received = signum
+    logging.warning('Received %s: the run will save a checkpoint and exit after this dispatch',
+                    signal.Signals(signum).name)
+
+  def __enter__(self):
+    if threading.current_thread() is threading.main_thread():
+      for s in self.SIGNALS:
+        self._previous[s] = signal.signal(s, self._handle)
+    return self
+
+  def __exit__(self, *exc):
+    for s, handler in self._previous.items():
+      signal.signal(s, handler)
+
+  def requested(self) -> bool:
+    """True on every process once any process received a signal (they must stop at the same step)."""
+    stop = self.received is not None
+    if jax.process_count() > 1:
+      stop = bool(np.any(multihost_utils.process_allgather(np.array(stop))))
+    return stop
 
 
 def _format_duration(seconds: float) -> str:
@@ -260,9 +352,12 @@ def _format_duration(seconds: float) -> str:
 
 
 def _mean_metrics(buffer: list[dict]) -> dict[str, float]:
-  """Means over every step in `buffer` (a list of dicts of per-step arrays)."""
+  """Means over the applied (not skipped) steps in `buffer`, plus the number of skipped steps."""
   stacked = jax.device_get(buffer)
-  return {k: float(np.mean(np.concatenate([np.atleast_1d(m[k]) for m in stacked]))) for k in stacked[0]}
+  cat = {k: np.concatenate([np.atleast_1d(m[k]) for m in stacked]) for k in stacked[0]}
+  applied = cat.pop('skipped') == 0
+  means = {k: float(np.mean(v[applied])) if applied.any() else float('nan') for k, v in cat.items()}
+  return dict(means, skipped_steps=int(np.sum(~applied)))
 
 
 def _crossed(before: int, after: int, period: int) -> bool:
@@ -290,8 +385,14 @@ def _write_images(workdir, writer, model, params, dataset, config, step, key) ->
   writer.write_images(step, images)
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dict:
-  """Trains (or resumes) the run in `workdir`, evaluates on test, returns eval.json's contents."""
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib.Path,
+                       replace_run: bool = False) -> dict:
+  """Trains (or resumes) the run in `workdir`, evaluates on test, returns eval.json's contents.
+
+  A workdir holding a run of another config (seed, batch_size, data, model) is
+  refused, or with `replace_run` moved to WORKDIR.old-N first. SIGTERM/SIGINT
+  save a checkpoint and raise errors.Preempted; rerunning continues the run.
+  """
   config_lib.validate(config)
   dataset = data.load(config)
   setup = make_setup(config, dataset)
@@ -302,7 +403,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
                   num_train=len(dataset.train.images), num_validation=len(dataset.validation.images),
                   num_test=len(dataset.test.images), data_source=dataset.source, jax_version=jax.__version__,
                   devices=[str(d) for d in jax.devices()], process_count=jax.process_count())
-  _prepare_workdir(workdir, config, resolved)
+  _prepare_workdir(workdir, config, resolved, replace_run)
   logging.info('%s from %s: %d train / %d validation / %d test images of shape %s', dataset.name,
                dataset.source, len(dataset.train.images), len(dataset.validation.images),
                len(dataset.test.images), dataset.image_shape)
@@ -311,9 +412,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
   logging.info('%s with %s parameters; %d steps (%d per epoch) on %d device(s)', config.model.kind,
                f'{sum(p.size for p in jax.tree.leaves(state.params)):,}', total_steps, spe, jax.device_count())
   mngr = checkpoints.manager(workdir, config.keep_checkpoints)
-  start = mngr.latest_step() or 0
+  state, start = _restore_readable(mngr, state, workdir)
   if start:
-    state = checkpoints.restore(mngr, start, state)
     logging.info('Resumed from the checkpoint at step %d in %s', start, workdir)
   eval_path = workdir / EVAL_FILE
   if start >= total_steps and eval_path.exists():
@@ -328,44 +428,67 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
   val_evaluator = evaluation.Evaluator(setup.model, config.eval.batch_size, 1, 1, setup.mesh)
 
   step, buffer = start, []
+  consecutive_skips, total_skips = 0, 0
   last_time, last_step = time.perf_counter(), start
-  while step < total_steps:
-    num_steps = min(config.steps_per_dispatch, total_steps - step)
-    state, metrics = feed.run(state, step, num_steps)
-    buffer.append(metrics)
-    before, step = step, step + num_steps
+  with _StopSignals() as stop:
+    while step < total_steps:
+      num_steps = min(config.steps_per_dispatch, total_steps - step)
+      state, metrics = feed.run(state, step, num_steps)
+      buffer.append(metrics)
+      before, step = step, step + num_steps
 
-    if _crossed(before, step, config.log_every_steps) or step == total_steps:
-      means = _mean_metrics(buffer)
-      buffer = []
-      if not math.isfinite(means['loss']):
+      skipped = np.asarray(metrics['skipped'])
+      total_skips += int(skipped.sum())
+      applied = np.flatnonzero(skipped == 0)
+      consecutive_skips = consecutive_skips + num_steps if not len(applied) else num_steps - 1 - applied[-1]
+      if consecutive_skips >= config.max_consecutive_skips:
+        writer.close()
+        mngr.wait_until_finished()
         raise errors.TrainingError(
-            f'the training loss became {means["loss"]} by step {step}; the last good checkpoint is kept in '
-            f'{workdir / checkpoints.CHECKPOINT_DIR}. Lower learning_rate or optim.grad_clip_norm')
-      now = time.perf_counter()
-      steps_per_sec = (step - last_step) / (now - last_time)
-      last_time, last_step = now, step
-      writer.write_scalars(step, {f'train/{k}': v for k, v in means.items()} | {
-          'train/steps_per_sec': steps_per_sec, 'train/images_per_sec': steps_per_sec * config.batch_size,
-          'train/epoch': step / spe})
-      summary = ' '.join(f'{k.removesuffix("_nats")} {means[k]:.2f}'
-                         for k in ('loss', 'elbo_nats', 'recon_nats', 'kl_nats') if k in means)
-      logging.info('step %d/%d (epoch %.1f) | %s | %.1f steps/s, %.0f images/s | ETA %s', step, total_steps,
-                   step / spe, summary, steps_per_sec, steps_per_sec * config.batch_size,
-                   _format_duration((total_steps - step) / steps_per_sec))
+            f'{consecutive_skips} steps in a row were skipped by step {step} (loss or gradient norm not finite, '
+            f'or gradient norm above skip_threshold={config.skip_threshold}); stopped without saving them. The '
+            f'last good checkpoint is step {mngr.latest_step() or "none"} in {workdir / checkpoints.CHECKPOINT_DIR}. '
+            'Lower learning_rate or optim.grad_clip_norm, or check the data')
 
-    if (_crossed(before, step, eval_every) or step == total_steps) and len(dataset.validation.images):
-      eval_start = time.perf_counter()
-      val = val_evaluator.evaluate(state.params, dataset.validation.images, eval_key(config.seed, 'validation'),
-                                   config.model.likelihood)
-      val = {k: v for k, v in val.items()
-             if k in ('elbo_nats', 'recon_nats', 'kl_nats', 'active_units') and v is not None}
-      writer.write_scalars(step, {f'validation/{k}': v for k, v in val.items()})
-      logging.info('validation at step %d: %s', step, ', '.join(f'{k} {v:.2f}' for k, v in val.items()))
-      last_time += time.perf_counter() - eval_start  # keep evaluation out of the throughput
+      if _crossed(before, step, config.log_every_steps) or step == total_steps:
+        means = _mean_metrics(buffer)
+        buffer = []
+        now = time.perf_counter()
+        steps_per_sec = (step - last_step) / (now - last_time)
+        last_time, last_step = now, step
+        writer.write_scalars(step, {f'train/{k}': v for k, v in means.items()} | {
+            'train/steps_per_sec': steps_per_sec, 'train/images_per_sec': steps_per_sec * config.batch_size,
+            'train/epoch': step / spe, 'train/skipped_steps_total': total_skips})
+        summary = ' '.join(f'{k.removesuffix("_nats")} {means[k]:.2f}'
+                           for k in ('loss', 'elbo_nats', 'recon_nats', 'kl_nats') if k in means)
+        if means['skipped_steps']:
+          summary += f' | skipped {means["skipped_steps"]} steps ({total_skips} in all)'
+        logging.info('step %d/%d (epoch %.1f) | %s | %.1f steps/s, %.0f images/s | ETA %s', step, total_steps,
+                     step / spe, summary, steps_per_sec, steps_per_sec * config.batch_size,
+                     _format_duration((total_steps - step) / steps_per_sec))
 
-    if _crossed(before, step, config.checkpoint_every_steps) or step == total_steps:
-      checkpoints.save(mngr, step, state)
+      if (_crossed(before, step, eval_every) or step == total_steps) and len(dataset.validation.images):
+        eval_start = time.perf_counter()
+        val = val_evaluator.evaluate(state.params, dataset.validation.images,
+                                     eval_key(config.seed, 'validation'), config.model.likelihood)
+        val = {k: v for k, v in val.items()
+               if k in ('elbo_nats', 'recon_nats', 'kl_nats', 'active_units') and v is not None}
+        writer.write_scalars(step, {f'validation/{k}': v for k, v in val.items()})
+        logging.info('validation at step %d: %s', step, ', '.join(f'{k} {v:.2f}' for k, v in val.items()))
+        last_time += time.perf_counter() - eval_start  # keep evaluation out of the throughput
+
+      if _crossed(before, step, config.checkpoint_every_steps) or step == total_steps:
+        checkpoints.save(mngr, step, state)
+      if step < total_steps and stop.requested():
+        if mngr.latest_step() != step:
+          checkpoints.save(mngr, step, state)
+        mngr.wait_until_finished()
+        mngr.close()
+        writer.close()
+        raise errors.Preempted(
+            f'{signal.Signals(stop.received).name if stop.received else "a signal"} received: saved the checkpoint '
+            f'at step {step} of {total_steps} in {workdir / checkpoints.CHECKPOINT_DIR}; rerun the same command '
+            'to continue')
   mngr.wait_until_finished()
   mngr.close()
 
