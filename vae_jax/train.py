@@ -514,5 +514,5 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
     tmp.write_text(json.dumps(results, indent=2) + '\n')
     tmp.replace(eval_path)
   logging.info('test: %s', ', '.join(f'{k} {v:.3f}' if isinstance(v, float) else f'{k} {v}'
-                                     for k, v in results.items()))
+                                     for k, v in results.items() if k != 'kl_per_dim_nats'))
   return results
