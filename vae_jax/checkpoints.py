@@ -14,6 +14,8 @@ import jax
 import ml_collections
 import orbax.checkpoint as ocp
 
+from vae_jax import errors
+
 CONFIG_FILE = 'config.json'
 CHECKPOINT_DIR = 'checkpoints'
 
@@ -48,9 +50,9 @@ def restore_params(workdir: epath.PathLike, step: int | None = None):
   try:
     step = mngr.latest_step() if step is None else step
     if step is None:
-      raise FileNotFoundError(f'no checkpoint in {epath.Path(workdir) / CHECKPOINT_DIR}')
+      raise errors.RunNotFound(f'no checkpoint in {epath.Path(workdir) / CHECKPOINT_DIR}')
     if step not in mngr.all_steps():
-      raise FileNotFoundError(f'no checkpoint for step {step} in {epath.Path(workdir) / CHECKPOINT_DIR}; '
+      raise errors.RunNotFound(f'no checkpoint for step {step} in {epath.Path(workdir) / CHECKPOINT_DIR}; '
                               f'saved steps: {sorted(mngr.all_steps())}')
     # Restore onto this process's first device, whatever mesh the run was saved from.
     device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
@@ -71,4 +73,8 @@ def write_config(workdir: str | pathlib.Path, config: ml_collections.ConfigDict)
 
 
 def read_config(workdir: epath.PathLike) -> ml_collections.ConfigDict:
-  return ml_collections.ConfigDict(json.loads((epath.Path(workdir) / CONFIG_FILE).read_text()))
+  """The run's config.json; errors.RunNotFound when `workdir` holds no run."""
+  path = epath.Path(workdir) / CONFIG_FILE
+  if not path.exists():
+    raise errors.RunNotFound(f'{workdir} has no {CONFIG_FILE}: not a vae_jax run directory')
+  return ml_collections.ConfigDict(json.loads(path.read_text()))

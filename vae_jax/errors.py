@@ -17,6 +17,10 @@ class WorkdirError(UserError):
   """The workdir holds a run that the config cannot continue."""
 
 
+class RunNotFound(WorkdirError, FileNotFoundError):
+  """The directory holds no vae_jax run, or not the checkpoint asked for."""
+
+
 class TrainingError(UserError):
   """Training cannot go on (e.g. the loss is no longer finite)."""
 

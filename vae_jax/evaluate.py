@@ -38,15 +38,10 @@ def evaluate_run(workdir: epath.PathLike, num_importance_samples: int, split: st
                  step: int | None = None, batch_size: int | None = None) -> dict:
   """Evaluates the run in `workdir` and writes its eval file; returns what it wrote."""
   workdir = epath.Path(workdir)
-  if not (workdir / checkpoints.CONFIG_FILE).exists():
-    raise errors.WorkdirError(f'--workdir={workdir} has no {checkpoints.CONFIG_FILE}: not a vae_jax run directory')
   if num_importance_samples < 1:
     raise errors.ConfigError(f'--num_importance_samples={num_importance_samples} must be >= 1')
   config = checkpoints.read_config(workdir)
-  try:
-    params, loaded_step = checkpoints.restore_params(workdir, step)
-  except FileNotFoundError as e:
-    raise errors.WorkdirError(str(e)) from None
+  params, loaded_step = checkpoints.restore_params(workdir, step)
   dataset = data.load(config)
   images = getattr(dataset, split).images
   if not len(images):

@@ -20,10 +20,8 @@ from etils import epath
 import jax
 import numpy as np
 
-from vae_jax import checkpoints
 from vae_jax import cli
 from vae_jax import data
-from vae_jax import errors
 from vae_jax import plots
 from vae_jax import run as run_lib
 
@@ -141,12 +139,7 @@ def pictures(run: run_lib.Run, dataset: data.Dataset, results: dict | None, seed
 def write_report(workdir: epath.PathLike, step: int | None = None, seed: int = 0) -> epath.Path:
   """Writes WORKDIR/report/*.png and report.md for the run in `workdir`; returns report.md's path."""
   workdir = epath.Path(workdir)
-  if not (workdir / checkpoints.CONFIG_FILE).exists():
-    raise errors.WorkdirError(f'--workdir={workdir} has no {checkpoints.CONFIG_FILE}: not a vae_jax run directory')
-  try:
-    run = run_lib.load_run(workdir, step)
-  except FileNotFoundError as e:
-    raise errors.WorkdirError(str(e)) from None
+  run = run_lib.load_run(workdir, step)
   dataset = data.load(run.config)
   results = plots.read_eval(workdir)
   out = workdir / REPORT_DIR

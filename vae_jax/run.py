@@ -20,6 +20,7 @@ import ml_collections
 import numpy as np
 
 from vae_jax import checkpoints
+from vae_jax import evaluation
 from vae_jax import models
 from vae_jax import objectives
 
@@ -90,7 +91,6 @@ class Run:
     binarized first with `key` when the run was trained on binary data.
     """
     self._require_stochastic('log_likelihood')
-    from vae_jax import evaluation  # pylint: disable=g-import-not-at-top
     num_samples = num_samples or self.config.eval.num_importance_samples
     binarize_key, sample_key = jax.random.split(key)
     x = np.asarray(self._binarize(x, binarize_key))
@@ -102,8 +102,6 @@ class Run:
 def load_run(workdir: epath.PathLike, step: int | None = None) -> Run:
   """Loads the run in `workdir` (a local path or a gs:// URI) at its latest checkpoint (or at `step`)."""
   workdir = epath.Path(workdir)
-  if not (workdir / checkpoints.CONFIG_FILE).exists():
-    raise FileNotFoundError(f'{workdir} has no {checkpoints.CONFIG_FILE}: it is not a vae_jax run directory')
   config = checkpoints.read_config(workdir)
   params, step = checkpoints.restore_params(workdir, step)
   return Run(workdir, config, params, step)

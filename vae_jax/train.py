@@ -138,6 +138,7 @@ class Setup:
   dataset: data.Dataset
   model: models.VAE
   mesh: jax.sharding.Mesh
+  tx: optax.GradientTransformation
   schedule: optax.Schedule
   train_step: Callable     # pure (state, batch, key) -> (state, metrics)
   steps_per_epoch: int
@@ -148,9 +149,8 @@ class Setup:
     return jax.random.fold_in(self.root_key, stream)
 
   def initial_state(self) -> train_state.TrainState:
-    tx, _ = make_optimizer(self.config, self.total_steps, self.steps_per_epoch)
     params = models.init_params(self.model, self.dataset.image_shape, self.key(_INIT))
-    state = train_state.TrainState.create(apply_fn=self.model.apply, params=params, tx=tx)
+    state = train_state.TrainState.create(apply_fn=self.model.apply, params=params, tx=self.tx)
     return parallel.replicate(state, self.mesh)
 
 
@@ -160,11 +160,11 @@ def make_setup(config: ml_collections.ConfigDict, dataset: data.Dataset, mesh=No
   steps_per_epoch = len(dataset.train.images) // config.batch_size
   total_steps = max(1, int(round(config.num_epochs * steps_per_epoch)))
   model = models.make(config, dataset.image_shape)
-  _, schedule = make_optimizer(config, total_steps, steps_per_epoch)
+  tx, schedule = make_optimizer(config, total_steps, steps_per_epoch)
   train_step = make_train_step(model, objectives.make(config), schedule,
                                kl_weight_schedule(config, steps_per_epoch), config.data.binarize == 'dynamic',
                                parallel.sharded(mesh), config.skip_threshold)
-  return Setup(config, dataset, model, mesh, schedule, train_step, steps_per_epoch, total_steps,
+  return Setup(config, dataset, model, mesh, tx, schedule, train_step, steps_per_epoch, total_steps,
                jax.random.key(config.seed))
 
 
