@@ -63,3 +63,27 @@ def test_bfloat16_compute_keeps_float32_params_and_outputs(make_config):
   reference = models.make(make_config(), (8, 8, 1))
   ref_mean, _ = reference.apply({'params': params}, x, method=reference.encode)
   np.testing.assert_allclose(mean, ref_mean, atol=0.05)
+
+
+@pytest.mark.parametrize('encoder', ['mlp', 'conv'])
+def test_glu_layers_gate_half_of_a_doubled_layer(make_config, encoder):
+  config = make_config(**{'model.encoder': encoder, 'model.activation': 'glu',
+                          'model.hidden_sizes': (8, 16) if encoder == 'conv' else (32, 16),
+                          'model.latent_dim': 5})
+  model = models.make(config, (8, 8, 1))
+  params = models.init_params(model, (8, 8, 1), jax.random.key(0))
+  x = jax.random.uniform(jax.random.key(1), (3, 8, 8, 1))
+  mean, _ = model.apply({'params': params}, x, method=model.encode)
+  chex.assert_shape(mean, (3, 5))
+  first = 'dense_0' if encoder == 'mlp' else 'conv_0'
+  kernel = params['encoder'][first]['kernel']
+  assert kernel.shape[-1] == 2 * config.model.hidden_sizes[0]
+  if encoder == 'mlp':
+    # Each hidden layer is a * sigmoid(b) of the two halves of one dense layer twice its width.
+    enc = params['encoder']
+    h = x.reshape(3, -1)
+    for name in ('dense_0', 'dense_1'):
+      a, b = jnp.split(h @ enc[name]['kernel'] + enc[name]['bias'], 2, axis=-1)
+      h = a * jax.nn.sigmoid(b)
+    np.testing.assert_allclose(model.apply({'params': params}, x, method=lambda m, v: m.encoder(v)),
+                               h @ enc['out']['kernel'] + enc['out']['bias'], rtol=1e-5, atol=1e-5)

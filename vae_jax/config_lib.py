@@ -18,7 +18,7 @@ LIKELIHOODS = ('bernoulli', 'gaussian')
 GAUSSIAN_VARIANCES = ('fixed', 'learned')
 BINARIZATIONS = ('dynamic', 'static', 'none')
 SCHEDULES = ('cosine', 'constant', 'iwae_stages')
-ACTIVATIONS = ('relu', 'tanh', 'gelu', 'elu', 'swish')
+ACTIVATIONS = ('relu', 'tanh', 'gelu', 'elu', 'swish', 'glu')
 DATASETS = ('mnist', 'fashion_mnist', 'cifar10', 'digits')
 PLACEMENTS = ('auto', 'device', 'host')
 DTYPES = ('float32', 'bfloat16')
@@ -55,7 +55,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.model.num_importance_samples = 1  # k of the IWAE training bound (model.kind=iwae)
   c.model.encoder = 'mlp'            # mlp | conv (the decoder mirrors it)
   c.model.hidden_sizes = (500, 500)  # MLP widths, or conv channels (one stride-2 conv each)
-  c.model.activation = 'relu'
+  c.model.activation = 'relu'        # relu | tanh | gelu | elu | swish | glu (gated, a * sigmoid(b))
   c.model.latent_dim = 50
   c.model.beta = 1.0                 # weight of the KL term; 1 is the VAE
   c.model.kl_warmup_epochs = 0.0     # linear KL weight warm-up from 0 to beta

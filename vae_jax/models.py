@@ -21,7 +21,17 @@ from vae_jax import likelihoods
 
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     'relu': nn.relu, 'tanh': nn.tanh, 'gelu': nn.gelu, 'elu': nn.elu, 'swish': nn.swish,
+    'glu': nn.glu,
 }
+
+
+def _units(n: int, activation: str) -> int:
+  """Width of the layer feeding `activation`: GLU gates half its inputs with the other half.
+
+  Gated layers, h = a * sigmoid(b), are what the VampPrior and Exemplar VAE
+  baselines use; `n` stays the width the next layer sees.
+  """
+  return 2 * n if activation == 'glu' else n
 
 
 class MLPEncoder(nn.Module):
@@ -36,7 +46,7 @@ class MLPEncoder(nn.Module):
     act = ACTIVATIONS[self.activation]
     h = x.reshape(x.shape[0], -1)
     for i, width in enumerate(self.hidden_sizes):
-      h = act(nn.Dense(width, dtype=self.dtype, name=f'dense_{i}')(h))
+      h = act(nn.Dense(_units(width, self.activation), dtype=self.dtype, name=f'dense_{i}')(h))
     return nn.Dense(self.out_dim, dtype=self.dtype, name='out')(h)
 
 
@@ -52,7 +62,7 @@ class MLPDecoder(nn.Module):
     act = ACTIVATIONS[self.activation]
     h = z
     for i, width in enumerate(self.hidden_sizes):
-      h = act(nn.Dense(width, dtype=self.dtype, name=f'dense_{i}')(h))
+      h = act(nn.Dense(_units(width, self.activation), dtype=self.dtype, name=f'dense_{i}')(h))
     h = nn.Dense(math.prod(self.image_shape), dtype=self.dtype, name='out')(h)
     return h.reshape(z.shape[0], *self.image_shape)
 
@@ -69,7 +79,7 @@ class ConvEncoder(nn.Module):
     act = ACTIVATIONS[self.activation]
     h = x
     for i, c in enumerate(self.channels):
-      h = act(nn.Conv(c, (3, 3), strides=(2, 2), padding='SAME', dtype=self.dtype, name=f'conv_{i}')(h))
+      h = act(nn.Conv(_units(c, self.activation), (3, 3), strides=(2, 2), padding='SAME', dtype=self.dtype, name=f'conv_{i}')(h))
     return nn.Dense(self.out_dim, dtype=self.dtype, name='out')(h.reshape(h.shape[0], -1))
 
 
@@ -91,9 +101,9 @@ class ConvDecoder(nn.Module):
     n = len(self.channels)
     h0, w0 = -(-height // 2**n), -(-width // 2**n)
     top = self.channels[-1]
-    h = act(nn.Dense(h0 * w0 * top, dtype=self.dtype, name='in')(z)).reshape(z.shape[0], h0, w0, top)
+    h = act(nn.Dense(_units(h0 * w0 * top, self.activation), dtype=self.dtype, name='in')(z)).reshape(z.shape[0], h0, w0, top)
     for i, c in enumerate(reversed(self.channels)):
-      h = act(nn.ConvTranspose(c, (3, 3), strides=(2, 2), padding='SAME', dtype=self.dtype, name=f'deconv_{i}')(h))
+      h = act(nn.ConvTranspose(_units(c, self.activation), (3, 3), strides=(2, 2), padding='SAME', dtype=self.dtype, name=f'deconv_{i}')(h))
     h = nn.Conv(out_channels, (3, 3), padding='SAME', dtype=self.dtype, name='out')(h)
     return h[:, :height, :width, :]
 
