@@ -79,7 +79,9 @@ class ConvEncoder(nn.Module):
     act = ACTIVATIONS[self.activation]
     h = x
     for i, c in enumerate(self.channels):
-      h = act(nn.Conv(_units(c, self.activation), (3, 3), strides=(2, 2), padding='SAME', dtype=self.dtype, name=f'conv_{i}')(h))
+      conv = nn.Conv(_units(c, self.activation), (3, 3), strides=(2, 2), padding='SAME', dtype=self.dtype,
+                     name=f'conv_{i}')
+      h = act(conv(h))
     return nn.Dense(self.out_dim, dtype=self.dtype, name='out')(h.reshape(h.shape[0], -1))
 
 
@@ -101,9 +103,12 @@ class ConvDecoder(nn.Module):
     n = len(self.channels)
     h0, w0 = -(-height // 2**n), -(-width // 2**n)
     top = self.channels[-1]
-    h = act(nn.Dense(_units(h0 * w0 * top, self.activation), dtype=self.dtype, name='in')(z)).reshape(z.shape[0], h0, w0, top)
+    h = act(nn.Dense(_units(h0 * w0 * top, self.activation), dtype=self.dtype, name='in')(z))
+    h = h.reshape(z.shape[0], h0, w0, top)
     for i, c in enumerate(reversed(self.channels)):
-      h = act(nn.ConvTranspose(_units(c, self.activation), (3, 3), strides=(2, 2), padding='SAME', dtype=self.dtype, name=f'deconv_{i}')(h))
+      deconv = nn.ConvTranspose(_units(c, self.activation), (3, 3), strides=(2, 2), padding='SAME',
+                                dtype=self.dtype, name=f'deconv_{i}')
+      h = act(deconv(h))
     h = nn.Conv(out_channels, (3, 3), padding='SAME', dtype=self.dtype, name='out')(h)
     return h[:, :height, :width, :]
 
