@@ -25,6 +25,7 @@ def tiny_config(**overrides):
   c.eval.sample_chunk = 4
   c.eval.num_images = 16
   c.steps_per_dispatch = 10
+  c.dispatch = 'scan'  # fixed, so runs in different workdirs compare bit for bit; test_dispatch covers auto
   c.log_every_steps = 10
   c.checkpoint_every_steps = 20
   c.keep_checkpoints = 10

@@ -1,15 +1,22 @@
-"""Training throughput of a config, against a plain per-step jitted loop.
+"""Training throughput: vae_jax against a plain jitted loop and against PyTorch.
 
+  python -m vae_jax.benchmark                                  # the MLP and the conv Fashion-MNIST configs
   python -m vae_jax.benchmark --config=configs/fashion_mnist.py [--config.batch_size=1024]
+  python -m vae_jax.benchmark --conv_layers                    # each conv layer: lax's convolution vs matmuls
 
-Prints images/s, ms/step and achieved GFLOP/s (model FLOPs from XLA's cost
-analysis of one train step) as a share of the device's fp32 matmul peak,
-measured in the same process; then the same for the same model trained the way
-most example code does it (one jitted step per Python iteration, batches
-copied from the host) and the ratio. The last line is vae_jax's images/s.
-Figures for this project's machines are in BENCHMARKS.md.
+For each config, in one process: images/s, ms/step and achieved GFLOP/s (model
+FLOPs from XLA's cost analysis of one train step, as a share of the device's
+measured fp32 matmul peak) of
+  - the plain loop most example code uses: one jitted step per Python
+    iteration, batches copied from the host;
+  - vae_jax's loop, dispatched the way `train.choose_feed` picks (each mode's
+    probe figures are printed too);
+  - the same network in PyTorch (`pytorch_baseline`), when torch is installed
+    (`pip install -e '.[benchmark]'`);
+and the ratios. Figures for this project's machines are in BENCHMARKS.md.
 """
 
+import pathlib
 import platform
 import time
 
@@ -23,12 +30,19 @@ import numpy as np
 from vae_jax import cli
 from vae_jax import config_lib
 from vae_jax import data
+from vae_jax import dispatch
+from vae_jax import errors
 from vae_jax import objectives
+from vae_jax import pytorch_baseline
 from vae_jax import train
 
-_CONFIG = config_flags.DEFINE_config_file('config', None, 'Path to a config file in configs/.', lock_config=True)
-_SECONDS = flags.DEFINE_float('seconds', 10.0, 'Minimum timed duration of each of the two loops.')
-flags.mark_flags_as_required(['config'])
+_CONFIG = config_flags.DEFINE_config_file('config', None, 'Path to a config file in configs/; default: the '
+                                          'MLP and the conv Fashion-MNIST configs.', lock_config=True)
+_SECONDS = flags.DEFINE_float('seconds', 10.0, 'Minimum timed duration of each loop.')
+_TORCH = flags.DEFINE_bool('torch', True, 'Time the PyTorch yardstick when torch is installed.')
+_LAYERS = flags.DEFINE_bool('conv_layers', False, "Instead, time each conv layer of the configs' conv models "
+                            "alone, forward and backward, with lax's convolution and as matmuls.")
+DEFAULT_CONFIGS = ('configs/fashion_mnist.py', 'configs/fashion_mnist_conv.py')
 
 
 def matmul_peak_gflops(seconds: float = 2.0) -> tuple[float, int]:
@@ -70,18 +84,19 @@ def _time_loop(run_once, steps_per_call: int, seconds: float) -> float:
   return (time.perf_counter() - start) / (calls * steps_per_call)
 
 
-def time_vae_jax(setup: train.Setup, seconds: float) -> tuple[float, str]:
-  """Seconds per step of vae_jax's own loop (fused steps, data where `make_feed` puts it)."""
-  feed = train.make_feed(setup)
+def time_vae_jax(setup: train.Setup, seconds: float) -> tuple[float, object, str]:
+  """Seconds per step of vae_jax's own loop, the feed it chose, and why."""
+  state = setup.initial_state()
+  feed, why = train.choose_feed(setup, state)
   spd = setup.config.steps_per_dispatch
-  holder = {'state': setup.initial_state(), 'step': 0}
+  holder = {'state': state, 'step': 0}
 
   def run_once():
     holder['state'], metrics = feed.run(holder['state'], holder['step'], spd)
     holder['step'] += spd
     return metrics['loss']
 
-  return _time_loop(run_once, spd, seconds), feed.placement
+  return _time_loop(run_once, spd, seconds), feed, why
 
 
 def time_plain_loop(setup: train.Setup, seconds: float) -> float:
@@ -106,37 +121,104 @@ def time_plain_loop(setup: train.Setup, seconds: float) -> float:
   return _time_loop(run_once, 1, seconds)
 
 
-def _benchmark():
-  config = cli.config_value(_CONFIG)
+def benchmark_config(config, seconds: float, peak: float, torch: bool = True) -> dict[str, float]:
+  """Prints the figures of one config; returns images/s of each loop."""
   config_lib.validate(config)
   setup = train.make_setup(config, data.load(config))
-  device = jax.devices()[0]
   m = config.model
-  print(f'device: {jax.device_count()} x {device.device_kind} ({jax.default_backend()}), '
-        f'host {platform.processor() or platform.machine()}, jax {jax.__version__}')
-  print(f'config: {m.kind} {m.encoder} {tuple(m.hidden_sizes)} latent {m.latent_dim}, {m.likelihood}, '
-        f'{config.data.name} {setup.dataset.image_shape}, batch {config.batch_size}, {m.dtype}, '
+  print(f'\nconfig: {m.kind} {m.encoder} {tuple(m.hidden_sizes)} latent {m.latent_dim}, {m.activation}, '
+        f'{m.likelihood}, {config.data.name} {setup.dataset.image_shape}, batch {config.batch_size}, {m.dtype}, '
         f'{config.steps_per_dispatch} steps per dispatch')
-  peak, n = matmul_peak_gflops()
-  print(f'fp32 matmul peak ({n}x{n}): {peak:.0f} GFLOP/s')
   state = setup.initial_state()
-  batch = jnp.asarray(setup.dataset.train.images[:config.batch_size])
-  gflop = step_gflop(setup, state, batch)
+  gflop = step_gflop(setup, state, jnp.asarray(setup.dataset.train.images[:config.batch_size]))
   print(f'train step: {gflop:.3f} GFLOP (XLA cost analysis)')
 
   def report(name, sec_per_step):
     gflops = gflop / sec_per_step
     print(f'{name}: {config.batch_size / sec_per_step:,.0f} images/s, {1e3 * sec_per_step:.3f} ms/step, '
           f'{gflops:.1f} GFLOP/s ({100 * gflops / peak:.0f}% of peak)')
+    return config.batch_size / sec_per_step
 
-  plain = time_plain_loop(setup, _SECONDS.value)
-  report('plain per-step jitted loop, host-fed', plain)
-  ours, placement = time_vae_jax(setup, _SECONDS.value)
-  report(f'vae_jax (data on {placement})', ours)
-  epoch = len(setup.dataset.train.images) // config.batch_size * ours
-  print(f'vae_jax / plain: {plain / ours:.2f}x; one epoch of {setup.dataset.name} '
-        f'({setup.steps_per_epoch * config.batch_size} images): {1e3 * epoch:.0f} ms')
-  print(f'images/s: {config.batch_size / ours:.0f}')
+  out = {'plain': report('plain per-step jitted loop, host-fed', time_plain_loop(setup, seconds))}
+  ours, feed, why = time_vae_jax(setup, seconds)
+  print(f'vae_jax dispatch: {feed.mode} ({why})')
+  out['vae_jax'] = report(f'vae_jax ({feed.mode}, data on {feed.placement})', ours)
+  print(f'vae_jax / plain: {out["vae_jax"] / out["plain"]:.2f}x')
+  if torch and pytorch_baseline.available():
+    import torch as torch_lib  # pylint: disable=g-import-not-at-top
+    out['pytorch'] = pytorch_baseline.images_per_second(config, setup.dataset.train.images, seconds)
+    print(f'PyTorch {torch_lib.__version__} ({torch_lib.get_num_threads()} threads, eager): '
+          f'{out["pytorch"]:,.0f} images/s')
+    print(f'vae_jax / PyTorch: {out["vae_jax"] / out["pytorch"]:.2f}x')
+  elif torch:
+    print("PyTorch: not installed (pip install -e '.[benchmark]'), no yardstick")
+  return out
+
+
+def conv_layer_times(config, image_shape, seconds: float = 2.0) -> list[tuple[str, float, float]]:
+  """(layer, ms with lax's convolution, ms as matmuls) for one forward and backward pass of each conv layer."""
+  from vae_jax import convolution  # pylint: disable=g-import-not-at-top
+  height, width, channels = image_shape
+  sizes, b = [int(c) for c in config.model.hidden_sizes], config.batch_size
+  layers, c_in = [], channels
+  for i, c in enumerate(sizes):
+    layers.append((f'encoder conv {height}x{width}x{c_in} -> {c}, stride 2', (b, height, width, c_in),
+                   convolution.Conv(c, (3, 3), 2)))
+    height, width, c_in = -(-height // 2), -(-width // 2), c
+  for c in reversed(sizes):
+    layers.append((f'decoder transposed conv {height}x{width}x{c_in} -> {c}, stride 2', (b, height, width, c_in),
+                   convolution.ConvTranspose(c, (3, 3), 2)))
+    height, width, c_in = 2 * height, 2 * width, c
+  layers.append((f'decoder output conv {height}x{width}x{c_in} -> {channels}', (b, height, width, c_in),
+                 convolution.Conv(channels, (3, 3), 1)))
+  out = []
+  for name, shape, layer in layers:
+    x = jax.random.normal(jax.random.key(0), shape)
+    params = layer.init(jax.random.key(1), x)
+    times = []
+    for impl in ('lax', 'matmul'):
+      m = layer.clone(impl=impl)
+      grad = jax.jit(jax.grad(lambda p, x, m=m: jnp.sum(m.apply(p, x)**2), argnums=(0, 1)))
+      times.append(1e3 * _time_loop(lambda g=grad: g(params, x), 1, seconds))
+    out.append((name, *times))
+  return out
+
+
+def _load_config(path: str):
+  spec_path = pathlib.Path(path)
+  namespace: dict = {}
+  exec(compile(spec_path.read_text(), str(spec_path), 'exec'), namespace)  # pylint: disable=exec-used
+  return namespace['get_config']()
+
+
+def _benchmark():
+  if _CONFIG.value is not None:
+    configs = [cli.config_value(_CONFIG)]
+  else:
+    paths = [pathlib.Path(__file__).parent.parent / p for p in DEFAULT_CONFIGS]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+      raise errors.ConfigError(f'{missing[0]} not found (vae_jax is not run from its checkout); '
+                               'pass --config=PATH')
+    configs = [_load_config(p) for p in paths]
+  for config in configs:
+    config_lib.validate(config)
+  device = jax.devices()[0]
+  print(f'device: {jax.device_count()} x {device.device_kind} ({jax.default_backend()}), '
+        f'host {platform.processor() or platform.machine()}, jax {jax.__version__}, dispatch modes '
+        f'{", ".join(dispatch.MODES)}')
+  if _LAYERS.value:
+    for config in configs:
+      if config.model.encoder == 'conv':
+        image_shape = data.load(config).image_shape
+        print(f'\nconv layers of {tuple(config.model.hidden_sizes)}, batch {config.batch_size}, forward + backward:')
+        for name, lax_ms, matmul_ms in conv_layer_times(config, image_shape):
+          print(f'{name}: lax {lax_ms:.2f} ms, matmul {matmul_ms:.2f} ms ({lax_ms / matmul_ms:.1f}x)')
+    return
+  peak, n = matmul_peak_gflops()
+  print(f'fp32 matmul peak ({n}x{n}): {peak:.0f} GFLOP/s')
+  for config in configs:
+    benchmark_config(config, _SECONDS.value, peak, _TORCH.value)
 
 
 if __name__ == '__main__':

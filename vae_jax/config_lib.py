@@ -21,6 +21,7 @@ SCHEDULES = ('cosine', 'constant', 'iwae_stages')
 ACTIVATIONS = ('relu', 'tanh', 'gelu', 'elu', 'swish', 'glu')
 DATASETS = ('mnist', 'fashion_mnist', 'cifar10', 'digits')
 PLACEMENTS = ('auto', 'device', 'host')
+DISPATCH = ('auto', 'scan', 'unrolled', 'per_step')
 DTYPES = ('float32', 'bfloat16')
 
 
@@ -72,8 +73,10 @@ def base_config() -> ml_collections.ConfigDict:
   c.eval.binarization_seed = 0       # validation/test images are binarized once, with this seed
   c.eval.num_images = 64             # images in samples.png / reconstructions.png
 
-  c.steps_per_dispatch = 100         # train steps per compiled call (lax.scan); logging and
-                                     # checkpoints happen between calls
+  c.steps_per_dispatch = 100         # train steps between returns to Python; logging and
+                                     # checkpoints happen between them
+  c.dispatch = 'auto'                # auto | scan | unrolled | per_step: how those steps are compiled and
+                                     # called (vae_jax/dispatch.py); auto times each at the start of a run
   c.skip_threshold = 1e5             # a step whose gradient norm is above this (or not finite) is skipped
   c.max_consecutive_skips = 20       # ... and this many skipped in a row stop the run
   c.log_every_steps = 200
@@ -132,6 +135,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
   _one_of('model.activation', config.model.activation, ACTIVATIONS)
   _one_of('optim.schedule', config.optim.schedule, SCHEDULES)
   _one_of('data.placement', config.data.placement, PLACEMENTS)
+  _one_of('dispatch', config.dispatch, DISPATCH)
   _one_of('model.dtype', config.model.dtype, DTYPES)
   _require(config.steps_per_dispatch >= 1, f'steps_per_dispatch={config.steps_per_dispatch} must be >= 1')
   _require(config.model.latent_dim > 0, f'model.latent_dim={config.model.latent_dim} must be a positive integer')

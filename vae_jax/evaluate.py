@@ -24,6 +24,7 @@ import jax
 from vae_jax import checkpoints
 from vae_jax import cli
 from vae_jax import data
+from vae_jax import dispatch
 from vae_jax import errors
 from vae_jax import evaluation
 from vae_jax import models
@@ -35,12 +36,19 @@ def output_name(split: str, step: int | None) -> str:
 
 
 def evaluate_run(workdir: epath.PathLike, num_importance_samples: int, split: str = 'test',
-                 step: int | None = None, batch_size: int | None = None) -> dict:
-  """Evaluates the run in `workdir` and writes its eval file; returns what it wrote."""
+                 step: int | None = None, batch_size: int | None = None, dispatch_mode: str | None = None) -> dict:
+  """Evaluates the run in `workdir` and writes its eval file; returns what it wrote.
+
+  `dispatch_mode` dispatches the importance-sampling chunks (`dispatch.MODES`);
+  by default the mode the run measured fastest for training, else 'scan'.
+  """
   workdir = epath.Path(workdir)
   if num_importance_samples < 1:
     raise errors.ConfigError(f'--num_importance_samples={num_importance_samples} must be >= 1')
+  if dispatch_mode is not None and dispatch_mode not in dispatch.MODES:
+    raise errors.ConfigError(f'--dispatch={dispatch_mode} is not allowed; use one of {", ".join(dispatch.MODES)}')
   config = checkpoints.read_config(workdir)
+  dispatch_mode = dispatch_mode or train.recorded_dispatch(workdir, config) or 'scan'
   params, loaded_step = checkpoints.restore_params(workdir, step)
   dataset = data.load(config)
   images = getattr(dataset, split).images
@@ -50,9 +58,10 @@ def evaluate_run(workdir: epath.PathLike, num_importance_samples: int, split: st
   model = models.make(config, dataset.image_shape)
   params = parallel.replicate(params, mesh)
   evaluator = evaluation.Evaluator(model, batch_size or config.eval.batch_size, num_importance_samples,
-                                   config.eval.sample_chunk, mesh, progress=True)
-  logging.info('Evaluating %s at step %d on %d %s images with %d importance samples on %d device(s)',
-               workdir, loaded_step, len(images), split, num_importance_samples, jax.device_count())
+                                   config.eval.sample_chunk, mesh, progress=True, mode=dispatch_mode)
+  logging.info('Evaluating %s at step %d on %d %s images with %d importance samples on %d device(s), '
+               'chunks dispatched as %s', workdir, loaded_step, len(images), split, num_importance_samples,
+               jax.device_count(), dispatch_mode)
   t0 = time.perf_counter()
   results = evaluator.evaluate(params, images, train.eval_key(config.seed, split), config.model.likelihood)
   seconds = time.perf_counter() - t0
@@ -79,12 +88,14 @@ def _define_flags() -> None:
   flags.DEFINE_enum('split', 'test', ['test', 'validation'], 'Which split to evaluate.')
   flags.DEFINE_integer('step', None, 'Checkpoint step to evaluate (default: the latest).')
   flags.DEFINE_integer('batch_size', None, "Examples per batch (default: the run's eval.batch_size).")
+  flags.DEFINE_string('dispatch', None, 'How the sample chunks are dispatched: scan | unrolled | per_step '
+                      "(default: the mode the run chose for training, else scan).")
   flags.mark_flags_as_required(['workdir'])
 
 
 def _evaluate():
   f = flags.FLAGS
-  results = evaluate_run(f.workdir, f.num_importance_samples, f.split, f.step, f.batch_size)
+  results = evaluate_run(f.workdir, f.num_importance_samples, f.split, f.step, f.batch_size, f.dispatch)
   print(json.dumps({k: v for k, v in results.items() if k != 'kl_per_dim_nats'}, indent=2))
 
 

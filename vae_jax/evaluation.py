@@ -9,6 +9,7 @@ its samples from fold_in(key, i), so the numbers do not depend on the batch
 size, the sample chunk or the number of devices.
 """
 
+import functools
 import math
 import time
 
@@ -16,6 +17,7 @@ from absl import logging
 import jax
 import numpy as np
 
+from vae_jax import dispatch
 from vae_jax import likelihoods
 from vae_jax import objectives
 from vae_jax import parallel
@@ -35,7 +37,11 @@ def active_units(means: np.ndarray, threshold: float = ACTIVE_UNIT_THRESHOLD) ->
 class Evaluator:
   """Jit-compiled per-batch evaluation for one model on one mesh."""
 
-  def __init__(self, model, batch_size: int, num_samples: int, chunk: int, mesh=None, progress: bool = False):
+  def __init__(self, model, batch_size: int, num_samples: int, chunk: int, mesh=None, progress: bool = False,
+               mode: str = 'scan'):
+    """`mode` dispatches the sample chunks of importance sampling (`dispatch.MODES`): all in one
+    compiled scan, or from Python in unrolled blocks or one chunk per call. Training passes the
+    mode it measured fastest for the same model, and vae_jax.evaluate the one the run recorded."""
     self.model = model
     self.mesh = mesh or parallel.make_mesh()
     self.batch_size = batch_size
@@ -54,6 +60,36 @@ class Evaluator:
 
     replicated = parallel.replicated(self.mesh)
     self._batch_fn = jax.jit(stochastic if model.stochastic else deterministic, out_shardings=replicated)
+    if model.stochastic and mode != 'scan':
+      self._batch_fn = self._chunked(mode, replicated)
+
+  def _chunked(self, mode: str, out_sharding):
+    """The stochastic batch function with its sample chunks dispatched by a `dispatch.Runner`."""
+    model, num_samples = self.model, self.num_samples
+    chunk = min(self.chunk, num_samples)
+
+    @jax.jit
+    def start(params, x, indices, key):
+      mean, log_var = model.apply({'params': params}, x, method=model.encode)
+      return objectives.per_example_keys(key, indices), mean, log_var
+
+    def body(consts, carry, i):
+      return objectives.importance_sampling_chunk(model, *consts, carry, i, chunk=chunk,
+                                                  num_samples=num_samples), None
+
+    runner = dispatch.Runner(body, mode)
+    result = jax.jit(functools.partial(objectives.importance_sampling_result, num_samples=num_samples),
+                     out_shardings=out_sharding)
+    num_chunks = objectives.num_chunks(num_samples, chunk)
+
+    def batch_fn(params, x, indices, key):
+      keys, mean, log_var = start(params, x, indices, key)
+      carry = objectives.importance_sampling_start(x.shape[0])
+      carry = jax.tree.map(lambda a: jax.device_put(a, mean.sharding), carry)
+      carry, _ = runner((params, x, keys, mean, log_var), carry, np.arange(num_chunks, dtype=np.int32), num_chunks)
+      return result(mean, log_var, carry)
+
+    return batch_fn
 
   def per_example(self, params, images: np.ndarray, key: jax.Array) -> dict[str, np.ndarray]:
     """Per-example terms (log_px, elbo, recon, kl; recon only for the autoencoder)."""

@@ -17,6 +17,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from vae_jax import convolution
 from vae_jax import likelihoods
 
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
@@ -79,8 +80,7 @@ class ConvEncoder(nn.Module):
     act = ACTIVATIONS[self.activation]
     h = x
     for i, c in enumerate(self.channels):
-      conv = nn.Conv(_units(c, self.activation), (3, 3), strides=(2, 2), padding='SAME', dtype=self.dtype,
-                     name=f'conv_{i}')
+      conv = convolution.Conv(_units(c, self.activation), (3, 3), strides=2, dtype=self.dtype, name=f'conv_{i}')
       h = act(conv(h))
     return nn.Dense(self.out_dim, dtype=self.dtype, name='out')(h.reshape(h.shape[0], -1))
 
@@ -106,10 +106,10 @@ class ConvDecoder(nn.Module):
     h = act(nn.Dense(_units(h0 * w0 * top, self.activation), dtype=self.dtype, name='in')(z))
     h = h.reshape(z.shape[0], h0, w0, top)
     for i, c in enumerate(reversed(self.channels)):
-      deconv = nn.ConvTranspose(_units(c, self.activation), (3, 3), strides=(2, 2), padding='SAME',
-                                dtype=self.dtype, name=f'deconv_{i}')
+      deconv = convolution.ConvTranspose(_units(c, self.activation), (3, 3), strides=2, dtype=self.dtype,
+                                         name=f'deconv_{i}')
       h = act(deconv(h))
-    h = nn.Conv(out_channels, (3, 3), padding='SAME', dtype=self.dtype, name='out')(h)
+    h = convolution.Conv(out_channels, (3, 3), dtype=self.dtype, name='out')(h)
     return h[:, :height, :width, :]
 
 

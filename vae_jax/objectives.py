@@ -136,24 +136,41 @@ def importance_sampled_terms(model, params, x: jax.Array, keys: jax.Array, num_s
   weight is its unbiased estimate; reported with the closed-form KL) and its
   reconstruction term. Returns, per example: log_px, elbo, recon, kl (n,),
   and mean, kl_per_dim (n, latent) for active units and per-dimension KL.
+
+  The three stages (`importance_sampling_start`, `_chunk`, `_result`) are also
+  public, so that `evaluation` can dispatch the chunks one call at a time.
   """
   mean, log_var = model.apply({'params': params}, x, method=model.encode)
-  chunk = min(chunk, num_samples)
-  num_chunks = -(-num_samples // chunk)
-  n = x.shape[0]
+  body = functools.partial(importance_sampling_chunk, model, params, x, keys, mean, log_var,
+                           chunk=min(chunk, num_samples), num_samples=num_samples)
+  carry, _ = jax.lax.scan(lambda c, i: (body(c, i), None), importance_sampling_start(x.shape[0]),
+                          jnp.arange(num_chunks(num_samples, chunk)))
+  return importance_sampling_result(mean, log_var, carry, num_samples)
 
-  def body(carry, i):
-    lse, recon_sum = carry
-    sample_ids = i * chunk + jnp.arange(chunk)
-    eps = _sample_eps(keys, sample_ids, mean.shape[1])
-    log_w, log_px_z = log_importance_weights(model, params, x, mean, log_var, eps)
-    valid = sample_ids[:, None] < num_samples  # the last chunk may overhang
-    lse = jnp.logaddexp(lse, jax.nn.logsumexp(jnp.where(valid, log_w, -jnp.inf), axis=0))
-    recon_sum = recon_sum + jnp.sum(jnp.where(valid, log_px_z, 0.0), axis=0)
-    return (lse, recon_sum), None
 
-  init = (jnp.full((n,), -jnp.inf, jnp.float32), jnp.zeros((n,), jnp.float32))
-  (lse, recon_sum), _ = jax.lax.scan(body, init, jnp.arange(num_chunks))
+def num_chunks(num_samples: int, chunk: int) -> int:
+  return -(-num_samples // min(chunk, num_samples))
+
+
+def importance_sampling_start(n: int) -> tuple[jax.Array, jax.Array]:
+  """The running (logsumexp of the log weights, sum of log p(x|z)) before any sample."""
+  return jnp.full((n,), -jnp.inf, jnp.float32), jnp.zeros((n,), jnp.float32)
+
+
+def importance_sampling_chunk(model, params, x, keys, mean, log_var, carry, i, *, chunk: int, num_samples: int):
+  """Adds samples [i * chunk, (i + 1) * chunk) (those below num_samples) to the running sums."""
+  lse, recon_sum = carry
+  sample_ids = i * chunk + jnp.arange(chunk)
+  eps = _sample_eps(keys, sample_ids, mean.shape[1])
+  log_w, log_px_z = log_importance_weights(model, params, x, mean, log_var, eps)
+  valid = sample_ids[:, None] < num_samples  # the last chunk may overhang
+  lse = jnp.logaddexp(lse, jax.nn.logsumexp(jnp.where(valid, log_w, -jnp.inf), axis=0))
+  recon_sum = recon_sum + jnp.sum(jnp.where(valid, log_px_z, 0.0), axis=0)
+  return lse, recon_sum
+
+
+def importance_sampling_result(mean, log_var, carry, num_samples: int) -> dict[str, jax.Array]:
+  lse, recon_sum = carry
   recon = recon_sum / num_samples
   kl_per_dim = 0.5 * (jnp.exp(log_var) + mean**2 - 1.0 - log_var)
   kl = jnp.sum(kl_per_dim, axis=-1)

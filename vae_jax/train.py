@@ -5,10 +5,12 @@ example of its batch fold_in(that, position), and epoch e is shuffled by
 fold_in(shuffle_key, e). A resumed run, or the same run on another number of
 devices, therefore draws exactly what the original did.
 
-Speed: the train step is a pure function, run `steps_per_dispatch` times per
-compiled call by `lax.scan`. When the training set fits (it does for every
-dataset here) it lives on the device and each batch is gathered there; else
-batches are copied from the host, `steps_per_dispatch` at a time.
+Speed: the train step is a pure function; Python hands it to the device
+`steps_per_dispatch` steps at a time, as one fused scan, as unrolled blocks or
+step by step, whichever `choose_feed` measured fastest (`dispatch`). When the
+training set fits (it does for every dataset here) it lives on the device and
+each batch is gathered there; else batches are copied from the host,
+`steps_per_dispatch` at a time.
 """
 
 import dataclasses
@@ -32,6 +34,7 @@ import optax
 from vae_jax import checkpoints
 from vae_jax import config_lib
 from vae_jax import data
+from vae_jax import dispatch
 from vae_jax import errors
 from vae_jax import evaluation
 from vae_jax import models
@@ -41,6 +44,7 @@ from vae_jax import plots
 from vae_jax import writers
 
 EVAL_FILE = 'eval.json'
+DISPATCH_FILE = 'dispatch.json'
 # Fields that define what the checkpoints in a workdir are; the rest (epochs,
 # learning rate, evaluation, logging, speed settings) may change on resume.
 _RUN_DEFINING = ('seed', 'batch_size', 'data', 'model')
@@ -173,7 +177,7 @@ class DeviceFeed:
 
   placement = 'device'
 
-  def __init__(self, setup: Setup):
+  def __init__(self, setup: Setup, mode: str = 'scan'):
     self.images = parallel.replicate(setup.dataset.train.images, setup.mesh)
     n, b, spe = len(setup.dataset.train.images), setup.config.batch_size, setup.steps_per_epoch
     shuffle_key, batch_sharding = setup.key(_SHUFFLE), parallel.sharded(setup.mesh)
@@ -182,27 +186,30 @@ class DeviceFeed:
     self._perm = None
     self._key = setup.key(_TRAIN)
 
-    def run(state, perm, images, key, num_steps):
-      def body(carry, _):
-        state, perm = carry
-        epoch, i = jnp.divmod(state.step, spe)
-        perm = jax.lax.cond(i == 0, lambda: epoch_permutation(shuffle_key, epoch, n), lambda: perm)
-        batch = jnp.take(images, jax.lax.dynamic_slice_in_dim(perm, i * b, b), axis=0)
-        batch = jax.lax.with_sharding_constraint(batch, batch_sharding)
-        state, metrics = setup.train_step(state, batch, key)
-        return (state, perm), metrics
-      (state, perm), metrics = jax.lax.scan(body, (state, perm), length=num_steps)
-      return state, perm, metrics
+    def body(consts, carry, _):
+      images, key = consts
+      state, perm = carry
+      epoch, i = jnp.divmod(state.step, spe)
+      perm = jax.lax.cond(i == 0, lambda: epoch_permutation(shuffle_key, epoch, n), lambda: perm)
+      batch = jnp.take(images, jax.lax.dynamic_slice_in_dim(perm, i * b, b), axis=0)
+      batch = jax.lax.with_sharding_constraint(batch, batch_sharding)
+      state, metrics = setup.train_step(state, batch, key)
+      return (state, perm), metrics
 
-    self._run = jax.jit(run, static_argnames='num_steps', donate_argnums=(0, 1))
+    self._runner = dispatch.Runner(body, mode)
+    self.mode = mode
     self._spe = spe
 
   def run(self, state, step: int, num_steps: int):
     """Runs steps [step, step + num_steps); returns the state and per-step metrics."""
     if self._perm is None:
       self._perm = self._permutation(step // self._spe)
-    state, self._perm, metrics = self._run(state, self._perm, self.images, self._key, num_steps=num_steps)
+    (state, self._perm), metrics = self._runner((self.images, self._key), (state, self._perm), None, num_steps)
     return state, metrics
+
+  def reset(self) -> None:
+    """Forgets the cached epoch order, for a state at another step than the last call left."""
+    self._perm = None
 
 
 class HostFeed:
@@ -210,7 +217,7 @@ class HostFeed:
 
   placement = 'host'
 
-  def __init__(self, setup: Setup):
+  def __init__(self, setup: Setup, mode: str = 'scan'):
     self._setup = setup
     self._images = setup.dataset.train.images
     self._permutation = jax.jit(functools.partial(epoch_permutation, setup.key(_SHUFFLE),
@@ -218,11 +225,8 @@ class HostFeed:
     self._perms: dict[int, np.ndarray] = {}
     self._key = setup.key(_TRAIN)
     self._sharding = parallel.sharded(setup.mesh, leading_axes=1)
-
-    def run(state, batches, key):
-      return jax.lax.scan(lambda s, batch: setup.train_step(s, batch, key), state, batches)
-
-    self._run = jax.jit(run, donate_argnums=0)
+    self._runner = dispatch.Runner(lambda key, state, batch: setup.train_step(state, batch, key), mode)
+    self.mode = mode
 
   def _rows(self, step: int) -> np.ndarray:
     epoch, i = divmod(step, self._setup.steps_per_epoch)
@@ -234,18 +238,94 @@ class HostFeed:
   def run(self, state, step: int, num_steps: int):
     rows = np.stack([self._rows(s) for s in range(step, step + num_steps)])
     batches = parallel.to_global(self._images[rows], self._sharding)
-    return self._run(state, batches, self._key)
+    return self._runner(self._key, state, batches, num_steps)
+
+  def reset(self) -> None:
+    pass
 
 
-def make_feed(setup: Setup):
-  """DeviceFeed when the training set fits on the device (or data.placement says so), else HostFeed."""
+def make_feed(setup: Setup, mode: str = 'scan'):
+  """DeviceFeed when the training set fits on the device (or data.placement says so), else HostFeed.
+
+  `mode` is how the steps are dispatched (`dispatch.MODES`).
+  """
   placement = setup.config.data.placement
   if placement == 'auto':
     nbytes = setup.dataset.train.images.nbytes
     limit = parallel.device_memory_bytes()
     budget = _DEVICE_MEMORY_FRACTION * limit if limit else _HOST_BACKEND_BUDGET_BYTES
     placement = 'device' if nbytes <= budget else 'host'
-  return DeviceFeed(setup) if placement == 'device' else HostFeed(setup)
+  return DeviceFeed(setup, mode) if placement == 'device' else HostFeed(setup, mode)
+
+
+def _dispatch_machine(config) -> dict:
+  """What a measured dispatch choice depends on besides the run: it is re-measured when this changes."""
+  return dict(backend=jax.default_backend(), device_kind=jax.devices()[0].device_kind,
+              device_count=jax.device_count(), jax_version=jax.__version__,
+              steps_per_dispatch=config.steps_per_dispatch, placement=config.data.placement)
+
+
+def recorded_dispatch(workdir, config) -> str | None:
+  """The mode a run in `workdir` dispatches with: its config's, or the one it measured (None if neither)."""
+  if config.get('dispatch', 'auto') != 'auto':
+    return config.dispatch
+  try:
+    mode = json.loads((workdir / DISPATCH_FILE).read_text()).get('mode')
+  except (OSError, ValueError, AttributeError):
+    return None
+  return mode if mode in dispatch.MODES else None
+
+
+def choose_feed(setup: Setup, state, workdir: pathlib.Path | None = None, steps_left: int | None = None):
+  """The feed to train with, dispatching steps the fastest way, and why (for the log).
+
+  `config.dispatch` other than 'auto' is taken as given. With 'auto' the
+  choice recorded in WORKDIR/dispatch.json is reused when it was measured on
+  the same kind of machine, so a resumed run runs the same programs (and
+  resumes bit for bit); otherwise each mode runs a few steps on a copy of
+  `state` and the fastest is kept and recorded. A run with fewer than
+  `dispatch.MIN_STEPS_TO_MEASURE` steps left (`steps_left`) takes scan unmeasured.
+  """
+  config = setup.config
+  if config.dispatch != 'auto':
+    return make_feed(setup, config.dispatch), 'set by config.dispatch'
+  machine = _dispatch_machine(config)
+  path = workdir / DISPATCH_FILE if workdir is not None else None
+  if path is not None and path.exists():
+    try:
+      record = json.loads(path.read_text())
+    except (OSError, ValueError):
+      record = {}
+    if record.get('machine') == machine and record.get('mode') in dispatch.MODES:
+      return make_feed(setup, record['mode']), f'measured at the start of this run: {record.get("measured")}'
+  if steps_left is not None and steps_left < dispatch.MIN_STEPS_TO_MEASURE:
+    return make_feed(setup, 'scan'), (f'{steps_left} steps left, too few to be worth measuring the modes '
+                                      f'(fewer than {dispatch.MIN_STEPS_TO_MEASURE})')
+  probe_steps = min(config.steps_per_dispatch, dispatch.PROBE_STEPS)
+  step, feeds = int(jax.device_get(state.step)), {}
+
+  def time_mode(mode):
+    feeds[mode] = feed = make_feed(setup, mode)
+    holder = {'state': jax.tree.map(lambda a: jnp.array(a, copy=True), state)}
+
+    def run_steps(n):
+      holder['state'], metrics = feed.run(holder['state'], step, n)
+      return metrics['loss']
+
+    return dispatch.seconds_per_step(run_steps, probe_steps)
+
+  start = time.perf_counter()
+  mode, timings = dispatch.choose(time_mode)
+  measured = (f'{dispatch.describe(timings, config.batch_size)} over {probe_steps}-step calls; '
+              f'{time.perf_counter() - start:.0f} s to compile and time them')
+  if path is not None and jax.process_index() == 0:
+    tmp = path.with_suffix('.json.tmp')
+    tmp.write_text(json.dumps({'mode': mode, 'measured': measured, 'machine': machine,
+                               'seconds_per_step': timings}, indent=2) + '\n')
+    tmp.replace(path)
+  feed = feeds[mode]
+  feed.reset()
+  return feed, f'the fastest when measured: {measured}'
 
 
 def _flatten(tree: dict, prefix: str = '') -> dict:
@@ -423,8 +503,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
 
   writers.truncate_metrics(workdir, start)
   writer = writers.MetricWriter(workdir)
-  feed = make_feed(setup)
-  logging.info('Training set on the %s; %d steps per dispatch', feed.placement, config.steps_per_dispatch)
+  feed, why = choose_feed(setup, state, workdir, total_steps - start)
+  logging.info('Training set on the %s; %d steps per dispatch, dispatched as %s (%s)', feed.placement,
+               config.steps_per_dispatch, feed.mode, why)
   val_evaluator = evaluation.Evaluator(setup.model, config.eval.batch_size, 1, 1, setup.mesh)
 
   step, buffer = start, []
@@ -496,7 +577,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
                config.eval.num_importance_samples)
   t0 = time.perf_counter()
   test_evaluator = evaluation.Evaluator(setup.model, config.eval.batch_size, config.eval.num_importance_samples,
-                                        config.eval.sample_chunk, setup.mesh)
+                                        config.eval.sample_chunk, setup.mesh, mode=feed.mode)
   results = test_evaluator.evaluate(state.params, dataset.test.images, eval_key(config.seed, 'test'),
                                     config.model.likelihood)
   binarization = config.data.binarize

@@ -1,0 +1,88 @@
+"""Dispatch modes: the same steps whichever way they are dispatched, and 'auto' measures once per run."""
+
+import json
+
+import jax
+import numpy as np
+import pytest
+
+from conftest import tiny_config
+from vae_jax import config_lib
+from vae_jax import data
+from vae_jax import dispatch
+from vae_jax import errors
+from vae_jax import evaluation
+from vae_jax import train
+
+
+@pytest.fixture(scope='module')
+def trained():
+  """Parameters, metrics and an evaluation after 10 steps (two dispatches of 5) in every mode."""
+  out = {}
+  for mode in dispatch.MODES:
+    config = tiny_config(dispatch=mode)
+    setup = train.make_setup(config, data.load(config))
+    feed, why = train.choose_feed(setup, setup.initial_state())
+    assert feed.mode == mode and why == 'set by config.dispatch'
+    state, metrics = setup.initial_state(), []
+    for step, n in ((0, 5), (5, 5)):  # 5 steps: unrolled runs blocks of 2 and a remainder of 1
+      state, m = feed.run(state, step, n)
+      metrics.append(jax.device_get(m))
+    evaluator = evaluation.Evaluator(setup.model, 100, 10, 4, setup.mesh, mode=mode)
+    results = evaluator.evaluate(state.params, setup.dataset.test.images, jax.random.key(3), 'bernoulli')
+    out[mode] = jax.device_get(state.params), metrics, results
+  return out
+
+
+@pytest.mark.parametrize('mode', ['unrolled', 'per_step'])
+def test_every_mode_computes_the_same_steps(trained, mode):
+  params, metrics, results = trained[mode]
+  ref_params, ref_metrics, ref_results = trained['scan']
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), params, ref_params)
+  for got, want in zip(metrics, ref_metrics):
+    assert got.keys() == want.keys()
+    for k in want:
+      assert got[k].shape == want[k].shape, k  # one entry per step, as lax.scan stacks them
+      np.testing.assert_allclose(got[k], want[k], rtol=1e-4, atol=1e-4)
+  assert results['nll_nats'] == pytest.approx(ref_results['nll_nats'], abs=1e-4)
+  assert results['elbo_nats'] == pytest.approx(ref_results['elbo_nats'], abs=1e-4)
+
+
+def test_choose_takes_the_fastest():
+  mode, timings = dispatch.choose({'scan': 3.0, 'unrolled': 1.0, 'per_step': 2.0}.get)
+  assert mode == 'unrolled' and timings == {'scan': 3.0, 'unrolled': 1.0, 'per_step': 2.0}
+
+
+def test_auto_measures_records_and_reuses(tmp_path, monkeypatch):
+  config = tiny_config(dispatch='auto')
+  setup = train.make_setup(config, data.load(config))
+  state = setup.initial_state()
+  feed, why = train.choose_feed(setup, state, tmp_path, steps_left=dispatch.MIN_STEPS_TO_MEASURE - 1)
+  assert feed.mode == 'scan' and 'too few to be worth measuring' in why  # a short run is not measured
+  assert not (tmp_path / train.DISPATCH_FILE).exists()
+  feed, why = train.choose_feed(setup, state, tmp_path, steps_left=dispatch.MIN_STEPS_TO_MEASURE)
+  record = json.loads((tmp_path / train.DISPATCH_FILE).read_text())
+  assert feed.mode == record['mode'] and set(record['seconds_per_step']) == set(dispatch.MODES)
+  assert record['mode'] == min(record['seconds_per_step'], key=record['seconds_per_step'].get)
+  assert why.startswith('the fastest when measured: scan ') and 'images/s' in why
+  # The measurement runs on a copy: the state passed in is untouched.
+  jax.tree.map(np.testing.assert_array_equal, jax.device_get(state.params),
+               jax.device_get(setup.initial_state().params))
+  # A resumed run takes the recorded mode without measuring again, even one that was not the fastest ...
+  record['mode'] = other = next(m for m in dispatch.MODES if m != record['mode'])
+  (tmp_path / train.DISPATCH_FILE).write_text(json.dumps(record))
+  feed, why = train.choose_feed(setup, state, tmp_path)
+  assert feed.mode == other and why.startswith('measured at the start of this run')
+  # ... unless it was measured on another kind of machine (timings faked here: they were tested above).
+  record['machine']['device_count'] += 1
+  (tmp_path / train.DISPATCH_FILE).write_text(json.dumps(record))
+  fake = iter([3.0, 2.0, 1.0])  # seconds per step of scan, unrolled, per_step, timed in that order
+  monkeypatch.setattr(dispatch, 'seconds_per_step', lambda run_steps, n: next(fake))
+  feed, why = train.choose_feed(setup, state, tmp_path)
+  assert why.startswith('the fastest when measured') and feed.mode == 'per_step'
+  assert json.loads((tmp_path / train.DISPATCH_FILE).read_text())['machine']['device_count'] == jax.device_count()
+
+
+def test_unknown_mode_is_refused():
+  with pytest.raises(errors.ConfigError, match="dispatch='fused' is not allowed; use one of auto, scan"):
+    config_lib.validate(tiny_config(dispatch='fused'))
