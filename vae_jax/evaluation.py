@@ -69,9 +69,10 @@ class Evaluator:
     chunk = min(self.chunk, num_samples)
 
     @jax.jit
-    def start(params, x, indices, key):
+    def start(params, x, indices, key):  # on the mesh, like everything after it
       mean, log_var = model.apply({'params': params}, x, method=model.encode)
-      return objectives.per_example_keys(key, indices), mean, log_var
+      carry = objectives.importance_sampling_start(x.shape[0])
+      return objectives.per_example_keys(key, indices), mean, log_var, carry
 
     def body(consts, carry, i):
       return objectives.importance_sampling_chunk(model, *consts, carry, i, chunk=chunk,
@@ -81,12 +82,11 @@ class Evaluator:
     result = jax.jit(functools.partial(objectives.importance_sampling_result, num_samples=num_samples),
                      out_shardings=out_sharding)
     num_chunks = objectives.num_chunks(num_samples, chunk)
+    chunk_ids = parallel.replicate(np.arange(num_chunks, dtype=np.int32), self.mesh)
 
     def batch_fn(params, x, indices, key):
-      keys, mean, log_var = start(params, x, indices, key)
-      carry = objectives.importance_sampling_start(x.shape[0])
-      carry = jax.tree.map(lambda a: jax.device_put(a, mean.sharding), carry)
-      carry, _ = runner((params, x, keys, mean, log_var), carry, np.arange(num_chunks, dtype=np.int32), num_chunks)
+      keys, mean, log_var, carry = start(params, x, indices, key)
+      carry, _ = runner((params, x, keys, mean, log_var), carry, chunk_ids, num_chunks)
       return result(mean, log_var, carry)
 
     return batch_fn

@@ -177,8 +177,9 @@ class DeviceFeed:
 
   placement = 'device'
 
-  def __init__(self, setup: Setup, mode: str = 'scan'):
-    self.images = parallel.replicate(setup.dataset.train.images, setup.mesh)
+  def __init__(self, setup: Setup, mode: str = 'scan', images: jax.Array | None = None):
+    """`images`: the training set already on the device (another feed's), to share instead of copying."""
+    self.images = parallel.replicate(setup.dataset.train.images, setup.mesh) if images is None else images
     n, b, spe = len(setup.dataset.train.images), setup.config.batch_size, setup.steps_per_epoch
     shuffle_key, batch_sharding = setup.key(_SHUFFLE), parallel.sharded(setup.mesh)
     self._permutation = jax.jit(functools.partial(epoch_permutation, shuffle_key, num_examples=n),
@@ -217,7 +218,8 @@ class HostFeed:
 
   placement = 'host'
 
-  def __init__(self, setup: Setup, mode: str = 'scan'):
+  def __init__(self, setup: Setup, mode: str = 'scan', images=None):
+    del images  # nothing on the device to share
     self._setup = setup
     self._images = setup.dataset.train.images
     self._permutation = jax.jit(functools.partial(epoch_permutation, setup.key(_SHUFFLE),
@@ -244,10 +246,11 @@ class HostFeed:
     pass
 
 
-def make_feed(setup: Setup, mode: str = 'scan'):
+def make_feed(setup: Setup, mode: str = 'scan', like=None):
   """DeviceFeed when the training set fits on the device (or data.placement says so), else HostFeed.
 
-  `mode` is how the steps are dispatched (`dispatch.MODES`).
+  `mode` is how the steps are dispatched (`dispatch.MODES`); a feed `like`
+  this one shares its copy of the training set on the device.
   """
   placement = setup.config.data.placement
   if placement == 'auto':
@@ -255,7 +258,8 @@ def make_feed(setup: Setup, mode: str = 'scan'):
     limit = parallel.device_memory_bytes()
     budget = _DEVICE_MEMORY_FRACTION * limit if limit else _HOST_BACKEND_BUDGET_BYTES
     placement = 'device' if nbytes <= budget else 'host'
-  return DeviceFeed(setup, mode) if placement == 'device' else HostFeed(setup, mode)
+  feed_cls = DeviceFeed if placement == 'device' else HostFeed
+  return feed_cls(setup, mode, getattr(like, 'images', None))
 
 
 def _dispatch_machine(config) -> dict:
@@ -305,7 +309,7 @@ def choose_feed(setup: Setup, state, workdir: pathlib.Path | None = None, steps_
   step, feeds = int(jax.device_get(state.step)), {}
 
   def time_mode(mode):
-    feeds[mode] = feed = make_feed(setup, mode)
+    feeds[mode] = feed = make_feed(setup, mode, like=next(iter(feeds.values()), None))
     holder = {'state': jax.tree.map(lambda a: jnp.array(a, copy=True), state)}
 
     def run_steps(n):
