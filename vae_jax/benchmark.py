@@ -71,17 +71,8 @@ def step_gflop(setup: train.Setup, state, batch) -> float:
 
 
 def _time_loop(run_once, steps_per_call: int, seconds: float) -> float:
-  """Seconds per step of `run_once` (which must return something to block on), after a warm-up."""
-  jax.block_until_ready(run_once())
-  jax.block_until_ready(run_once())
-  calls, start = 0, time.perf_counter()
-  while True:
-    out = run_once()
-    calls += 1
-    if time.perf_counter() - start >= seconds:
-      break
-  jax.block_until_ready(out)
-  return (time.perf_counter() - start) / (calls * steps_per_call)
+  """Seconds per step of `run_once` (which must return something to block on), after a warm-up call."""
+  return dispatch.seconds_per_step(lambda _: run_once(), steps_per_call, seconds)
 
 
 def time_vae_jax(setup: train.Setup, seconds: float) -> tuple[float, object, str]:
