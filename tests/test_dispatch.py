@@ -12,6 +12,7 @@ from vae_jax import data
 from vae_jax import dispatch
 from vae_jax import errors
 from vae_jax import evaluation
+from vae_jax import feeds
 from vae_jax import train
 
 
@@ -22,7 +23,7 @@ def trained():
   for mode in dispatch.MODES:
     config = tiny_config(dispatch=mode)
     setup = train.make_setup(config, data.load(config))
-    feed, why = train.choose_feed(setup, setup.initial_state())
+    feed, why = feeds.choose_feed(setup, setup.initial_state())
     assert feed.mode == mode and why == 'set by config.dispatch'
     state, metrics = setup.initial_state(), []
     for step, n in ((0, 5), (5, 5)):  # 5 steps: unrolled runs blocks of 2 and a remainder of 1
@@ -57,11 +58,11 @@ def test_auto_measures_records_and_reuses(tmp_path, monkeypatch):
   config = tiny_config(dispatch='auto')
   setup = train.make_setup(config, data.load(config))
   state = setup.initial_state()
-  feed, why = train.choose_feed(setup, state, tmp_path, steps_left=dispatch.MIN_STEPS_TO_MEASURE - 1)
+  feed, why = feeds.choose_feed(setup, state, tmp_path, steps_left=dispatch.MIN_STEPS_TO_MEASURE - 1)
   assert feed.mode == 'scan' and 'too few to be worth measuring' in why  # a short run is not measured
-  assert not (tmp_path / train.DISPATCH_FILE).exists()
-  feed, why = train.choose_feed(setup, state, tmp_path, steps_left=dispatch.MIN_STEPS_TO_MEASURE)
-  record = json.loads((tmp_path / train.DISPATCH_FILE).read_text())
+  assert not (tmp_path / feeds.DISPATCH_FILE).exists()
+  feed, why = feeds.choose_feed(setup, state, tmp_path, steps_left=dispatch.MIN_STEPS_TO_MEASURE)
+  record = json.loads((tmp_path / feeds.DISPATCH_FILE).read_text())
   assert feed.mode == record['mode'] and set(record['seconds_per_step']) == set(dispatch.MODES)
   assert record['mode'] == min(record['seconds_per_step'], key=record['seconds_per_step'].get)
   assert why.startswith('the fastest when measured: scan ') and 'images/s' in why
@@ -70,17 +71,17 @@ def test_auto_measures_records_and_reuses(tmp_path, monkeypatch):
                jax.device_get(setup.initial_state().params))
   # A resumed run takes the recorded mode without measuring again, even one that was not the fastest ...
   record['mode'] = other = next(m for m in dispatch.MODES if m != record['mode'])
-  (tmp_path / train.DISPATCH_FILE).write_text(json.dumps(record))
-  feed, why = train.choose_feed(setup, state, tmp_path)
+  (tmp_path / feeds.DISPATCH_FILE).write_text(json.dumps(record))
+  feed, why = feeds.choose_feed(setup, state, tmp_path)
   assert feed.mode == other and why.startswith('measured at the start of this run')
   # ... unless it was measured on another kind of machine (timings faked here: they were tested above).
   record['machine']['device_count'] += 1
-  (tmp_path / train.DISPATCH_FILE).write_text(json.dumps(record))
+  (tmp_path / feeds.DISPATCH_FILE).write_text(json.dumps(record))
   fake = iter([3.0, 2.0, 1.0])  # seconds per step of scan, unrolled, per_step, timed in that order
   monkeypatch.setattr(dispatch, 'seconds_per_step', lambda run_steps, n: next(fake))
-  feed, why = train.choose_feed(setup, state, tmp_path)
+  feed, why = feeds.choose_feed(setup, state, tmp_path)
   assert why.startswith('the fastest when measured') and feed.mode == 'per_step'
-  assert json.loads((tmp_path / train.DISPATCH_FILE).read_text())['machine']['device_count'] == jax.device_count()
+  assert json.loads((tmp_path / feeds.DISPATCH_FILE).read_text())['machine']['device_count'] == jax.device_count()
 
 
 def test_unknown_mode_is_refused():

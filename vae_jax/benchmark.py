@@ -9,7 +9,7 @@ FLOPs from XLA's cost analysis of one train step, as a share of the device's
 measured fp32 matmul peak) of
   - the plain loop most example code uses: one jitted step per Python
     iteration, batches copied from the host;
-  - vae_jax's loop, dispatched the way `train.choose_feed` picks (each mode's
+  - vae_jax's loop, dispatched the way `feeds.choose_feed` picks (each mode's
     probe figures are printed too);
   - the same network in PyTorch (`pytorch_baseline`), when torch is installed
     (`pip install -e '.[benchmark]'`);
@@ -32,6 +32,7 @@ from vae_jax import config_lib
 from vae_jax import data
 from vae_jax import dispatch
 from vae_jax import errors
+from vae_jax import feeds
 from vae_jax import objectives
 from vae_jax import pytorch_baseline
 from vae_jax import train
@@ -78,7 +79,7 @@ def _time_loop(run_once, steps_per_call: int, seconds: float) -> float:
 def time_vae_jax(setup: train.Setup, seconds: float) -> tuple[float, object, str]:
   """Seconds per step of vae_jax's own loop, the feed it chose, and why."""
   state = setup.initial_state()
-  feed, why = train.choose_feed(setup, state)
+  feed, why = feeds.choose_feed(setup, state)
   spd = setup.config.steps_per_dispatch
   holder = {'state': state, 'step': 0}
 

@@ -17,7 +17,7 @@ numbers at different speeds:
 Which is fastest depends on the model, the backend and the batch, so
 `config.dispatch='auto'` times each mode on the real step for a moment when a
 run starts (`choose`) and keeps the fastest; the train loop records the choice
-in the workdir so a resumed run continues with the same programs.
+in the workdir (`feeds.choose_feed`) so a resumed run continues with the same programs.
 """
 
 import functools

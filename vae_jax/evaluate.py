@@ -27,6 +27,7 @@ from vae_jax import data
 from vae_jax import dispatch
 from vae_jax import errors
 from vae_jax import evaluation
+from vae_jax import feeds
 from vae_jax import models
 from vae_jax import parallel
 from vae_jax import train
@@ -48,7 +49,7 @@ def evaluate_run(workdir: epath.PathLike, num_importance_samples: int, split: st
   if dispatch_mode is not None and dispatch_mode not in dispatch.MODES:
     raise errors.ConfigError(f'--dispatch={dispatch_mode} is not allowed; use one of {", ".join(dispatch.MODES)}')
   config = checkpoints.read_config(workdir)
-  dispatch_mode = dispatch_mode or train.recorded_dispatch(workdir, config) or 'scan'
+  dispatch_mode = dispatch_mode or feeds.recorded_dispatch(workdir, config) or 'scan'
   params, loaded_step = checkpoints.restore_params(workdir, step)
   dataset = data.load(config)
   images = getattr(dataset, split).images

@@ -5,12 +5,9 @@ example of its batch fold_in(that, position), and epoch e is shuffled by
 fold_in(shuffle_key, e). A resumed run, or the same run on another number of
 devices, therefore draws exactly what the original did.
 
-Speed: the train step is a pure function; Python hands it to the device
-`steps_per_dispatch` steps at a time, as one fused scan, as unrolled blocks or
-step by step, whichever `choose_feed` measured fastest (`dispatch`). When the
-training set fits (it does for every dataset here) it lives on the device and
-each batch is gathered there; else batches are copied from the host,
-`steps_per_dispatch` at a time.
+Speed: the train step is a pure function; `feeds` hands it to the device
+`steps_per_dispatch` steps at a time, with the training set on the device
+when it fits, dispatched the way it measured fastest.
 """
 
 import dataclasses
@@ -34,9 +31,9 @@ import optax
 from vae_jax import checkpoints
 from vae_jax import config_lib
 from vae_jax import data
-from vae_jax import dispatch
 from vae_jax import errors
 from vae_jax import evaluation
+from vae_jax import feeds
 from vae_jax import models
 from vae_jax import objectives
 from vae_jax import parallel
@@ -44,16 +41,11 @@ from vae_jax import plots
 from vae_jax import writers
 
 EVAL_FILE = 'eval.json'
-DISPATCH_FILE = 'dispatch.json'
 # Fields that define what the checkpoints in a workdir are; the rest (epochs,
 # learning rate, evaluation, logging, speed settings) may change on resume.
 _RUN_DEFINING = ('seed', 'batch_size', 'data', 'model')
 # Streams of the run's root key.
 _INIT, _TRAIN, _EVAL, _IMAGES, _SHUFFLE = range(5)
-# Where the training set goes when data.placement = 'auto' and the backend does
-# not report its memory (the CPU: device memory is host memory).
-_HOST_BACKEND_BUDGET_BYTES = 4 << 30
-_DEVICE_MEMORY_FRACTION = 0.25
 
 
 def eval_key(seed: int, split: str) -> jax.Array:
@@ -130,11 +122,6 @@ def make_train_step(model, objective, schedule, kl_weight, dynamic_binarize: boo
   return train_step
 
 
-def epoch_permutation(shuffle_key: jax.Array, epoch, num_examples: int) -> jax.Array:
-  """The order of the training set in `epoch`."""
-  return jax.random.permutation(jax.random.fold_in(shuffle_key, epoch), num_examples)
-
-
 @dataclasses.dataclass
 class Setup:
   """Everything a run needs besides its state: the pieces `benchmark` times too."""
@@ -151,6 +138,16 @@ class Setup:
 
   def key(self, stream: int) -> jax.Array:
     return jax.random.fold_in(self.root_key, stream)
+
+  @property
+  def train_key(self) -> jax.Array:
+    """The key every train step folds its step number into."""
+    return self.key(_TRAIN)
+
+  @property
+  def shuffle_key(self) -> jax.Array:
+    """The key every epoch's order folds its epoch number into."""
+    return self.key(_SHUFFLE)
 
   def initial_state(self) -> train_state.TrainState:
     params = models.init_params(self.model, self.dataset.image_shape, self.key(_INIT))
@@ -170,166 +167,6 @@ def make_setup(config: ml_collections.ConfigDict, dataset: data.Dataset, mesh=No
                                parallel.sharded(mesh), config.skip_threshold)
   return Setup(config, dataset, model, mesh, tx, schedule, train_step, steps_per_epoch, total_steps,
                jax.random.key(config.seed))
-
-
-class DeviceFeed:
-  """The training set on the device: shuffled, gathered and binarized there."""
-
-  placement = 'device'
-
-  def __init__(self, setup: Setup, mode: str = 'scan', images: jax.Array | None = None):
-    """`images`: the training set already on the device (another feed's), to share instead of copying."""
-    self.images = parallel.replicate(setup.dataset.train.images, setup.mesh) if images is None else images
-    n, b, spe = len(setup.dataset.train.images), setup.config.batch_size, setup.steps_per_epoch
-    shuffle_key, batch_sharding = setup.key(_SHUFFLE), parallel.sharded(setup.mesh)
-    self._permutation = jax.jit(functools.partial(epoch_permutation, shuffle_key, num_examples=n),
-                                out_shardings=parallel.replicated(setup.mesh))
-    self._perm = None
-    self._key = setup.key(_TRAIN)
-
-    def body(consts, carry, _):
-      images, key = consts
-      state, perm = carry
-      epoch, i = jnp.divmod(state.step, spe)
-      perm = jax.lax.cond(i == 0, lambda: epoch_permutation(shuffle_key, epoch, n), lambda: perm)
-      batch = jnp.take(images, jax.lax.dynamic_slice_in_dim(perm, i * b, b), axis=0)
-      batch = jax.lax.with_sharding_constraint(batch, batch_sharding)
-      state, metrics = setup.train_step(state, batch, key)
-      return (state, perm), metrics
-
-    self._runner = dispatch.Runner(body, mode)
-    self.mode = mode
-    self._spe = spe
-
-  def run(self, state, step: int, num_steps: int):
-    """Runs steps [step, step + num_steps); returns the state and per-step metrics."""
-    if self._perm is None:
-      self._perm = self._permutation(step // self._spe)
-    (state, self._perm), metrics = self._runner((self.images, self._key), (state, self._perm), None, num_steps)
-    return state, metrics
-
-  def reset(self) -> None:
-    """Forgets the cached epoch order, for a state at another step than the last call left."""
-    self._perm = None
-
-
-class HostFeed:
-  """The training set in host memory: `num_steps` batches are copied per call."""
-
-  placement = 'host'
-
-  def __init__(self, setup: Setup, mode: str = 'scan', images=None):
-    del images  # nothing on the device to share
-    self._setup = setup
-    self._images = setup.dataset.train.images
-    self._permutation = jax.jit(functools.partial(epoch_permutation, setup.key(_SHUFFLE),
-                                                  num_examples=len(self._images)))
-    self._perms: dict[int, np.ndarray] = {}
-    self._key = setup.key(_TRAIN)
-    self._sharding = parallel.sharded(setup.mesh, leading_axes=1)
-    self._runner = dispatch.Runner(lambda key, state, batch: setup.train_step(state, batch, key), mode)
-    self.mode = mode
-
-  def _rows(self, step: int) -> np.ndarray:
-    epoch, i = divmod(step, self._setup.steps_per_epoch)
-    if epoch not in self._perms:
-      self._perms = {epoch: np.asarray(self._permutation(epoch))}
-    b = self._setup.config.batch_size
-    return self._perms[epoch][i * b:(i + 1) * b]
-
-  def run(self, state, step: int, num_steps: int):
-    rows = np.stack([self._rows(s) for s in range(step, step + num_steps)])
-    batches = parallel.to_global(self._images[rows], self._sharding)
-    return self._runner(self._key, state, batches, num_steps)
-
-  def reset(self) -> None:
-    pass
-
-
-def make_feed(setup: Setup, mode: str = 'scan', like=None):
-  """DeviceFeed when the training set fits on the device (or data.placement says so), else HostFeed.
-
-  `mode` is how the steps are dispatched (`dispatch.MODES`); a feed `like`
-  this one shares its copy of the training set on the device.
-  """
-  placement = setup.config.data.placement
-  if placement == 'auto':
-    nbytes = setup.dataset.train.images.nbytes
-    limit = parallel.device_memory_bytes()
-    budget = _DEVICE_MEMORY_FRACTION * limit if limit else _HOST_BACKEND_BUDGET_BYTES
-    placement = 'device' if nbytes <= budget else 'host'
-  feed_cls = DeviceFeed if placement == 'device' else HostFeed
-  return feed_cls(setup, mode, getattr(like, 'images', None))
-
-
-def _dispatch_machine(config) -> dict:
-  """What a measured dispatch choice depends on besides the run: it is re-measured when this changes."""
-  return dict(backend=jax.default_backend(), device_kind=jax.devices()[0].device_kind,
-              device_count=jax.device_count(), jax_version=jax.__version__,
-              steps_per_dispatch=config.steps_per_dispatch, placement=config.data.placement)
-
-
-def recorded_dispatch(workdir, config) -> str | None:
-  """The mode a run in `workdir` dispatches with: its config's, or the one it measured (None if neither)."""
-  if config.get('dispatch', 'auto') != 'auto':
-    return config.dispatch
-  try:
-    mode = json.loads((workdir / DISPATCH_FILE).read_text()).get('mode')
-  except (OSError, ValueError, AttributeError):
-    return None
-  return mode if mode in dispatch.MODES else None
-
-
-def choose_feed(setup: Setup, state, workdir: pathlib.Path | None = None, steps_left: int | None = None):
-  """The feed to train with, dispatching steps the fastest way, and why (for the log).
-
-  `config.dispatch` other than 'auto' is taken as given. With 'auto' the
-  choice recorded in WORKDIR/dispatch.json is reused when it was measured on
-  the same kind of machine, so a resumed run runs the same programs (and
-  resumes bit for bit); otherwise each mode runs a few steps on a copy of
-  `state` and the fastest is kept and recorded. A run with fewer than
-  `dispatch.MIN_STEPS_TO_MEASURE` steps left (`steps_left`) takes scan unmeasured.
-  """
-  config = setup.config
-  if config.dispatch != 'auto':
-    return make_feed(setup, config.dispatch), 'set by config.dispatch'
-  machine = _dispatch_machine(config)
-  path = workdir / DISPATCH_FILE if workdir is not None else None
-  if path is not None and path.exists():
-    try:
-      record = json.loads(path.read_text())
-    except (OSError, ValueError):
-      record = {}
-    if record.get('machine') == machine and record.get('mode') in dispatch.MODES:
-      return make_feed(setup, record['mode']), f'measured at the start of this run: {record.get("measured")}'
-  if steps_left is not None and steps_left < dispatch.MIN_STEPS_TO_MEASURE:
-    return make_feed(setup, 'scan'), (f'{steps_left} steps left, too few to be worth measuring the modes '
-                                      f'(fewer than {dispatch.MIN_STEPS_TO_MEASURE})')
-  probe_steps = min(config.steps_per_dispatch, dispatch.PROBE_STEPS)
-  step, feeds = int(jax.device_get(state.step)), {}
-
-  def time_mode(mode):
-    feeds[mode] = feed = make_feed(setup, mode, like=next(iter(feeds.values()), None))
-    holder = {'state': jax.tree.map(lambda a: jnp.array(a, copy=True), state)}
-
-    def run_steps(n):
-      holder['state'], metrics = feed.run(holder['state'], step, n)
-      return metrics['loss']
-
-    return dispatch.seconds_per_step(run_steps, probe_steps)
-
-  start = time.perf_counter()
-  mode, timings = dispatch.choose(time_mode)
-  measured = (f'{dispatch.describe(timings, config.batch_size)} over {probe_steps}-step calls; '
-              f'{time.perf_counter() - start:.0f} s to compile and time them')
-  if path is not None and jax.process_index() == 0:
-    tmp = path.with_suffix('.json.tmp')
-    tmp.write_text(json.dumps({'mode': mode, 'measured': measured, 'machine': machine,
-                               'seconds_per_step': timings}, indent=2) + '\n')
-    tmp.replace(path)
-  feed = feeds[mode]
-  feed.reset()
-  return feed, f'the fastest when measured: {measured}'
 
 
 def _flatten(tree: dict, prefix: str = '') -> dict:
@@ -507,7 +344,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
 
   writers.truncate_metrics(workdir, start)
   writer = writers.MetricWriter(workdir)
-  feed, why = choose_feed(setup, state, workdir, total_steps - start)
+  feed, why = feeds.choose_feed(setup, state, workdir, total_steps - start)
   logging.info('Training set on the %s; %d steps per dispatch, dispatched as %s (%s)', feed.placement,
                config.steps_per_dispatch, feed.mode, why)
   val_evaluator = evaluation.Evaluator(setup.model, config.eval.batch_size, 1, 1, setup.mesh)
