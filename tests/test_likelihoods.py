@@ -45,3 +45,62 @@ def test_bits_per_dim():
   assert likelihoods.bits_per_dim(784 * math.log(2), 784, 'bernoulli') == pytest.approx(1.0)
   # A uniform density on [0, 1] is 8 bits per dimension on the 8-bit scale.
   assert likelihoods.bits_per_dim(0.0, 3072, 'gaussian') == pytest.approx(8.0)
+
+
+_LEVELS = jnp.arange(256, dtype=jnp.float32) / 255.0
+
+
+def _random_outputs(head, channels, pixels, seed=0):
+  n = head.output_channels(channels)
+  return 2.0 * jax.random.normal(jax.random.key(seed), (pixels, 1, 1, n))
+
+
+def test_logistic_mixture_sums_to_one_over_the_256_values_of_a_gray_pixel():
+  head = likelihoods.LogisticMixture(num_components=4, channels=1)
+  outputs = _random_outputs(head, 1, pixels=3)
+  params = head.apply({}, outputs)
+  # log p of each pixel at each of its 256 values: (256, pixels)
+  log_p = jax.vmap(lambda v: likelihoods.LogisticMixture.log_prob(params, jnp.full((3, 1, 1, 1), v)))(_LEVELS)
+  np.testing.assert_allclose(jnp.sum(jnp.exp(log_p), axis=0), 1.0, rtol=1e-5)
+  # Sharp components (small scales) take the tiny-probability branch and still sum to 1 closely.
+  sharp = params[:2] + (params[2] - 6.0, params[3])
+  log_p = jax.vmap(lambda v: likelihoods.LogisticMixture.log_prob(sharp, jnp.full((3, 1, 1, 1), v)))(_LEVELS)
+  np.testing.assert_allclose(jnp.sum(jnp.exp(log_p), axis=0), 1.0, rtol=1e-3)
+
+
+def test_coupled_logistic_mixture_sums_to_one_over_all_rgb_values():
+  head = likelihoods.LogisticMixture(num_components=2, channels=3)
+  params = head.apply({}, _random_outputs(head, 3, pixels=1, seed=1))
+  grid = jnp.stack(jnp.meshgrid(_LEVELS, _LEVELS, indexing='ij'), -1).reshape(-1, 2)  # (g, b) pairs
+
+  def total_for_red(r):
+    x = jnp.concatenate([jnp.full((grid.shape[0], 1), r), grid], -1).reshape(-1, 1, 1, 3)
+    tiled = jax.tree.map(lambda a: jnp.broadcast_to(a, (x.shape[0], *a.shape[1:])), params)
+    return jnp.sum(jnp.exp(likelihoods.LogisticMixture.log_prob(tiled, x)))
+
+  total = float(jnp.sum(jax.lax.map(total_for_red, _LEVELS)))
+  assert total == pytest.approx(1.0, rel=1e-4)
+
+
+def test_categorical_sums_to_one_and_its_mean_is_the_expected_value():
+  head = likelihoods.Categorical(channels=2)
+  logits = head.apply({}, _random_outputs(head, 2, pixels=2))
+  # One channel's probabilities over its 256 values: exp(log_prob) with the other channel held fixed,
+  # divided by that channel's (fixed) probability.
+  other = jnp.full((2, 1, 1, 1), 7 / 255)
+  log_p = jax.vmap(lambda v: likelihoods.Categorical.log_prob(
+      logits, jnp.concatenate([jnp.full((2, 1, 1, 1), v), other], -1)))(_LEVELS)
+  p = np.asarray(jax.nn.softmax(logits), np.float64)           # (2, 1, 1, 2, 256)
+  np.testing.assert_allclose(np.exp(np.asarray(log_p, np.float64)).sum(0) / p[:, 0, 0, 1, 7], 1.0, rtol=1e-5)
+  x = jnp.stack([jnp.full((2, 1, 1), 10 / 255), jnp.full((2, 1, 1), 200 / 255)], -1)
+  expected = np.log(p[..., 0, 10]) + np.log(p[..., 1, 200])
+  np.testing.assert_allclose(likelihoods.Categorical.log_prob(logits, x), expected.reshape(2), rtol=1e-5)
+  np.testing.assert_allclose(likelihoods.Categorical.mean(logits), (p * np.arange(256) / 255).sum(-1), rtol=1e-5)
+
+
+def test_8bit_samples_lie_on_the_256_levels():
+  head = likelihoods.LogisticMixture(num_components=3, channels=3)
+  params = head.apply({}, _random_outputs(head, 3, pixels=50))
+  x = np.asarray(likelihoods.LogisticMixture.sample(jax.random.key(0), params))
+  np.testing.assert_allclose(x * 255, np.round(x * 255), atol=1e-4)
+  assert x.min() >= 0.0 and x.max() <= 1.0

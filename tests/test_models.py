@@ -1,7 +1,5 @@
 """Shapes and finiteness for every architecture, likelihood and model kind."""
 
-import itertools
-
 import chex
 import jax
 import jax.numpy as jnp
@@ -10,44 +8,89 @@ import pytest
 
 from vae_jax import models
 
-CASES = list(itertools.product(['mlp', 'conv'], ['bernoulli', 'gaussian'], ['vae', 'ae'],
-                               [(28, 28, 1), (8, 8, 1), (32, 32, 3)]))
+# (name, config overrides, image shape): every kind, block family, prior, flow and likelihood at least once.
+CASES = [
+    ('vae-mlp', {}, (28, 28, 1)),
+    ('vae-conv-gaussian-rgb', {'model.encoder': 'conv', 'model.likelihood': 'gaussian', 'data.binarize': 'none'},
+     (8, 8, 3)),
+    ('ae-conv', {'model.kind': 'ae', 'model.encoder': 'conv'}, (8, 8, 1)),
+    ('ae-mlp-gaussian', {'model.kind': 'ae', 'model.likelihood': 'gaussian', 'data.binarize': 'none'}, (8, 8, 1)),
+    ('iwae-iaf', {'model.kind': 'iwae', 'model.posterior_flow': 'iaf', 'model.flow_hidden_size': 12}, (8, 8, 1)),
+    ('vae-vampprior', {'model.prior': 'vampprior', 'model.prior_components': 7}, (8, 8, 1)),
+    ('vae-mog-logistic-rgb', {'model.prior': 'mog', 'model.prior_components': 3, 'data.binarize': 'none',
+                              'model.likelihood': 'logistic_mixture', 'model.logistic_components': 2}, (8, 8, 3)),
+    ('vae-categorical', {'model.likelihood': 'categorical', 'data.binarize': 'none'}, (8, 8, 1)),
+    ('hvae-mlp-vampprior', {'model.kind': 'hvae', 'model.groups_per_stage': (1, 2), 'model.prior': 'vampprior',
+                            'model.prior_components': 5}, (8, 8, 1)),
+    ('hvae-conv', {'model.kind': 'hvae', 'model.encoder': 'conv', 'model.activation': 'gelu',
+                   'model.groups_per_stage': (1, 0, 1), 'model.hidden_sizes': (8,)}, (10, 10, 1)),
+]
 
 
-@pytest.mark.parametrize('encoder,likelihood,kind,image_shape', CASES)
-def test_shapes(make_config, encoder, likelihood, kind, image_shape):
-  config = make_config(**{'model.encoder': encoder, 'model.likelihood': likelihood, 'model.kind': kind,
-                          'model.hidden_sizes': (8, 16) if encoder == 'conv' else (32, 16),
-                          'model.latent_dim': 5, 'model.gaussian_variance': 'learned'})
+@pytest.mark.parametrize('name,overrides,image_shape', CASES, ids=[c[0] for c in CASES])
+def test_interface_shapes(make_config, name, overrides, image_shape):
+  del name
+  hidden = (8, 16) if overrides.get('model.encoder') == 'conv' else (32, 16)
+  config = make_config(**{'model.hidden_sizes': hidden, 'model.latent_dim': 5, **overrides})
   model = models.make(config, image_shape)
   params = models.init_params(model, image_shape, jax.random.key(0))
   v = {'params': params}
-  x = jax.random.uniform(jax.random.key(1), (3, *image_shape))
-  mean, log_var = model.apply(v, x, method=model.encode)
-  chex.assert_shape(mean, (3, 5))
-  if kind == 'vae':
-    chex.assert_shape(log_var, (3, 5))
-  else:
-    assert log_var is None
-  decoded = model.apply(v, mean, method=model.decode)
-  if likelihood == 'bernoulli':
-    chex.assert_shape(decoded, (3, *image_shape))
-  else:
-    chex.assert_shape(decoded, [(3, *image_shape)] * 2)
-  log_px = model.apply(v, mean, x, method=model.log_px_given_z)
-  chex.assert_shape(log_px, (3,))
-  chex.assert_tree_all_finite((decoded, log_px))
+  n, latent = 3, model.latent_dim
+  assert latent == sum(model.group_sizes)
+  x = jax.random.uniform(jax.random.key(1), (n, *image_shape))
+  keys = jax.random.split(jax.random.key(2), n)
+  lik = type(model.likelihood)
+
+  @jax.jit  # every member in one program: one compilation instead of one per eager op
+  def everything(v):
+    mean, log_var = model.apply(v, x, method=model.encode)
+    out = {'mean': mean, 'log_var': log_var,
+           'decoded': lik.mean(model.apply(v, mean, method=model.decode)),
+           'terms': model.apply(v, x, model.apply(v, x, method=model.infer), keys, method=model.terms),
+           'recon': lik.mean(model.apply(v, x, keys, method=model.reconstruct))}
+    if model.stochastic:
+      out['drawn'] = lik.mean(model.apply(v, jax.random.key(3), 4, 0.5, method=model.sample))
+    return out
+
+  out = everything(v)
+  chex.assert_shape(out['mean'], (n, latent))
+  assert (out['log_var'] is None) == (not model.stochastic)
+  chex.assert_shape([out['decoded'], out['recon']], (n, *image_shape))
+  chex.assert_shape(out['terms']['log_px_z'], (n,))
+  chex.assert_shape(out['terms']['kl'], (n, len(model.group_sizes)))
+  chex.assert_tree_all_finite(out)
+  if model.stochastic:
+    chex.assert_shape(out['terms']['log_ratio'], (n,))
+    chex.assert_shape(out['drawn'], (4, *image_shape))
+    assert float(jnp.min(out['decoded'])) >= 0.0 and float(jnp.max(out['decoded'])) <= 1.0
 
 
-def test_encode_is_deterministic_and_call_uses_key(make_config):
+def test_terms_are_a_function_of_the_keys(make_config):
   model = models.make(make_config(), (8, 8, 1))
   params = {'params': models.init_params(model, (8, 8, 1), jax.random.key(0))}
   x = jnp.ones((2, 8, 8, 1)) * 0.5
-  a, _, _ = model.apply(params, x, jax.random.key(1))
-  b, _, _ = model.apply(params, x, jax.random.key(1))
-  c, _, _ = model.apply(params, x, jax.random.key(2))
+  a = model.apply(params, x, jax.random.split(jax.random.key(1), 2))['log_px_z']
+  b = model.apply(params, x, jax.random.split(jax.random.key(1), 2))['log_px_z']
+  c = model.apply(params, x, jax.random.split(jax.random.key(2), 2))['log_px_z']
   chex.assert_trees_all_equal(a, b)
   assert not jnp.allclose(a, c)
+  # Example j's draw depends on keys[j] alone: the first example alone gives the same number.
+  alone = model.apply(params, x[:1], jax.random.split(jax.random.key(1), 2)[:1])['log_px_z']
+  np.testing.assert_allclose(alone, a[:1], rtol=1e-6)
+
+
+def test_hierarchical_sample_temperature_is_per_group(make_config):
+  config = make_config(**{'model.kind': 'hvae', 'model.hidden_sizes': (16,), 'model.latent_dim': 3})
+  model = models.make(config, (8, 8, 1))
+  params = {'params': models.init_params(model, (8, 8, 1), jax.random.key(0))}
+  key = jax.random.key(5)
+  cold = model.apply(params, key, 6, (0.0, 0.0), method=model.sample)
+  one_cold = model.apply(params, key, 6, (1.0, 0.0), method=model.sample)
+  # With every group at temperature 0 all samples are the same image; warming the top group varies them.
+  assert float(jnp.max(jnp.std(cold, axis=0))) < 1e-6
+  assert float(jnp.max(jnp.std(one_cold, axis=0))) > 1e-3
+  with pytest.raises(ValueError, match='2 latent groups'):
+    model.apply(params, key, 6, (1.0, 1.0, 1.0), method=model.sample)
 
 
 def test_bfloat16_compute_keeps_float32_params_and_outputs(make_config):

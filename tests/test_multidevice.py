@@ -111,3 +111,36 @@ def test_checkpoint_saved_on_eight_devices_resumes_on_one(runs, tmp_path):
   (moved / 'eval.json').unlink()
   _train(moved, 1, **{'data.placement': 'device'})
   _assert_same_params(eight, moved)
+
+
+_KINDS_SCRIPT = """
+import json, sys
+import jax
+root, cases, num_devices = sys.argv[1:]
+assert jax.device_count() == int(num_devices), jax.devices()
+from conftest import tiny_config
+from vae_jax import train
+for name, overrides in json.loads(cases).items():
+  config = tiny_config(num_epochs=1, **overrides)
+  config.eval.num_importance_samples = 4
+  train.train_and_evaluate(config, f'{root}/{name}')
+"""
+
+
+def test_every_kind_on_eight_devices_matches_one(tmp_path):
+  """A hierarchy with EMA, VampPrior and free bits; a flow posterior with a mixture prior."""
+  from test_kinds import KINDS  # pylint: disable=g-import-not-at-top
+  cases = {name: KINDS[name] for name in ('hvae-mlp-vampprior', 'vae-iaf-mog')}
+  for devices in (1, 8):
+    env = dict(os.environ, JAX_PLATFORMS='cpu', XLA_FLAGS=f'--xla_force_host_platform_device_count={devices}')
+    proc = subprocess.run([sys.executable, '-c', _KINDS_SCRIPT, str(tmp_path / str(devices)), json.dumps(cases),
+                           str(devices)], cwd=TESTS, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+  for name in cases:
+    one, eight = tmp_path / '1' / name, tmp_path / '8' / name
+    np.testing.assert_allclose(_train_losses(eight), _train_losses(one), rtol=1e-4, err_msg=name)
+    _assert_same_params(one, eight)
+    eval_one, eval_eight = (json.loads((d / 'eval.json').read_text()) for d in (one, eight))
+    for key in ('elbo_nats', 'nll_nats'):
+      assert eval_eight[key] == pytest.approx(eval_one[key], rel=1e-4), (name, key)
+    np.testing.assert_allclose(eval_eight['kl_per_group_nats'], eval_one['kl_per_group_nats'], rtol=1e-4)

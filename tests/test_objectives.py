@@ -11,26 +11,27 @@ from scipy import stats
 
 from vae_jax import models
 from vae_jax import objectives
+from vae_jax.models import gaussian
 
 
 def test_kl_closed_form_matches_monte_carlo():
   mean = jnp.array([[0.5, -1.0, 2.0]])
   log_var = jnp.array([[0.3, -1.2, 0.7]])
-  z = objectives.reparameterize(jax.random.key(0), jnp.broadcast_to(mean, (400_000, 3)),
+  z = gaussian.reparameterize(jax.random.key(0), jnp.broadcast_to(mean, (400_000, 3)),
                                 jnp.broadcast_to(log_var, (400_000, 3)))
-  log_q = objectives.diag_normal_log_prob(z, mean, log_var)
-  log_p = objectives.diag_normal_log_prob(z, jnp.zeros(3), jnp.zeros(3))
+  log_q = gaussian.log_prob(z, mean, log_var)
+  log_p = gaussian.log_prob(z, jnp.zeros(3), jnp.zeros(3))
   monte_carlo = float(jnp.mean(log_q - log_p))
-  closed = float(objectives.kl_standard_normal(mean, log_var)[0])
+  closed = float(gaussian.kl_standard_normal(mean, log_var)[0])
   assert abs(monte_carlo - closed) < 0.02, (monte_carlo, closed)
-  assert float(objectives.kl_standard_normal(jnp.zeros((1, 5)), jnp.zeros((1, 5)))[0]) == 0.0
+  assert float(gaussian.kl_standard_normal(jnp.zeros((1, 5)), jnp.zeros((1, 5)))[0]) == 0.0
 
 
 def test_diag_normal_log_prob_matches_scipy():
   rng = np.random.default_rng(0)
   z, mean, log_var = rng.normal(size=(3, 4, 5))
   expected = stats.multivariate_normal(mean[0], np.diag(np.exp(log_var[0]))).logpdf(z[0])
-  got = objectives.diag_normal_log_prob(jnp.asarray(z[:1]), jnp.asarray(mean[:1]), jnp.asarray(log_var[:1]))
+  got = gaussian.log_prob(jnp.asarray(z[:1]), jnp.asarray(mean[:1]), jnp.asarray(log_var[:1]))
   np.testing.assert_allclose(got[0], expected, rtol=1e-5)
 
 
@@ -39,7 +40,7 @@ def test_reparameterization_gradient_is_unbiased():
   mean, log_var = 0.7, -0.4
 
   def expectation(m, lv):
-    z = objectives.reparameterize(jax.random.key(3), jnp.full((200_000, 1), m), jnp.full((200_000, 1), lv))
+    z = gaussian.reparameterize(jax.random.key(3), jnp.full((200_000, 1), m), jnp.full((200_000, 1), lv))
     return jnp.mean(z**2)
 
   d_mean, d_log_var = jax.grad(expectation, argnums=(0, 1))(mean, log_var)
@@ -92,6 +93,24 @@ def test_vae_objective_terms(make_config):
   model = models.make(config, (8, 8, 1))
   params = models.init_params(model, (8, 8, 1), jax.random.key(0))
   x = jnp.ones((4, 8, 8, 1))
-  loss, m = objectives.vae_objective(model, params, x, jax.random.split(jax.random.key(1), 4), kl_weight=2.0)
+  loss, m = objectives.elbo_objective(model, params, x, jax.random.split(jax.random.key(1), 4), kl_weight=2.0)
   np.testing.assert_allclose(m['elbo_nats'], m['recon_nats'] - m['kl_nats'], rtol=1e-6)
   np.testing.assert_allclose(loss, -(m['recon_nats'] - 2.0 * m['kl_nats']), rtol=1e-6)
+
+
+def test_free_bits_charge_a_group_at_least_its_allowance(make_config):
+  config = make_config(**{'model.kind': 'hvae', 'model.hidden_sizes': (16,), 'model.latent_dim': 3})
+  model = models.make(config, (8, 8, 1))
+  params = models.init_params(model, (8, 8, 1), jax.random.key(0))
+  x = (jax.random.uniform(jax.random.key(1), (6, 8, 8, 1)) < 0.3).astype(jnp.float32)
+  keys = jax.random.split(jax.random.key(2), 6)
+  _, plain = objectives.elbo_objective(model, params, x, keys, 1.0)
+  kl_groups = [float(plain[f'kl_group_{g}_nats']) for g in range(2)]
+  allowance = max(kl_groups) + 1.0  # above both groups' KL: each is charged the allowance
+  loss, m = objectives.elbo_objective(model, params, x, keys, 1.0, free_bits=allowance)
+  np.testing.assert_allclose(loss, -m['recon_nats'] + 2 * allowance, rtol=1e-6)
+  np.testing.assert_allclose(m['elbo_nats'], plain['elbo_nats'], rtol=1e-6)  # the reported ELBO is unchanged
+  # Below the allowance the gradient no longer pushes the KL: the encoder's output gets no KL gradient.
+  grads = jax.grad(lambda p: objectives.elbo_objective(model, p, x, keys, 1.0, free_bits=allowance)[0])(params)
+  grads_recon = jax.grad(lambda p: -jnp.mean(model.apply({'params': p}, x, keys)['log_px_z']))(params)
+  chex.assert_trees_all_close(grads, grads_recon, rtol=1e-5, atol=1e-6)

@@ -24,7 +24,8 @@ from vae_jax import train
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / 'experiments' / 'explore_run.ipynb'
-ALL_PICTURES = {'prior_samples.png', 'prior_samples_t0.7.png', 'reconstructions.png', 'interpolation.png',
+ALL_PICTURES = {'prior_samples.png', 'prior_samples_t0.7.png', 'prior_samples_by_temperature.png',
+                'reconstructions.png', 'interpolation.png',
                 'latent_traversal.png', 'latent_manifold.png', 'latent_scatter.png', 'training_curves.png'}
 
 

@@ -9,11 +9,13 @@ anywhere orbax can (a local path, gs://bucket/run).
 import json
 import pathlib
 
+from absl import logging
 from etils import epath
 import jax
 import ml_collections
 import orbax.checkpoint as ocp
 
+from vae_jax import config_lib
 from vae_jax import errors
 
 CONFIG_FILE = 'config.json'
@@ -45,7 +47,8 @@ def restore(mngr: ocp.CheckpointManager, step: int, target):
 
 
 def restore_params(workdir: epath.PathLike, step: int | None = None):
-  """The model parameters saved at `step` (default: the latest), without the optimizer."""
+  """The parameters to use at `step` (default: the latest): their EMA when the run keeps one, else the
+  parameters themselves; never the optimizer state."""
   mngr = manager(workdir, read_only=True)
   try:
     step = mngr.latest_step() if step is None else step
@@ -62,7 +65,29 @@ def restore_params(workdir: epath.PathLike, step: int | None = None):
     tree = mngr.restore(step, args=ocp.args.StandardRestore(target))
   finally:
     mngr.close()
-  return tree['params'], step
+  ema = tree.get('ema_params')
+  return (ema if ema else tree['params']), step
+
+
+def restore_readable(mngr: ocp.CheckpointManager, state, workdir: pathlib.Path):
+  """Restores the newest checkpoint that can be read; unreadable ones are moved aside, not deleted.
+
+  Returns (state, step), step 0 when there is no readable checkpoint.
+  """
+  for step in sorted(mngr.all_steps(), reverse=True):
+    try:
+      return restore(mngr, step, state), step
+    except Exception as e:  # pylint: disable=broad-except
+      bad = workdir / CHECKPOINT_DIR / str(step)
+      aside = workdir / 'unreadable_checkpoints' / str(step)
+      reason = (str(e).strip().splitlines() or [''])[0][:200]
+      logging.warning('The checkpoint at step %d (%s) cannot be read (%s: %s); moved it to %s and resuming '
+                      'from the one before', step, bad, type(e).__name__, reason, aside)
+      if jax.process_index() == 0:
+        aside.parent.mkdir(parents=True, exist_ok=True)
+        bad.rename(aside)
+      mngr.reload()
+  return state, 0
 
 
 def write_config(workdir: str | pathlib.Path, config: ml_collections.ConfigDict) -> None:
@@ -77,4 +102,4 @@ def read_config(workdir: epath.PathLike) -> ml_collections.ConfigDict:
   path = epath.Path(workdir) / CONFIG_FILE
   if not path.exists():
     raise errors.RunNotFound(f'{workdir} has no {CONFIG_FILE}: not a vae_jax run directory')
-  return ml_collections.ConfigDict(json.loads(path.read_text()))
+  return config_lib.with_defaults(json.loads(path.read_text()))

@@ -6,15 +6,24 @@ overriding `num_epochs` on the command line never leaves a stale derived value.
 """
 
 import difflib
+import importlib.util
+import os
 
 import ml_collections
 from ml_collections import config_dict
 
 from vae_jax import errors
+from vae_jax import likelihoods
+from vae_jax import models
+from vae_jax.models import flows
+from vae_jax.models import priors
 
-MODEL_KINDS = ('vae', 'iwae', 'ae')
+MODEL_KINDS = tuple(models.MODELS)
+LIKELIHOODS = tuple(likelihoods.LIKELIHOODS)
+PRIORS = tuple(priors.PRIORS)
+FLOWS = tuple(flows.FLOWS)
+
 ENCODERS = ('mlp', 'conv')
-LIKELIHOODS = ('bernoulli', 'gaussian')
 GAUSSIAN_VARIANCES = ('fixed', 'learned')
 BINARIZATIONS = ('dynamic', 'static', 'none')
 SCHEDULES = ('cosine', 'constant', 'iwae_stages')
@@ -42,6 +51,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.optim.b1 = 0.9
   c.optim.b2 = 0.999
   c.optim.eps = 1e-8
+  c.optim.ema_decay = 0.0            # > 0: an EMA of the parameters (e.g. 0.999) is evaluated and saved with them
 
   c.data = ml_collections.ConfigDict()
   c.data.name = 'fashion_mnist'
@@ -52,15 +62,23 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.tfds_data_dir = config_dict.placeholder(str)  # TFDS cache, when TFDS is used
 
   c.model = ml_collections.ConfigDict()
-  c.model.kind = 'vae'               # vae | iwae | ae
-  c.model.num_importance_samples = 1  # k of the IWAE training bound (model.kind=iwae)
-  c.model.encoder = 'mlp'            # mlp | conv (the decoder mirrors it)
-  c.model.hidden_sizes = (500, 500)  # MLP widths, or conv channels (one stride-2 conv each)
+  c.model.kind = 'vae'               # vae | iwae | ae | hvae (vae_jax/models: one module per kind)
+  c.model.num_importance_samples = 1  # k of the training bound: 1 the ELBO, > 1 the IWAE bound (kind=iwae: always)
+  c.model.encoder = 'mlp'            # mlp | conv: the block family (the decoder mirrors it)
+  c.model.hidden_sizes = (500, 500)  # MLP widths, or conv channels (vae: one stride-2 conv each; hvae: per stage)
   c.model.activation = 'relu'        # relu | tanh | gelu | elu | swish | glu (gated, a * sigmoid(b))
-  c.model.latent_dim = 50
+  c.model.latent_dim = 50            # units of z (hvae: of each group; conv hvae: channels of each group)
+  c.model.groups_per_stage = (1, 1)  # hvae: latent groups per stage (mlp: levels; conv: per resolution, full first)
+  c.model.prior = 'standard_normal'  # standard_normal | vampprior | mog: p(z) of the (top) latent group
+  c.model.prior_components = 500     # K of the vampprior (pseudo-inputs) or the mog
+  c.model.posterior_flow = 'none'    # none | iaf: inverse autoregressive flow on q(z|x)
+  c.model.flow_steps = 2             # iaf steps
+  c.model.flow_hidden_size = 256     # units of each iaf step's MADE layers
   c.model.beta = 1.0                 # weight of the KL term; 1 is the VAE
   c.model.kl_warmup_epochs = 0.0     # linear KL weight warm-up from 0 to beta
-  c.model.likelihood = 'bernoulli'   # bernoulli | gaussian
+  c.model.free_bits = 0.0            # nats per latent group: a group's batch-mean KL below this costs this
+  c.model.likelihood = 'bernoulli'   # bernoulli | gaussian | logistic_mixture | categorical (8-bit: binarize=none)
+  c.model.logistic_components = 10   # mixture components of logistic_mixture
   c.model.gaussian_variance = 'fixed'  # fixed | learned (one shared learned scale)
   c.model.gaussian_std = 0.1         # the fixed scale, or the learned scale's initial value
   c.model.dtype = 'float32'          # compute dtype: float32 | bfloat16 (params and loss stay float32)
@@ -83,6 +101,34 @@ def base_config() -> ml_collections.ConfigDict:
   c.checkpoint_every_steps = 2000
   c.keep_checkpoints = 3
   return c
+
+
+def build_on(here: str, name: str) -> ml_collections.ConfigDict:
+  """The config of the file `name` beside `here` (a config file's __file__), to override.
+
+  Loaded by path, so a config that builds on another works from any working
+  directory (a sweep, a SLURM job, a notebook), not only from the repository root.
+  """
+  path = os.path.join(os.path.dirname(os.path.abspath(here)), name)
+  spec = importlib.util.spec_from_file_location(f'vae_jax_config_{os.path.splitext(name)[0]}', path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config()
+
+
+def with_defaults(stored: dict | ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """A stored config (a run's config.json) with every field it predates set to its default.
+
+  Defaults of new fields keep the old behaviour, so runs written before a
+  field existed load, resume and compare as they were.
+  """
+  def merge(base: dict, saved: dict) -> dict:
+    out = dict(base)
+    for key, value in saved.items():
+      out[key] = merge(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict) else value
+    return out
+  saved = stored.to_dict() if isinstance(stored, ml_collections.ConfigDict) else stored
+  return ml_collections.ConfigDict(merge(base_config().to_dict(), saved))
 
 
 def _require(ok: bool, message: str) -> None:
@@ -131,6 +177,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
   _one_of('model.kind', config.model.kind, MODEL_KINDS)
   _one_of('model.encoder', config.model.encoder, ENCODERS)
   _one_of('model.likelihood', config.model.likelihood, LIKELIHOODS)
+  _one_of('model.prior', config.model.prior, PRIORS)
+  _one_of('model.posterior_flow', config.model.posterior_flow, FLOWS)
   _one_of('model.gaussian_variance', config.model.gaussian_variance, GAUSSIAN_VARIANCES)
   _one_of('model.activation', config.model.activation, ACTIVATIONS)
   _one_of('optim.schedule', config.optim.schedule, SCHEDULES)
@@ -144,6 +192,15 @@ def validate(config: ml_collections.ConfigDict) -> None:
            f'model.hidden_sizes={sizes} must be a non-empty list of positive integers')
   _require(config.model.num_importance_samples >= 1,
            f'model.num_importance_samples={config.model.num_importance_samples} must be >= 1')
+  _require(config.model.prior_components >= 1,
+           f'model.prior_components={config.model.prior_components} must be >= 1')
+  _require(config.model.flow_steps >= 1, f'model.flow_steps={config.model.flow_steps} must be >= 1')
+  _require(config.model.flow_hidden_size >= 1,
+           f'model.flow_hidden_size={config.model.flow_hidden_size} must be >= 1')
+  _require(config.model.logistic_components >= 1,
+           f'model.logistic_components={config.model.logistic_components} must be >= 1')
+  _require(config.model.free_bits >= 0, f'model.free_bits={config.model.free_bits} must be >= 0 (nats per group)')
+  _require(0 <= config.optim.ema_decay < 1, f'optim.ema_decay={config.optim.ema_decay} must be in [0, 1)')
   _require(config.model.beta >= 0, f'model.beta={config.model.beta} must be >= 0')
   _require(config.model.kl_warmup_epochs >= 0, f'model.kl_warmup_epochs={config.model.kl_warmup_epochs} must be >= 0')
   _require(config.model.gaussian_std > 0, f'model.gaussian_std={config.model.gaussian_std} must be > 0')
@@ -173,4 +230,5 @@ def validate(config: ml_collections.ConfigDict) -> None:
   if config.data.binarize != 'none':
     _require(config.model.likelihood == 'bernoulli',
              f'data.binarize={config.data.binarize!r} makes binary data, which needs model.likelihood=bernoulli; '
-             'use data.binarize=none with the gaussian likelihood')
+             f'use data.binarize=none with the {config.model.likelihood} likelihood')
+  models.check_config(config)

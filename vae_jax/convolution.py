@@ -153,13 +153,14 @@ class _Convolution(nn.Module):
   use_bias: bool = True
   dtype: jnp.dtype | None = None
   impl: str = 'auto'
+  kernel_init: nn.initializers.Initializer = nn.initializers.lecun_normal()
 
   def compute(self, x: jax.Array, kernel: jax.Array, impl: str) -> jax.Array:
     raise NotImplementedError
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    kernel = self.param('kernel', nn.initializers.lecun_normal(), (*self.kernel_size, x.shape[-1], self.features))
+    kernel = self.param('kernel', self.kernel_init, (*self.kernel_size, x.shape[-1], self.features))
     bias = self.param('bias', nn.initializers.zeros_init(), (self.features,)) if self.use_bias else None
     x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
     y = self.compute(x, kernel, resolve_impl(self.impl))

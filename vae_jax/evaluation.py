@@ -54,9 +54,9 @@ class Evaluator:
       return objectives.importance_sampled_terms(model, params, x, keys, num_samples, chunk)
 
     def deterministic(params, x, indices, key):
-      del indices, key
-      z, _ = model.apply({'params': params}, x, method=model.encode)
-      return {'recon': model.apply({'params': params}, z, x, method=model.log_px_given_z), 'mean': z}
+      keys = objectives.per_example_keys(key, indices)
+      means, _ = model.apply({'params': params}, x, method=model.encode)
+      return {'recon': model.apply({'params': params}, x, keys)['log_px_z'], 'mean': means}
 
     replicated = parallel.replicated(self.mesh)
     self._batch_fn = jax.jit(stochastic if model.stochastic else deterministic, out_shardings=replicated)
@@ -70,9 +70,9 @@ class Evaluator:
 
     @jax.jit
     def start(params, x, indices, key):  # on the mesh, like everything after it
-      mean, log_var = model.apply({'params': params}, x, method=model.encode)
-      carry = objectives.importance_sampling_start(x.shape[0])
-      return objectives.per_example_keys(key, indices), mean, log_var, carry
+      keys = objectives.per_example_keys(key, indices)
+      ctx, means, carry = objectives.importance_sampling_start(model, params, x, keys)
+      return keys, ctx, means, carry
 
     def body(consts, carry, i):
       return objectives.importance_sampling_chunk(model, *consts, carry, i, chunk=chunk,
@@ -85,14 +85,14 @@ class Evaluator:
     chunk_ids = parallel.replicate(np.arange(num_chunks, dtype=np.int32), self.mesh)
 
     def batch_fn(params, x, indices, key):
-      keys, mean, log_var, carry = start(params, x, indices, key)
-      carry, _ = runner((params, x, keys, mean, log_var), carry, chunk_ids, num_chunks)
-      return result(mean, log_var, carry)
+      keys, ctx, means, carry = start(params, x, indices, key)
+      carry, _ = runner((params, x, keys, ctx), carry, chunk_ids, num_chunks)
+      return result(means, carry)
 
     return batch_fn
 
   def per_example(self, params, images: np.ndarray, key: jax.Array) -> dict[str, np.ndarray]:
-    """Per-example terms (log_px, elbo, recon, kl; recon only for the autoencoder)."""
+    """Per-example terms (log_px, elbo, recon, kl, kl_per_group, mean; recon and mean for the autoencoder)."""
     n, num_devices = len(images), self.mesh.devices.size
     batch_size = min(self.batch_size, n)  # no padding a small split up to a large batch
     batch_size = -(-batch_size // num_devices) * num_devices  # ... but to a multiple of the devices
@@ -122,12 +122,16 @@ class Evaluator:
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost
     return float(cost.get('flops', float('nan'))) / num_devices * math.ceil(self.num_samples / self.chunk) / 1e9
 
-  def evaluate(self, params, images: np.ndarray, key: jax.Array, likelihood: str) -> dict[str, float]:
+  def evaluate(self, params, images: np.ndarray, key: jax.Array, likelihood: str) -> dict:
     """Means over `images`, under the keys of eval.json."""
     terms = self.per_example(params, images, key)
     num_dims = math.prod(images.shape[1:])
+    sizes = tuple(self.model.group_sizes)
+    groups = np.split(terms['mean'], np.cumsum(sizes)[:-1], axis=-1)
     out = {'recon_nats': float(np.mean(terms['recon'])), 'num_examples': len(images),
-           'active_units': active_units(terms['mean']), 'active_unit_threshold': ACTIVE_UNIT_THRESHOLD}
+           'active_units': active_units(terms['mean']),
+           'active_units_per_group': [active_units(g) for g in groups],
+           'active_unit_threshold': ACTIVE_UNIT_THRESHOLD, 'latent_group_sizes': list(sizes)}
     if 'log_px' in terms:
       nll = -terms['log_px'].astype(np.float64)
       out.update(
@@ -135,11 +139,13 @@ class Evaluator:
           nll_nats=float(np.mean(nll)),
           nll_stderr_nats=float(np.std(nll, ddof=1) / math.sqrt(len(nll))) if len(nll) > 1 else 0.0,
           kl_nats=float(np.mean(terms['kl'])),
-          kl_per_dim_nats=[float(v) for v in np.mean(terms['kl_per_dim'], axis=0)],
+          kl_per_group_nats=[float(v) for v in np.mean(terms['kl_per_group'], axis=0)],
+          kl_per_dim_nats=([float(v) for v in np.mean(terms['kl_per_dim'], axis=0)]
+                           if 'kl_per_dim' in terms else None),
           bits_per_dim=likelihoods.bits_per_dim(float(np.mean(nll)), num_dims, likelihood),
           num_importance_samples=self.num_samples,
       )
     else:  # the autoencoder has no likelihood of x: say so instead of inventing one
-      out.update(elbo_nats=None, nll_nats=None, nll_stderr_nats=None, kl_nats=None, kl_per_dim_nats=None,
-                 bits_per_dim=None, num_importance_samples=None)
+      out.update(elbo_nats=None, nll_nats=None, nll_stderr_nats=None, kl_nats=None, kl_per_group_nats=None,
+                 kl_per_dim_nats=None, bits_per_dim=None, num_importance_samples=None)
     return out

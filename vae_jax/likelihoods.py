@@ -1,11 +1,18 @@
 """Decoder likelihoods p(x|z): a head module that turns decoder outputs into the
 distribution's parameters, and pure functions of those parameters.
 
-Log-probabilities are summed over every pixel and channel: one number per
-example, in nats.
+Every head says how many decoder output channels it needs per image
+(`output_channels`), and whether it is a density on [0, 1] (`discrete =
+False`, reported on the 8-bit scale) or a probability of the data's values
+(`discrete = True`: bits/dim are then exact). Log-probabilities are summed
+over every pixel and channel: one number per example, in nats.
+
+The 8-bit heads read images in [0, 1] as the 256 values k / 255 (the data's
+`binarize=none` form) and give each its probability.
 """
 
 import math
+from typing import Callable
 
 import flax.linen as nn
 import jax
@@ -18,6 +25,11 @@ def _sum_per_example(values: jax.Array) -> jax.Array:
 
 class Bernoulli(nn.Module):
   """p(x|z) = prod Bernoulli(x_i; sigmoid(logit_i)). Parameters: the logits."""
+  discrete = True
+
+  @staticmethod
+  def output_channels(channels: int) -> int:
+    return channels
 
   @nn.compact
   def __call__(self, outputs: jax.Array) -> jax.Array:
@@ -46,6 +58,11 @@ class Gaussian(nn.Module):
   """
   std: float = 0.1
   learn_std: bool = False
+  discrete = False
+
+  @staticmethod
+  def output_channels(channels: int) -> int:
+    return channels
 
   @nn.compact
   def __call__(self, outputs: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -72,20 +89,154 @@ class Gaussian(nn.Module):
     return mean + jnp.exp(log_std) * jax.random.normal(key, mean.shape)
 
 
-def make(config) -> nn.Module:
-  """The likelihood head named by `config.model.likelihood`."""
-  if config.model.likelihood == 'bernoulli':
-    return Bernoulli()
-  return Gaussian(std=config.model.gaussian_std,
-                  learn_std=config.model.gaussian_variance == 'learned')
+_LEVELS = 255.0  # 8-bit: values k / 255, k = 0..255
+
+
+def _to_levels(x: jax.Array) -> jax.Array:
+  return jnp.clip(jnp.round(x * _LEVELS), 0, _LEVELS).astype(jnp.int32)
+
+
+class LogisticMixture(nn.Module):
+  """Discretized mixture of logistics (Salimans et al. 2017, PixelCNN++) over the 256 values of a pixel.
+
+  Each pixel has K components shared by its channels; with 3 channels the
+  means of green and blue depend linearly on the pixel's red (and green)
+  value, as in PixelCNN++. Values live on [-1, 1] with bins of width 2/255;
+  the end bins take the tails, so the 256 probabilities sum to 1.
+  Parameters: (logits (..., K), means (..., K, C), log_scales (..., K, C),
+  coefficients (..., K, 3) or None).
+  """
+  num_components: int = 10
+  channels: int = 1
+  discrete = True
+
+  @staticmethod
+  def _coupled(channels: int) -> bool:
+    return channels == 3
+
+  def output_channels(self, channels: int) -> int:
+    return self.num_components * (1 + 2 * channels + (3 if self._coupled(channels) else 0))
+
+  @nn.compact
+  def __call__(self, outputs: jax.Array):
+    k, c = self.num_components, self.channels
+    logits = outputs[..., :k]
+    rest = outputs[..., k:].reshape(*outputs.shape[:-1], k, -1)
+    means, log_scales = rest[..., :c], jnp.maximum(rest[..., c:2 * c], -7.0)
+    coeffs = jnp.tanh(rest[..., 2 * c:2 * c + 3]) if self._coupled(c) else None
+    return logits, means, log_scales, coeffs
+
+  @staticmethod
+  def _coupled_means(means, coeffs, x):
+    """Means of each channel given the pixel's earlier channels x (..., 1, C) on [-1, 1]."""
+    if coeffs is None:
+      return means
+    m1 = means[..., 1] + coeffs[..., 0] * x[..., 0]
+    m2 = means[..., 2] + coeffs[..., 1] * x[..., 0] + coeffs[..., 2] * x[..., 1]
+    return jnp.stack([means[..., 0], m1, m2], axis=-1)
+
+  @staticmethod
+  def log_prob_per_pixel(params, x: jax.Array) -> jax.Array:
+    """log p of each pixel (all its channels), (..., H, W)."""
+    logits, means, log_scales, coeffs = params
+    xs = (_to_levels(x).astype(jnp.float32) / _LEVELS * 2.0 - 1.0)[..., None, :]  # (..., 1, C)
+    centered = xs - LogisticMixture._coupled_means(means, coeffs, xs)
+    inv_s = jnp.exp(-log_scales)
+    plus_in = inv_s * (centered + 1.0 / _LEVELS)
+    min_in = inv_s * (centered - 1.0 / _LEVELS)
+    log_cdf_plus = plus_in - jax.nn.softplus(plus_in)        # log sigmoid(plus_in): the lowest bin
+    log_one_minus_cdf_min = -jax.nn.softplus(min_in)          # log (1 - sigmoid(min_in)): the highest bin
+    cdf_delta = jax.nn.sigmoid(plus_in) - jax.nn.sigmoid(min_in)
+    mid_in = inv_s * centered
+    log_pdf_mid = mid_in - log_scales - 2.0 * jax.nn.softplus(mid_in)  # density at the bin centre
+    interior = jnp.where(cdf_delta > 1e-5, jnp.log(jnp.maximum(cdf_delta, 1e-12)),
+                         log_pdf_mid - math.log(_LEVELS / 2.0))  # centre density x bin width when tiny
+    log_probs = jnp.where(xs < -0.999, log_cdf_plus, jnp.where(xs > 0.999, log_one_minus_cdf_min, interior))
+    return jax.nn.logsumexp(jnp.sum(log_probs, axis=-1) + jax.nn.log_softmax(logits), axis=-1)
+
+  @staticmethod
+  def log_prob(params, x: jax.Array) -> jax.Array:
+    return _sum_per_example(LogisticMixture.log_prob_per_pixel(params, x))
+
+  @staticmethod
+  def mean(params) -> jax.Array:
+    """Sum_k pi_k E[x | k], channels coupled through the earlier channels' component means."""
+    logits, means, _, coeffs = params
+    if coeffs is not None:
+      m0 = means[..., 0]
+      m1 = means[..., 1] + coeffs[..., 0] * m0
+      means = jnp.stack([m0, m1, means[..., 2] + coeffs[..., 1] * m0 + coeffs[..., 2] * m1], axis=-1)
+    mean = jnp.sum(jax.nn.softmax(logits)[..., None] * jnp.clip(means, -1.0, 1.0), axis=-2)
+    return (mean + 1.0) / 2.0
+
+  @staticmethod
+  def sample(key: jax.Array, params) -> jax.Array:
+    logits, means, log_scales, coeffs = params
+    pick_key, noise_key = jax.random.split(key)
+    k = jax.random.categorical(pick_key, logits)[..., None, None]
+    take = lambda a: jnp.take_along_axis(a, k, axis=-2)[..., 0, :]
+    mean, log_scale = take(means), take(log_scales)
+    u = jax.random.uniform(noise_key, mean.shape, minval=1e-5, maxval=1.0 - 1e-5)
+    noise = jnp.exp(log_scale) * (jnp.log(u) - jnp.log1p(-u))
+    if coeffs is None:
+      x = jnp.clip(mean + noise, -1.0, 1.0)
+    else:
+      c = take(coeffs)
+      x0 = jnp.clip(mean[..., 0] + noise[..., 0], -1.0, 1.0)
+      x1 = jnp.clip(mean[..., 1] + c[..., 0] * x0 + noise[..., 1], -1.0, 1.0)
+      x2 = jnp.clip(mean[..., 2] + c[..., 1] * x0 + c[..., 2] * x1 + noise[..., 2], -1.0, 1.0)
+      x = jnp.stack([x0, x1, x2], axis=-1)
+    return jnp.round((x + 1.0) / 2.0 * _LEVELS) / _LEVELS
+
+
+class Categorical(nn.Module):
+  """p(x|z): an independent 256-way categorical per pixel and channel. Parameters: logits (..., C, 256)."""
+  channels: int = 1
+  discrete = True
+
+  @staticmethod
+  def output_channels(channels: int) -> int:
+    return 256 * channels
+
+  @nn.compact
+  def __call__(self, outputs: jax.Array) -> jax.Array:
+    return outputs.reshape(*outputs.shape[:-1], self.channels, 256)
+
+  @staticmethod
+  def log_prob(logits: jax.Array, x: jax.Array) -> jax.Array:
+    log_p = jax.nn.log_softmax(logits)
+    return _sum_per_example(jnp.take_along_axis(log_p, _to_levels(x)[..., None], axis=-1)[..., 0])
+
+  @staticmethod
+  def mean(logits: jax.Array) -> jax.Array:
+    return jnp.sum(jax.nn.softmax(logits) * jnp.arange(256) / _LEVELS, axis=-1)
+
+  @staticmethod
+  def sample(key: jax.Array, logits: jax.Array) -> jax.Array:
+    return jax.random.categorical(key, logits).astype(jnp.float32) / _LEVELS
+
+
+LIKELIHOODS: dict[str, Callable[..., nn.Module]] = {
+    'bernoulli': lambda config, channels: Bernoulli(),
+    'gaussian': lambda config, channels: Gaussian(std=config.model.gaussian_std,
+                                                  learn_std=config.model.gaussian_variance == 'learned'),
+    'logistic_mixture': lambda config, channels: LogisticMixture(config.model.logistic_components, channels),
+    'categorical': lambda config, channels: Categorical(channels),
+}
+
+
+def make(config, channels: int = 1) -> nn.Module:
+  """The likelihood head named by `config.model.likelihood`, for images of `channels` channels."""
+  return LIKELIHOODS[config.model.likelihood](config, channels)
 
 
 def bits_per_dim(nll_nats: float, num_dims: int, likelihood: str) -> float:
   """Converts -log p(x) in nats per example to bits per dimension.
 
-  Bernoulli: a discrete probability, so nats / (D ln 2). Gaussian on [0, 1]
-  data: a density, reported on the 8-bit scale by adding D ln 256 (the usual
-  convention for continuous models of 8-bit images).
+  Discrete likelihoods (Bernoulli, the 8-bit heads): a probability, so
+  nats / (D ln 2). Gaussian on [0, 1] data: a density, reported on the 8-bit
+  scale by adding D ln 256 (the usual convention for continuous models of
+  8-bit images).
   """
   if likelihood == 'gaussian':
     nll_nats = nll_nats + num_dims * math.log(256.0)

@@ -108,7 +108,7 @@ def _describe(run) -> str:
   """One line naming the run, for the second line of every title."""
   m = run.config.model
   return (f'{epath.Path(run.workdir).name}: {run.config.data.name}, {m.kind} {m.encoder}, '
-          f'latent_dim={m.latent_dim}, step {run.step}')
+          f'latent_dim={run.model.latent_dim}, step {run.step}')
 
 
 def _show_grid(ax, grid: np.ndarray) -> None:
@@ -152,10 +152,12 @@ def read_eval(workdir: epath.PathLike) -> dict | None:
 
 
 def latent_kl(run, images=None, batch_size: int = 1000) -> np.ndarray:
-  """KL(q(z_i|x) || N(0, 1)) per latent dimension i, in nats per example, averaged over examples.
+  """KL(q(z_i|x) || p(z_i)) per latent dimension i, in nats per example, averaged over examples.
 
-  From `images` when given (closed form 0.5 * (exp(lv) + m^2 - 1 - lv)),
+  From `images` when given (the model's closed-form per-dimension KL),
   otherwise from the run's eval.json (`kl_per_dim_nats`, over the test set).
+  Only models whose KL splits over dimensions in closed form have it (a VAE
+  with the standard normal prior and no flow); others raise NotApplicable.
   """
   _require_stochastic(run, 'the KL per latent dimension')
   if images is None:
@@ -167,8 +169,11 @@ def latent_kl(run, images=None, batch_size: int = 1000) -> np.ndarray:
   images = _as_batch(images)
   total = np.zeros(run.model.latent_dim, np.float64)
   for i in range(0, len(images), batch_size):
-    mean, log_var = run.encode(images[i:i + batch_size])
-    total += np.sum(np.asarray(0.5 * (jnp.exp(log_var) + mean**2 - 1.0 - log_var), np.float64), axis=0)
+    terms = run.terms(images[i:i + batch_size], jax.random.key(0))
+    if 'kl_per_dim' not in terms:
+      raise NotApplicable(f'the KL of this model (model.kind={run.config.model.kind}, prior={run.config.model.prior}, '
+                          f'posterior_flow={run.config.model.posterior_flow}) does not split over latent dimensions')
+    total += np.sum(np.asarray(terms['kl_per_dim'], np.float64), axis=0)
   return total / len(images)
 
 
@@ -180,18 +185,42 @@ def dims_by_kl(kl_per_dim) -> np.ndarray:
 # ---------------------------------------------------------------- pictures of images
 
 
+def _prior_text(run, temperature) -> str:
+  """How the prior draws were made, for a title (`temperature` a number or a symbol)."""
+  t = f'{temperature:g}' if isinstance(temperature, (int, float)) else str(temperature)
+  m, groups = run.config.model, len(run.model.group_sizes)
+  if m.prior == 'standard_normal' and groups == 1:
+    return f'z ~ N(0, {t}² I)'
+  where = f', top-down over {groups} latent groups' if groups > 1 else ''
+  return f'z ~ p(z) ({m.prior} prior{where}), every spread × {t}'
+
+
 def prior_samples(run, key: jax.Array, num_samples: int = 64, temperature: float = 1.0,
                   num_cols: int | None = None, path: str | os.PathLike | None = None) -> Figure:
-  """E[x|z] for z ~ N(0, T^2 I): what the generative model draws; T < 1 trades variety for typicality."""
+  """E[x|z] for z from the prior at `temperature`: T < 1 trades variety for typicality."""
   _require_stochastic(run, 'prior samples')
-  z = temperature * jax.random.normal(key, (num_samples, run.model.latent_dim))
-  images = np.asarray(run.mean_image(z))
+  images = np.asarray(run.sample(key, num_samples, temperature))
   num_cols = num_cols or math.ceil(math.sqrt(num_samples))
   num_rows = math.ceil(num_samples / num_cols)
   fig = _figure(num_cols * _CELL_INCHES + 0.4, num_rows * _CELL_INCHES + 0.8)
   ax = fig.add_subplot()
   _show_grid(ax, image_grid(images, num_cols))
-  ax.set_title(f'{num_samples} samples from the prior: E[x|z], z ~ N(0, {temperature:g}² I)\n{_describe(run)}',
+  ax.set_title(f'{num_samples} samples from the prior: E[x|z], {_prior_text(run, temperature)}\n{_describe(run)}',
+               fontsize=10)
+  return _finish(fig, path)
+
+
+def samples_by_temperature(run, key: jax.Array, temperatures=(1.0, 0.85, 0.7, 0.5), num_cols: int = 10,
+                           path: str | os.PathLike | None = None) -> Figure:
+  """One row of prior samples per temperature, the same key in every row."""
+  _require_stochastic(run, 'prior samples')
+  rows = [np.asarray(run.sample(key, num_cols, t)) for t in temperatures]
+  fig = _figure(num_cols * _CELL_INCHES + 1.2, len(rows) * _CELL_INCHES + 0.9)
+  ax = fig.add_subplot()
+  _show_grid(ax, image_grid(np.concatenate(rows), num_cols))
+  ax.set_yticks(_centers(len(rows), rows[0].shape[1]), [f'T = {t:g}' for t in temperatures], fontsize=8)
+  ax.tick_params(length=0)
+  ax.set_title(f'Prior samples E[x|z] at several temperatures T: {_prior_text(run, "T")}\n{_describe(run)}',
                fontsize=10)
   return _finish(fig, path)
 

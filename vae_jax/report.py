@@ -44,9 +44,11 @@ _EVAL_ROWS = (
     ('elbo_nats', 'ELBO, E_q[log p(x|z)] − KL (a lower bound on log p(x))', 'nats per example'),
     ('nll_nats', '−log p(x), importance-sampled', 'nats per example'),
     ('recon_nats', 'reconstruction, E_q[log p(x|z)]', 'nats per example'),
-    ('kl_nats', 'KL(q(z|x) ‖ N(0, I))', 'nats per example'),
+    ('kl_nats', 'KL(q(z|x) ‖ p(z)), summed over latent groups', 'nats per example'),
+    ('kl_per_group_nats', 'KL of each latent group, top first', 'nats per example'),
     ('bits_per_dim', 'NLL in bits per dimension', 'bits per pixel dimension'),
     ('active_units', 'active latent dimensions (Cov_x E_q[z_i] > 0.01)', 'count'),
+    ('active_units_per_group', 'active dimensions of each latent group, top first', 'count'),
     ('num_importance_samples', 'importance samples per example for the NLL', 'count'),
 )
 
@@ -64,6 +66,8 @@ def _format(results: dict, key: str) -> str:
     return f'{value:.2f} ± {results["nll_stderr_nats"]:.2f} (standard error)'
   if isinstance(value, float):
     return f'{value:.3f}' if key == 'bits_per_dim' else f'{value:.2f}'
+  if isinstance(value, list):
+    return ', '.join(f'{v:.2f}' if isinstance(v, float) else str(v) for v in value)
   return str(value)
 
 
@@ -108,11 +112,14 @@ def pictures(run: run_lib.Run, dataset: data.Dataset, results: dict | None, seed
 
   kl_source = 'eval.json' if results and results.get('kl_per_dim_nats') else 'the test images'
   return [
-      Picture('prior_samples.png', 'Prior samples', 'Samples from the prior: E[x|z] for z ~ N(0, I).',
+      Picture('prior_samples.png', 'Prior samples', 'Samples from the prior: E[x|z] for z ~ p(z).',
               lambda p: plots.prior_samples(run, jax.random.fold_in(key, 0), 64, 1.0, path=p)),
       Picture('prior_samples_t0.7.png', 'Prior samples at temperature 0.7',
-              'The same prior draws scaled by 0.7, z ~ N(0, 0.7² I): less varied, more typical.',
+              'The same prior draws with every spread scaled by 0.7: less varied, more typical.',
               lambda p: plots.prior_samples(run, jax.random.fold_in(key, 0), 64, 0.7, path=p)),
+      Picture('prior_samples_by_temperature.png', 'Prior samples by temperature',
+              'One row per temperature (1, 0.85, 0.7, 0.5), the same draws in every row.',
+              lambda p: plots.samples_by_temperature(run, jax.random.fold_in(key, 0), path=p)),
       Picture('reconstructions.png', 'Reconstructions',
               'Test images (rows marked input) with their reconstructions below them.',
               lambda p: plots.reconstructions(run, test.images[:32], jax.random.fold_in(key, 1), path=p)),
@@ -156,8 +163,8 @@ def write_report(workdir: epath.PathLike, step: int | None = None, seed: int = 0
     shown.append(picture)
   m = run.config.model
   lines = [f'# Run report: `{workdir}`', '',
-           f'{m.kind} ({m.encoder} {tuple(m.hidden_sizes)}, latent_dim={m.latent_dim}, {m.likelihood} '
-           f'likelihood) on {run.config.data.name}, pictures drawn at checkpoint step {run.step}. '
+           f'{m.kind} ({m.encoder} {tuple(m.hidden_sizes)}, latent_dim={run.model.latent_dim} in groups of '
+           f'{tuple(run.model.group_sizes)}, {m.prior} prior, {m.likelihood} likelihood) on {run.config.data.name}, pictures drawn at checkpoint step {run.step}. '
            f'Written by `python -m vae_jax.report --workdir={workdir}`.', '']
   lines += _eval_section(workdir, results)
   lines += ['## Pictures', '']

@@ -1,7 +1,7 @@
 """Reading a finished (or running) run back, for notebooks:
 
   run = vae_jax.load_run('runs/fashion_mnist')
-  images = run.sample(jax.random.key(0), 16)
+  images = run.sample(jax.random.key(0), 16)                 # or temperature=0.7 (one per group for hvae)
   log_px = run.log_likelihood(x, jax.random.key(1), num_samples=1000)
 
 Only the workdir is needed: the config comes from its config.json and the
@@ -22,7 +22,6 @@ import numpy as np
 from vae_jax import checkpoints
 from vae_jax import evaluation
 from vae_jax import models
-from vae_jax import objectives
 
 
 class Run:
@@ -38,11 +37,15 @@ class Run:
     self._likelihood = type(self.model.likelihood)
     self._encode = jax.jit(functools.partial(self.model.apply, method=self.model.encode))
     self._decode = jax.jit(functools.partial(self.model.apply, method=self.model.decode))
+    self._terms = jax.jit(self.model.apply)
+    self._reconstruct = jax.jit(functools.partial(self.model.apply, method=self.model.reconstruct))
+    self._sample = jax.jit(functools.partial(self.model.apply, method=self.model.sample), static_argnums=(2,))
 
   def __repr__(self):
     m = self.config.model
     return (f'Run({str(self.workdir)!r}, step={self.step}, {m.kind} {m.encoder} {tuple(m.hidden_sizes)} '
-            f'latent_dim={m.latent_dim} likelihood={m.likelihood}, data={self.config.data.name})')
+            f'latent_dim={self.model.latent_dim} groups={tuple(self.model.group_sizes)} prior={m.prior} '
+            f'likelihood={m.likelihood}, data={self.config.data.name})')
 
   @property
   def _variables(self):
@@ -61,28 +64,40 @@ class Run:
                        'which has no prior or posterior')
 
   def encode(self, x) -> tuple[jax.Array, jax.Array | None]:
-    """The mean and log-variance of q(z|x) (for the autoencoder: the code and None)."""
+    """The mean and log-variance of q(z|x), (n, latent_dim) each (for the autoencoder: the code and None).
+
+    For a hierarchy: every group flattened, top group first, along the path
+    where each group sits at its posterior mean."""
     return self._encode(self._variables, jnp.asarray(x, jnp.float32))
 
   def decode(self, z):
-    """The parameters of p(x|z): logits for Bernoulli, (mean, log_std) for Gaussian."""
+    """The parameters of p(x|z) (logits for Bernoulli, (mean, log_std) for Gaussian, ...) for a flat z."""
     return self._decode(self._variables, jnp.asarray(z, jnp.float32))
 
   def mean_image(self, z) -> jax.Array:
     """E[x|z]: pixel probabilities (Bernoulli) or means (Gaussian)."""
     return self._likelihood.mean(self.decode(z))
 
-  def sample(self, key: jax.Array, n: int) -> jax.Array:
-    """n images E[x|z] with z ~ N(0, I), shape (n, H, W, C)."""
+  def sample(self, key: jax.Array, n: int, temperature=1.0) -> jax.Array:
+    """n images E[x|z] with z from the prior, shape (n, H, W, C).
+
+    `temperature` scales each latent group's spread: one number, or one per
+    group (top group first) for a hierarchical model.
+    """
     self._require_stochastic('sample')
-    return self.mean_image(jax.random.normal(key, (n, self.model.latent_dim)))
+    temperature = float(temperature) if np.ndim(temperature) == 0 else tuple(float(t) for t in temperature)
+    return self._likelihood.mean(self._sample(self._variables, key, n, temperature))
 
   def reconstruct(self, x, key: jax.Array) -> jax.Array:
     """E[x|z] with z ~ q(z|x) (binarizing x first when the run was trained on binary data)."""
     binarize_key, sample_key = jax.random.split(key)
-    mean, log_var = self.encode(self._binarize(x, binarize_key))
-    z = mean if log_var is None else objectives.reparameterize(sample_key, mean, log_var)
-    return self.mean_image(z)
+    x = self._binarize(x, binarize_key)
+    return self._likelihood.mean(self._reconstruct(self._variables, x, jax.random.split(sample_key, len(x))))
+
+  def terms(self, x, key: jax.Array) -> dict[str, jax.Array]:
+    """The ELBO's parts of x for one posterior sample each (`vae_jax.models`: log_px_z, kl per group, ...)."""
+    x = jnp.asarray(x, jnp.float32)
+    return self._terms(self._variables, x, jax.random.split(key, len(x)))
 
   def log_likelihood(self, x, key: jax.Array, num_samples: int | None = None, batch_size: int = 500) -> np.ndarray:
     """Per-example importance-sampled estimate of log p(x), in nats.

@@ -38,7 +38,7 @@ METRICS = (
     ('elbo_nats', 'ELBO (nats)', 'ELBO, E_q[log p(x|z)] − KL'),
     ('nll_nats', 'NLL (nats)', '−log p(x), importance-sampled'),
     ('recon_nats', 'recon (nats)', 'reconstruction, E_q[log p(x|z)]'),
-    ('kl_nats', 'KL (nats)', 'KL(q(z|x) ‖ N(0, I))'),
+    ('kl_nats', 'KL (nats)', 'KL(q(z|x) ‖ p(z)), all latent groups'),
     ('bits_per_dim', 'bits/dim', None),
     ('active_units', 'active units', None),
 )

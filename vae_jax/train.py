@@ -11,18 +11,13 @@ when it fits, dispatched the way it measured fastest.
 """
 
 import dataclasses
-import functools
 import json
 import pathlib
-import signal
-import threading
 import time
 from typing import Callable
 
 from absl import logging
-from flax.training import train_state
 import jax
-from jax.experimental import multihost_utils
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
@@ -36,14 +31,15 @@ from vae_jax import evaluation
 from vae_jax import feeds
 from vae_jax import models
 from vae_jax import objectives
+from vae_jax import optimizer
 from vae_jax import parallel
 from vae_jax import plots
+from vae_jax import signals
+from vae_jax import step as step_lib
+from vae_jax import workdir as workdir_lib
 from vae_jax import writers
 
-EVAL_FILE = 'eval.json'
-# Fields that define what the checkpoints in a workdir are; the rest (epochs,
-# learning rate, evaluation, logging, speed settings) may change on resume.
-_RUN_DEFINING = ('seed', 'batch_size', 'data', 'model')
+EVAL_FILE = workdir_lib.EVAL_FILE
 # Streams of the run's root key.
 _INIT, _TRAIN, _EVAL, _IMAGES, _SHUFFLE = range(5)
 
@@ -54,72 +50,11 @@ def eval_key(seed: int, split: str) -> jax.Array:
   return key if split == 'validation' else jax.random.fold_in(key, 1)
 
 
-def learning_rate_schedule(config, total_steps: int, steps_per_epoch: int) -> optax.Schedule:
-  """cosine: warm-up, then cosine decay to final_lr_fraction; constant: warm-up, then flat;
-  iwae_stages: Burda et al.'s schedule, stage i lasting 3^i epochs at lr * 10^(-i/7)."""
-  lr, warmup = config.learning_rate, config.optim.warmup_steps
-  if config.optim.schedule == 'cosine':
-    return optax.warmup_cosine_decay_schedule(
-        0.0 if warmup else lr, lr, warmup, max(total_steps, warmup + 1), lr * config.optim.final_lr_fraction)
-  if config.optim.schedule == 'constant':
-    return optax.warmup_constant_schedule(0.0 if warmup else lr, lr, warmup)
-  boundaries = np.cumsum([3**i for i in range(config.optim.num_stages - 1)]) * steps_per_epoch
-  return optax.piecewise_constant_schedule(lr, {int(b): 10**(-1 / 7) for b in boundaries})
-
-
-def make_optimizer(config, total_steps: int, steps_per_epoch: int):
-  """Adam with global-norm clipping, on `learning_rate_schedule`."""
-  schedule = learning_rate_schedule(config, total_steps, steps_per_epoch)
-  tx = optax.chain(optax.clip_by_global_norm(config.optim.grad_clip_norm),
-                   optax.adam(schedule, b1=config.optim.b1, b2=config.optim.b2, eps=config.optim.eps))
-  return tx, schedule
-
-
-def kl_weight_schedule(config, steps_per_epoch: int):
-  """beta, reached linearly over `model.kl_warmup_epochs` (immediately when 0)."""
-  beta = config.model.beta
-  warmup_steps = config.model.kl_warmup_epochs * steps_per_epoch
-  if warmup_steps <= 0:
-    return lambda step: jnp.asarray(beta, jnp.float32)
-  return lambda step: beta * jnp.minimum(1.0, step.astype(jnp.float32) / warmup_steps)
-
-
-def make_train_step(model, objective, schedule, kl_weight, dynamic_binarize: bool, batch_sharding=None,
-                    skip_threshold: float = float('inf')):
-  """Returns the pure train_step(state, batch, key) -> (state, metrics).
-
-  `key` is the run's training key; the step folds in its own step number, then
-  each example its position in the batch. `batch` holds images in [0, 1]; with
-  dynamic binarization every pixel is redrawn from Bernoulli(intensity).
-  `batch_sharding`, when given, keeps the per-example randomness on the device
-  that holds the example.
-
-  A step whose loss or gradient norm is not finite, or whose gradient norm
-  exceeds `skip_threshold`, is skipped: parameters and optimizer state stay as
-  they were, the step counter moves on, and metrics['skipped'] is 1.
-  """
-
-  def train_step(state, batch, key):
-    positions = jnp.arange(batch.shape[0])
-    if batch_sharding is not None:
-      positions = jax.lax.with_sharding_constraint(positions, batch_sharding)
-    keys = objectives.per_example_keys(jax.random.fold_in(key, state.step), positions)
-    binarize_keys, sample_keys = jax.vmap(jax.random.split, out_axes=1)(keys)
-    if dynamic_binarize:
-      batch = jax.vmap(jax.random.bernoulli)(binarize_keys, batch).astype(batch.dtype)
-    weight = kl_weight(state.step)
-    loss_fn = functools.partial(objective, model)
-    (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, batch, sample_keys, weight)
-    grad_norm = optax.tree.norm(grads)
-    ok = jnp.isfinite(loss) & jnp.isfinite(grad_norm) & (grad_norm <= skip_threshold)
-    updated = state.apply_gradients(grads=grads)
-    kept = state.replace(step=updated.step)
-    new_state = jax.tree.map(lambda new, old: jnp.where(ok, new, old), updated, kept)
-    metrics = dict(metrics, grad_norm=grad_norm, learning_rate=schedule(state.step), kl_weight=weight,
-                   skipped=(~ok).astype(jnp.int32))
-    return new_state, metrics
-
-  return train_step
+# Kept importable from here: tests, benchmark and notebooks use these names.
+learning_rate_schedule = optimizer.learning_rate_schedule
+make_optimizer = optimizer.make_optimizer
+kl_weight_schedule = step_lib.kl_weight_schedule
+make_train_step = step_lib.make_train_step
 
 
 @dataclasses.dataclass
@@ -127,7 +62,7 @@ class Setup:
   """Everything a run needs besides its state: the pieces `benchmark` times too."""
   config: ml_collections.ConfigDict
   dataset: data.Dataset
-  model: models.VAE
+  model: 'flax.linen.Module'  # a kind of vae_jax.models
   mesh: jax.sharding.Mesh
   tx: optax.GradientTransformation
   schedule: optax.Schedule
@@ -149,9 +84,9 @@ class Setup:
     """The key every epoch's order folds its epoch number into."""
     return self.key(_SHUFFLE)
 
-  def initial_state(self) -> train_state.TrainState:
+  def initial_state(self) -> optimizer.TrainState:
     params = models.init_params(self.model, self.dataset.image_shape, self.key(_INIT))
-    state = train_state.TrainState.create(apply_fn=self.model.apply, params=params, tx=self.tx)
+    state = optimizer.create_state(self.model, params, self.tx, self.config.optim.ema_decay)
     return parallel.replicate(state, self.mesh)
 
 
@@ -164,107 +99,9 @@ def make_setup(config: ml_collections.ConfigDict, dataset: data.Dataset, mesh=No
   tx, schedule = make_optimizer(config, total_steps, steps_per_epoch)
   train_step = make_train_step(model, objectives.make(config), schedule,
                                kl_weight_schedule(config, steps_per_epoch), config.data.binarize == 'dynamic',
-                               parallel.sharded(mesh), config.skip_threshold)
+                               parallel.sharded(mesh), config.skip_threshold, config.optim.ema_decay)
   return Setup(config, dataset, model, mesh, tx, schedule, train_step, steps_per_epoch, total_steps,
                jax.random.key(config.seed))
-
-
-def _flatten(tree: dict, prefix: str = '') -> dict:
-  out = {}
-  for k, v in tree.items():
-    if isinstance(v, dict):
-      out.update(_flatten(v, f'{prefix}{k}.'))
-    else:
-      out[f'{prefix}{k}'] = v
-  return out
-
-
-def _prepare_workdir(workdir: pathlib.Path, config: ml_collections.ConfigDict, resolved: dict,
-                     replace_run: bool) -> None:
-  """Refuses (or, with replace_run, moves aside) a run of another config, then writes config.json."""
-  path = workdir / checkpoints.CONFIG_FILE
-  if path.exists():
-    old = _flatten({k: v for k, v in json.loads(path.read_text()).items() if k in _RUN_DEFINING})
-    new = _flatten({k: v for k, v in json.loads(config.to_json_best_effort()).items() if k in _RUN_DEFINING})
-    changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
-    if changed and not replace_run:
-      first = changed[0]
-      more = f' (and {len(changed) - 1} more: {", ".join(changed[1:])})' if len(changed) > 1 else ''
-      raise errors.WorkdirError(
-          f'workdir {workdir} holds a run with {first}={old.get(first)!r}, but this config has '
-          f'{first}={new.get(first)!r}{more}; use a new --workdir, or pass --replace_run to move that run '
-          f'to {workdir}.old-N and start afresh')
-    if changed and jax.process_index() == 0:
-      n = 1
-      while workdir.with_name(f'{workdir.name}.old-{n}').exists():
-        n += 1
-      aside = workdir.with_name(f'{workdir.name}.old-{n}')
-      workdir.rename(aside)
-      logging.warning('Moved the run of another config from %s to %s', workdir, aside)
-  workdir.mkdir(parents=True, exist_ok=True)
-  if jax.process_index() == 0:
-    full = ml_collections.ConfigDict(config.to_dict())
-    full.resolved = resolved
-    checkpoints.write_config(workdir, full)
-
-
-def _restore_readable(mngr, state, workdir: pathlib.Path):
-  """Restores the newest checkpoint that can be read; unreadable ones are moved aside, not deleted.
-
-  Returns (state, step), step 0 when there is no readable checkpoint.
-  """
-  for step in sorted(mngr.all_steps(), reverse=True):
-    try:
-      return checkpoints.restore(mngr, step, state), step
-    except Exception as e:  # pylint: disable=broad-except
-      bad = workdir / checkpoints.CHECKPOINT_DIR / str(step)
-      aside = workdir / 'unreadable_checkpoints' / str(step)
-      reason = (str(e).strip().splitlines() or [''])[0][:200]
-      logging.warning('The checkpoint at step %d (%s) cannot be read (%s: %s); moved it to %s and resuming '
-                      'from the one before', step, bad, type(e).__name__, reason, aside)
-      if jax.process_index() == 0:
-        aside.parent.mkdir(parents=True, exist_ok=True)
-        bad.rename(aside)
-      mngr.reload()
-  return state, 0
-
-
-class _StopSignals:
-  """While training, SIGTERM and SIGINT ask the loop to checkpoint and exit instead of killing it.
-
-  A second signal of the same kind kills the run as usual.
-  """
-  SIGNALS = (signal.SIGTERM, signal.SIGINT)
-
-  def __init__(self):
-    self.received = None
-    self._previous = {}
-
-  def _handle(self, signum, frame):
-    del frame
-    if self.received is not None:
-      signal.signal(signum, self._previous.get(signum, signal.SIG_DFL))
-      signal.raise_signal(signum)
-    self.received = signum
-    logging.warning('Received %s: the run will save a checkpoint and exit after this dispatch',
-                    signal.Signals(signum).name)
-
-  def __enter__(self):
-    if threading.current_thread() is threading.main_thread():
-      for s in self.SIGNALS:
-        self._previous[s] = signal.signal(s, self._handle)
-    return self
-
-  def __exit__(self, *exc):
-    for s, handler in self._previous.items():
-      signal.signal(s, handler)
-
-  def requested(self) -> bool:
-    """True on every process once any process received a signal (they must stop at the same step)."""
-    stop = self.received is not None
-    if jax.process_count() > 1:
-      stop = bool(np.any(multihost_utils.process_allgather(np.array(stop))))
-    return stop
 
 
 def _format_duration(seconds: float) -> str:
@@ -290,20 +127,30 @@ def _write_images(workdir, writer, model, params, dataset, config, step, key) ->
   if jax.process_index() != 0:
     return
   n = config.eval.num_images
-  lik = type(model.likelihood)
-  mean_image = lambda p: np.asarray(lik.mean(p))
+  variables = {'params': params}
+  mean_image = lambda p: np.asarray(type(model.likelihood).mean(p))
   images = {}
   if model.stochastic:
-    z = jax.random.normal(jax.random.fold_in(key, 0), (n, model.latent_dim))
-    images['samples'] = plots.image_grid(mean_image(model.apply({'params': params}, z, method=model.decode)))
+    drawn = model.apply(variables, jax.random.fold_in(key, 0), n, method=model.sample)
+    images['samples'] = plots.image_grid(mean_image(drawn))
     plots.save_grid(workdir / 'samples.png', images['samples'],
-                    f'{n} samples: mean of p(x|z), z ~ N(0, I) (step {step})')
+                    f'{n} samples: mean of p(x|z), z ~ p(z) (step {step})')
   x = jnp.asarray(dataset.test.images[:n])
-  decoded, _, _ = model.apply({'params': params}, x, jax.random.fold_in(key, 1))
+  decoded = model.apply(variables, x, jax.random.split(jax.random.fold_in(key, 1), len(x)), method=model.reconstruct)
   images['reconstructions'] = plots.reconstruction_grid(np.asarray(x), mean_image(decoded))
   plots.save_grid(workdir / 'reconstructions.png', images['reconstructions'],
                   f'Test images (odd rows) and reconstructions, mean of p(x|z), z ~ q(z|x) (step {step})')
   writer.write_images(step, images)
+
+
+def _group_scalars(results: dict) -> dict[str, float]:
+  """Per-group KL and active units as scalars, for models with more than one latent group."""
+  out = {}
+  for key, name in (('kl_per_group_nats', 'kl_group_{}_nats'), ('active_units_per_group', 'active_units_group_{}')):
+    values = results.get(key) or []
+    if len(values) > 1:
+      out.update({name.format(g): float(v) for g, v in enumerate(values)})
+  return out
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib.Path,
@@ -324,7 +171,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
                   num_train=len(dataset.train.images), num_validation=len(dataset.validation.images),
                   num_test=len(dataset.test.images), data_source=dataset.source, jax_version=jax.__version__,
                   devices=[str(d) for d in jax.devices()], process_count=jax.process_count())
-  _prepare_workdir(workdir, config, resolved, replace_run)
+  workdir_lib.prepare(workdir, config, resolved, replace_run)
   logging.info('%s from %s: %d train / %d validation / %d test images of shape %s', dataset.name,
                dataset.source, len(dataset.train.images), len(dataset.validation.images),
                len(dataset.test.images), dataset.image_shape)
@@ -332,8 +179,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
   state = setup.initial_state()
   logging.info('%s with %s parameters; %d steps (%d per epoch) on %d device(s)', config.model.kind,
                f'{sum(p.size for p in jax.tree.leaves(state.params)):,}', total_steps, spe, jax.device_count())
+  models.log_kl_kind(setup.model)
   mngr = checkpoints.manager(workdir, config.keep_checkpoints)
-  state, start = _restore_readable(mngr, state, workdir)
+  state, start = checkpoints.restore_readable(mngr, state, workdir)
   if start:
     logging.info('Resumed from the checkpoint at step %d in %s', start, workdir)
   eval_path = workdir / EVAL_FILE
@@ -352,7 +200,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
   step, buffer = start, []
   consecutive_skips, total_skips = 0, 0
   last_time, last_step = time.perf_counter(), start
-  with _StopSignals() as stop:
+  with signals.StopSignals() as stop:
     while step < total_steps:
       num_steps = min(config.steps_per_dispatch, total_steps - step)
       state, metrics = feed.run(state, step, num_steps)
@@ -391,10 +239,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
 
       if (_crossed(before, step, eval_every) or step == total_steps) and len(dataset.validation.images):
         eval_start = time.perf_counter()
-        val = val_evaluator.evaluate(state.params, dataset.validation.images,
+        val = val_evaluator.evaluate(optimizer.eval_params(state), dataset.validation.images,
                                      eval_key(config.seed, 'validation'), config.model.likelihood)
         val = {k: v for k, v in val.items()
-               if k in ('elbo_nats', 'recon_nats', 'kl_nats', 'active_units') and v is not None}
+               if k in ('elbo_nats', 'recon_nats', 'kl_nats', 'active_units') and v is not None} | _group_scalars(val)
         writer.write_scalars(step, {f'validation/{k}': v for k, v in val.items()})
         logging.info('validation at step %d: %s', step, ', '.join(f'{k} {v:.2f}' for k, v in val.items()))
         last_time += time.perf_counter() - eval_start  # keep evaluation out of the throughput
@@ -408,7 +256,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
         mngr.close()
         writer.close()
         raise errors.Preempted(
-            f'{signal.Signals(stop.received).name if stop.received else "a signal"} received: saved the checkpoint '
+            f'{stop.name()} received: saved the checkpoint '
             f'at step {step} of {total_steps} in {workdir / checkpoints.CHECKPOINT_DIR}; rerun the same command '
             'to continue')
   mngr.wait_until_finished()
@@ -419,22 +267,22 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
   t0 = time.perf_counter()
   test_evaluator = evaluation.Evaluator(setup.model, config.eval.batch_size, config.eval.num_importance_samples,
                                         config.eval.sample_chunk, setup.mesh, mode=feed.mode)
-  results = test_evaluator.evaluate(state.params, dataset.test.images, eval_key(config.seed, 'test'),
-                                    config.model.likelihood)
+  results = test_evaluator.evaluate(optimizer.eval_params(state), dataset.test.images,
+                                    eval_key(config.seed, 'test'), config.model.likelihood)
   binarization = config.data.binarize
   if binarization != 'none':
     binarization += f' (test binarized once, seed {config.eval.binarization_seed})'
   results = dict(results, split='test', step=step, binarization=binarization,
+                 parameters='ema' if state.ema_params is not None else 'final',
                  eval_seconds=round(time.perf_counter() - t0, 2))
   writer.write_scalars(step, {f'test/{k}': v for k, v in results.items()
                               if k.endswith('_nats') or k in ('bits_per_dim', 'active_units')
-                              if isinstance(v, (int, float))})
-  _write_images(workdir, writer, setup.model, state.params, dataset, config, step, setup.key(_IMAGES))
+                              if isinstance(v, (int, float))} | {f'test/{k}': v for k, v in _group_scalars(results).items()})
+  _write_images(workdir, writer, setup.model, optimizer.eval_params(state), dataset, config, step,
+                setup.key(_IMAGES))
   writer.close()
   if jax.process_index() == 0:
-    tmp = eval_path.with_suffix('.json.tmp')
-    tmp.write_text(json.dumps(results, indent=2) + '\n')
-    tmp.replace(eval_path)
+    workdir_lib.write_json(eval_path, results)
   logging.info('test: %s', ', '.join(f'{k} {v:.3f}' if isinstance(v, float) else f'{k} {v}'
-                                     for k, v in results.items() if k != 'kl_per_dim_nats'))
+                                     for k, v in results.items() if not isinstance(v, list)))
   return results

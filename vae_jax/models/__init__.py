@@ -1,0 +1,110 @@
+"""Latent-variable models: one module per kind, one interface for all of them.
+
+A kind is a flax module in this package plus one line in `MODELS`. Training,
+evaluation, `load_run`, the plots, the report, sweeps and the notebook use
+only the members below, so adding a kind touches nothing outside this
+package. Priors (`priors`), posterior flows (`flows`) and likelihoods
+(`vae_jax.likelihoods`) are parts that kinds combine; `blocks` holds the
+networks they share.
+
+Building
+  Kind.check_config(config)       raise errors.ConfigError for settings the kind cannot honour
+  Kind.build(config, image_shape) the module for images (H, W, C)
+
+Class attributes
+  stochastic   False for a kind with no prior or posterior (`ae`): it then has
+               no KL, no ELBO, no log p(x) and no samples.
+  objective    'elbo' or 'iwae': the training bound (`vae_jax.objectives`); the
+               IWAE bound is also used whenever model.num_importance_samples > 1.
+
+Properties
+  latent_dim   size of the flat latent vector z of `encode` and `decode`: all
+               groups flattened and concatenated, top group first.
+  group_sizes  the size of each latent group within it (one entry per group).
+  likelihood   the head of p(x|z); type(likelihood).mean / .sample / .log_prob
+               turn its parameters into images and log-probabilities.
+
+Methods (x: images (n, H, W, C); keys: one PRNG key per example, every
+random draw of example j made from keys[j] alone, so results do not depend on
+batching or the number of devices)
+  infer(x) -> ctx
+      The deterministic part of q(z|x) shared by all of x's posterior samples
+      (a pytree of arrays with a leading batch axis). Estimators compute it
+      once and reuse it for the k samples of IWAE and importance sampling.
+  terms(x, ctx, keys) -> dict, for one fresh z ~ q(z|x) per example:
+      log_px_z (n,)    log p(x|z)
+      kl (n, G)        per latent group, KL(q(z_g|x, z_<g) || p(z_g|z_<g)):
+                       closed form where one exists, else log q - log p at z
+      log_ratio (n,)   log p(z) - log q(z|x) at z; the log importance weight
+                       is log_px_z + log_ratio. (Not given when not stochastic.)
+      kl_per_dim (n, latent_dim), optional: a closed-form KL per dimension.
+    ELBO = log_px_z - sum(kl). beta, KL warm-up and free bits weight `kl`;
+    IWAE, the importance-sampled NLL and the ELBO estimate use the log weight.
+  encode(x) -> (mean, log_var), each (n, latent_dim)
+      The representation plots and active units use: the posterior means (for
+      a hierarchy, along the path where each group sits at its mean). `ae`
+      returns (code, None).
+  decode(z) -> parameters of p(x|z)
+  sample(key, n, temperature=1.0) -> parameters of p(x|z), z drawn from the
+      prior with each group's spread scaled by its temperature (one number,
+      or one per group, top first).
+  reconstruct(x, keys) -> parameters of p(x|z), z ~ q(z|x).
+  __call__(x, keys) -> terms(x, infer(x), keys); touches every parameter, so
+      `init_params` uses it.
+
+All outputs are float32 whatever `model.dtype` computes the layers in.
+"""
+
+from typing import Sequence
+
+from absl import logging
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from vae_jax.models.autoencoder import Autoencoder
+from vae_jax.models.hvae import HVAE
+from vae_jax.models.vae import IWAE
+from vae_jax.models.vae import VAE
+
+MODELS: dict[str, type[nn.Module]] = {
+    'vae': VAE,
+    'iwae': IWAE,
+    'ae': Autoencoder,
+    'hvae': HVAE,
+}
+
+
+def check_config(config) -> None:
+  """The kind's own checks of the settings it combines (prior, flow, blocks)."""
+  MODELS[config.model.kind].check_config(config)
+
+
+def make(config, image_shape: Sequence[int]) -> nn.Module:
+  """Builds the model named by `config.model.kind` for images of `image_shape` (H, W, C)."""
+  return MODELS[config.model.kind].build(config, tuple(int(d) for d in image_shape))
+
+
+def describe_kl(model) -> str | None:
+  """A sentence for the log when some group's KL is a single-sample estimate, else None."""
+  if not model.stochastic or getattr(model, 'closed_form_kl', True) and model.prior.closed_form_kl:
+    return None
+  return ('the KL of the top latent group has no closed form under this prior/posterior: it is the single-sample '
+          'estimate log q(z|x) - log p(z) at the posterior sample (unbiased; the ELBO stays a bound in expectation)')
+
+
+def init_params(model: nn.Module, image_shape: Sequence[int], key: jax.Array):
+  """Initial parameters, from a dummy batch of two images.
+
+  Jitted: run op by op, a deep model's init compiles every small op on its own (10 s for a tiny
+  conv hierarchy, against 2 s as one program); the values are the same.
+  """
+  init_key, sample_key = jax.random.split(key)
+  init = jax.jit(lambda k, keys: model.init(k, jnp.zeros((2, *image_shape), jnp.float32), keys)['params'])
+  return init(init_key, jax.random.split(sample_key, 2))
+
+
+def log_kl_kind(model) -> None:
+  message = describe_kl(model)
+  if message:
+    logging.info('%s', message)

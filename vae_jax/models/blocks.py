@@ -1,0 +1,151 @@
+"""Network blocks shared by the model kinds: dense and convolutional encoders and
+decoders, and the residual blocks of the hierarchical models.
+
+Blocks compute in `dtype` (float32 or bfloat16); the models cast what they
+return to float32, so likelihoods and KLs are always reduced in float32.
+"""
+
+import math
+from typing import Callable, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from vae_jax import convolution
+
+ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
+    'relu': nn.relu, 'tanh': nn.tanh, 'gelu': nn.gelu, 'elu': nn.elu, 'swish': nn.swish,
+    'glu': nn.glu,
+}
+
+
+def _units(n: int, activation: str) -> int:
+  """Width of the layer feeding `activation`: GLU gates half its inputs with the other half.
+
+  Gated layers, h = a * sigmoid(b), are what the VampPrior and Exemplar VAE
+  baselines use; `n` stays the width the next layer sees.
+  """
+  return 2 * n if activation == 'glu' else n
+
+
+def _dense_stack(h: jax.Array, hidden_sizes: Sequence[int], out_dim: int, activation: str, dtype) -> jax.Array:
+  """Dense layers dense_0.. of `hidden_sizes`, then a linear layer `out`, in the calling module's scope
+  (so every MLP-shaped module keeps the same parameter names)."""
+  act = ACTIVATIONS[activation]
+  for i, width in enumerate(hidden_sizes):
+    h = act(nn.Dense(_units(width, activation), dtype=dtype, name=f'dense_{i}')(h))
+  return nn.Dense(out_dim, dtype=dtype, name='out')(h)
+
+
+class MLPEncoder(nn.Module):
+  """Flattens the image and maps it through dense layers to `out_dim` features."""
+  hidden_sizes: Sequence[int]
+  out_dim: int
+  activation: str = 'relu'
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    return _dense_stack(x.reshape(x.shape[0], -1), self.hidden_sizes, self.out_dim, self.activation, self.dtype)
+
+
+class MLPDecoder(nn.Module):
+  """Maps a latent through dense layers to one output per pixel and channel."""
+  hidden_sizes: Sequence[int]
+  image_shape: Sequence[int]
+  activation: str = 'relu'
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, z: jax.Array) -> jax.Array:
+    h = _dense_stack(z, self.hidden_sizes, math.prod(self.image_shape), self.activation, self.dtype)
+    return h.reshape(z.shape[0], *self.image_shape)
+
+
+class ConvEncoder(nn.Module):
+  """One stride-2 3x3 convolution per entry of `channels`, then a dense layer."""
+  channels: Sequence[int]
+  out_dim: int
+  activation: str = 'relu'
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    act = ACTIVATIONS[self.activation]
+    h = x
+    for i, c in enumerate(self.channels):
+      conv = convolution.Conv(_units(c, self.activation), (3, 3), strides=2, dtype=self.dtype, name=f'conv_{i}')
+      h = act(conv(h))
+    return nn.Dense(self.out_dim, dtype=self.dtype, name='out')(h.reshape(h.shape[0], -1))
+
+
+class ConvDecoder(nn.Module):
+  """Mirrors ConvEncoder with stride-2 transposed convolutions.
+
+  Starts at ceil(H / 2^n) x ceil(W / 2^n) and crops the result to the image
+  size, so any image size works (28, 32, 8, ...).
+  """
+  channels: Sequence[int]
+  image_shape: Sequence[int]
+  activation: str = 'relu'
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, z: jax.Array) -> jax.Array:
+    act = ACTIVATIONS[self.activation]
+    height, width, out_channels = self.image_shape
+    n = len(self.channels)
+    h0, w0 = -(-height // 2**n), -(-width // 2**n)
+    top = self.channels[-1]
+    h = act(nn.Dense(_units(h0 * w0 * top, self.activation), dtype=self.dtype, name='in')(z))
+    h = h.reshape(z.shape[0], h0, w0, top)
+    for i, c in enumerate(reversed(self.channels)):
+      deconv = convolution.ConvTranspose(_units(c, self.activation), (3, 3), strides=2, dtype=self.dtype,
+                                         name=f'deconv_{i}')
+      h = act(deconv(h))
+    h = convolution.Conv(out_channels, (3, 3), dtype=self.dtype, name='out')(h)
+    return h[:, :height, :width, :]
+
+
+ENCODERS = {'mlp': MLPEncoder, 'conv': ConvEncoder}
+DECODERS = {'mlp': MLPDecoder, 'conv': ConvDecoder}
+
+
+class MLP(nn.Module):
+  """Dense layers of `hidden_sizes` with `activation`, then a linear layer of `out_dim` units."""
+  hidden_sizes: Sequence[int]
+  out_dim: int
+  activation: str = 'relu'
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, h: jax.Array) -> jax.Array:
+    return _dense_stack(h, self.hidden_sizes, self.out_dim, self.activation, self.dtype)
+
+
+class ResBlock(nn.Module):
+  """VDVAE's bottleneck residual block: x + c1x1(a(c3x3(a(c3x3(a(c1x1(a(x)))))))), width/4 inside.
+
+  Its last layer starts at `out_scale` times the usual init, so a deep stack
+  starts close to the identity (VDVAE scales it by 1/sqrt(depth)).
+  """
+  width: int
+  out_width: int | None = None
+  residual: bool = True
+  out_scale: float = 1.0
+  activation: str = 'gelu'
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    act = ACTIVATIONS[self.activation]
+    mid = max(self.width // 4, 1)
+    out = self.out_width or x.shape[-1]
+    init = (nn.initializers.variance_scaling(self.out_scale**2, 'fan_in', 'truncated_normal') if self.out_scale
+            else nn.initializers.zeros_init())
+    h = convolution.Conv(mid, (1, 1), dtype=self.dtype, name='in')(act(x))
+    h = convolution.Conv(mid, (3, 3), dtype=self.dtype, name='mid_0')(act(h))
+    h = convolution.Conv(mid, (3, 3), dtype=self.dtype, name='mid_1')(act(h))
+    h = convolution.Conv(out, (1, 1), dtype=self.dtype, kernel_init=init, name='out')(act(h))
+    return x + h if self.residual else h

@@ -1,0 +1,123 @@
+"""Priors over the top latent group (`model.prior`): parts that every stochastic kind combines with.
+
+A prior is a flax module with
+  closed_form_kl         True when KL(q || p) of a diagonal Gaussian q has a closed form;
+  log_prob(z, posterior) log p(z) per example, z (n, d);
+  sample(key, n, d, temperature, posterior) n draws, each component's spread scaled by `temperature`.
+
+`posterior(u) -> (mean, log_var)` is the model's own Gaussian q(z|u) of the
+group, which the VampPrior evaluates at its pseudo-inputs; the other priors
+ignore it.
+"""
+
+import math
+from typing import Callable, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from vae_jax.models import gaussian
+
+Posterior = Callable[[jax.Array], tuple[jax.Array, jax.Array]]
+
+
+def _mixture_log_prob(z: jax.Array, means: jax.Array, log_vars: jax.Array, log_weights: jax.Array) -> jax.Array:
+  """log sum_k w_k N(z; mean_k, diag exp(log_var_k)) for z (n, d) and K components (K, d)."""
+  per_component = gaussian.log_prob(z[:, None, :], means[None], log_vars[None])  # (n, K)
+  return jax.nn.logsumexp(per_component + log_weights, axis=-1)
+
+
+def _mixture_sample(key, n, means, log_vars, log_weights, temperature):
+  pick_key, noise_key = jax.random.split(key)
+  k = jax.random.categorical(pick_key, log_weights, shape=(n,))
+  eps = jax.random.normal(noise_key, (n, means.shape[-1]))
+  return means[k] + temperature * jnp.exp(0.5 * log_vars[k]) * eps
+
+
+class StandardNormal(nn.Module):
+  """p(z) = N(0, I)."""
+  closed_form_kl = True
+
+  def log_prob(self, z: jax.Array, posterior: Posterior | None = None) -> jax.Array:
+    del posterior
+    return gaussian.standard_log_prob(z)
+
+  def sample(self, key, n: int, dim: int, temperature=1.0, posterior: Posterior | None = None) -> jax.Array:
+    del posterior
+    return temperature * jax.random.normal(key, (n, dim))
+
+  def __call__(self, z, posterior=None):
+    return self.log_prob(z, posterior)
+
+
+class VampPrior(nn.Module):
+  """Tomczak & Welling (2018): p(z) = (1/K) sum_k q(z | u_k) over K learned pseudo-inputs u_k.
+
+  The pseudo-inputs are images, kept in [0, 1] by clipping; they start near
+  0.05 +- 0.01 as in the paper's MNIST setup. The mixture has no closed-form
+  KL against q, so the KL is the single-sample estimate log q - log p.
+  """
+  num_components: int
+  image_shape: Sequence[int]
+  closed_form_kl = False
+
+  def setup(self):
+    init = lambda key, shape: 0.05 + 0.01 * jax.random.normal(key, shape)
+    self.raw_pseudo_inputs = self.param('pseudo_inputs', init, (self.num_components, *self.image_shape))
+
+  def pseudo_inputs(self) -> jax.Array:
+    return jnp.clip(self.raw_pseudo_inputs, 0.0, 1.0)
+
+  def _components(self, posterior: Posterior):
+    means, log_vars = posterior(self.pseudo_inputs())
+    return means.reshape(self.num_components, -1), log_vars.reshape(self.num_components, -1)
+
+  def log_prob(self, z: jax.Array, posterior: Posterior) -> jax.Array:
+    means, log_vars = self._components(posterior)
+    return _mixture_log_prob(z, means, log_vars, jnp.full((self.num_components,), -math.log(self.num_components)))
+
+  def sample(self, key, n: int, dim: int, temperature=1.0, posterior: Posterior | None = None) -> jax.Array:
+    means, log_vars = self._components(posterior)
+    return _mixture_sample(key, n, means, log_vars, jnp.zeros((self.num_components,)), temperature)
+
+  def __call__(self, z, posterior):
+    return self.log_prob(z, posterior)
+
+
+class MixtureOfGaussians(nn.Module):
+  """p(z) = sum_k pi_k N(z; mu_k, diag sigma_k^2), all learned; the means start as N(0, I) draws."""
+  num_components: int
+  dim: int
+  closed_form_kl = False
+
+  def setup(self):
+    self.means = self.param('means', nn.initializers.normal(1.0), (self.num_components, self.dim))
+    self.log_vars = self.param('log_vars', nn.initializers.zeros_init(), (self.num_components, self.dim))
+    self.logits = self.param('logits', nn.initializers.zeros_init(), (self.num_components,))
+
+  def _parameters(self):
+    return self.means, self.log_vars, jax.nn.log_softmax(self.logits)
+
+  def log_prob(self, z: jax.Array, posterior: Posterior | None = None) -> jax.Array:
+    del posterior
+    return _mixture_log_prob(z, *self._parameters())
+
+  def sample(self, key, n: int, dim: int, temperature=1.0, posterior: Posterior | None = None) -> jax.Array:
+    del posterior, dim
+    return _mixture_sample(key, n, *self._parameters(), temperature)
+
+  def __call__(self, z, posterior=None):
+    return self.log_prob(z, posterior)
+
+
+PRIORS: dict[str, Callable[..., nn.Module]] = {
+    'standard_normal': lambda k, image_shape, dim: StandardNormal(),
+    'vampprior': lambda k, image_shape, dim: VampPrior(k, tuple(image_shape)),
+    'mog': lambda k, image_shape, dim: MixtureOfGaussians(k, dim),
+}
+
+
+def make(config, image_shape: Sequence[int], dim: int) -> nn.Module:
+  """The prior named by `config.model.prior`, over a flat latent of `dim` units."""
+  return PRIORS[config.model.prior](config.model.prior_components, image_shape, dim)

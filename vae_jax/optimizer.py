@@ -1,0 +1,58 @@
+"""The optimizer, its learning-rate schedules, and the train state with an EMA of the parameters.
+
+With optim.ema_decay > 0 the state carries an exponential moving average of
+the parameters: it is what validation, the test evaluation, the images and
+`load_run` use, and it is checkpointed with the rest, so resume stays
+bit-exact. With 0 it is None and the checkpoints are as before.
+"""
+
+from typing import Any
+
+from flax.training import train_state
+import jax
+import numpy as np
+import optax
+
+
+class TrainState(train_state.TrainState):
+  """Flax's TrainState plus `ema_params` (None when optim.ema_decay is 0)."""
+  ema_params: Any = None
+
+
+def create_state(model, params, tx: optax.GradientTransformation, ema_decay: float) -> TrainState:
+  ema = jax.tree.map(lambda p: p.copy(), params) if ema_decay > 0 else None
+  return TrainState.create(apply_fn=model.apply, params=params, tx=tx, ema_params=ema)
+
+
+def update_ema(state: TrainState, decay: float) -> TrainState:
+  """ema <- decay * ema + (1 - decay) * params, after the parameters were updated."""
+  if state.ema_params is None:
+    return state
+  ema = jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, state.ema_params, state.params)
+  return state.replace(ema_params=ema)
+
+
+def eval_params(state: TrainState):
+  """The parameters to evaluate: the EMA when there is one."""
+  return state.params if state.ema_params is None else state.ema_params
+
+
+def learning_rate_schedule(config, total_steps: int, steps_per_epoch: int) -> optax.Schedule:
+  """cosine: warm-up, then cosine decay to final_lr_fraction; constant: warm-up, then flat;
+  iwae_stages: Burda et al.'s schedule, stage i lasting 3^i epochs at lr * 10^(-i/7)."""
+  lr, warmup = config.learning_rate, config.optim.warmup_steps
+  if config.optim.schedule == 'cosine':
+    return optax.warmup_cosine_decay_schedule(
+        0.0 if warmup else lr, lr, warmup, max(total_steps, warmup + 1), lr * config.optim.final_lr_fraction)
+  if config.optim.schedule == 'constant':
+    return optax.warmup_constant_schedule(0.0 if warmup else lr, lr, warmup)
+  boundaries = np.cumsum([3**i for i in range(config.optim.num_stages - 1)]) * steps_per_epoch
+  return optax.piecewise_constant_schedule(lr, {int(b): 10**(-1 / 7) for b in boundaries})
+
+
+def make_optimizer(config, total_steps: int, steps_per_epoch: int):
+  """Adam with global-norm clipping, on `learning_rate_schedule`."""
+  schedule = learning_rate_schedule(config, total_steps, steps_per_epoch)
+  tx = optax.chain(optax.clip_by_global_norm(config.optim.grad_clip_norm),
+                   optax.adam(schedule, b1=config.optim.b1, b2=config.optim.b2, eps=config.optim.eps))
+  return tx, schedule

@@ -1,0 +1,58 @@
+"""The pure train step and the KL weight it applies."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from vae_jax import objectives
+from vae_jax import optimizer
+
+
+def kl_weight_schedule(config, steps_per_epoch: int):
+  """beta, reached linearly over `model.kl_warmup_epochs` (immediately when 0)."""
+  beta = config.model.beta
+  warmup_steps = config.model.kl_warmup_epochs * steps_per_epoch
+  if warmup_steps <= 0:
+    return lambda step: jnp.asarray(beta, jnp.float32)
+  return lambda step: beta * jnp.minimum(1.0, step.astype(jnp.float32) / warmup_steps)
+
+
+def make_train_step(model, objective, schedule, kl_weight, dynamic_binarize: bool, batch_sharding=None,
+                    skip_threshold: float = float('inf'), ema_decay: float = 0.0):
+  """Returns the pure train_step(state, batch, key) -> (state, metrics).
+
+  `key` is the run's training key; the step folds in its own step number, then
+  each example its position in the batch. `batch` holds images in [0, 1]; with
+  dynamic binarization every pixel is redrawn from Bernoulli(intensity).
+  `batch_sharding`, when given, keeps the per-example randomness on the device
+  that holds the example.
+
+  A step whose loss or gradient norm is not finite, or whose gradient norm
+  exceeds `skip_threshold`, is skipped: parameters, their EMA and the
+  optimizer state stay as they were, the step counter moves on, and
+  metrics['skipped'] is 1.
+  """
+
+  def train_step(state, batch, key):
+    positions = jnp.arange(batch.shape[0])
+    if batch_sharding is not None:
+      positions = jax.lax.with_sharding_constraint(positions, batch_sharding)
+    keys = objectives.per_example_keys(jax.random.fold_in(key, state.step), positions)
+    binarize_keys, sample_keys = jax.vmap(jax.random.split, out_axes=1)(keys)
+    if dynamic_binarize:
+      batch = jax.vmap(jax.random.bernoulli)(binarize_keys, batch).astype(batch.dtype)
+    weight = kl_weight(state.step)
+    loss_fn = functools.partial(objective, model)
+    (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, batch, sample_keys, weight)
+    grad_norm = optax.tree.norm(grads)
+    ok = jnp.isfinite(loss) & jnp.isfinite(grad_norm) & (grad_norm <= skip_threshold)
+    updated = optimizer.update_ema(state.apply_gradients(grads=grads), ema_decay)
+    kept = state.replace(step=updated.step)
+    new_state = jax.tree.map(lambda new, old: jnp.where(ok, new, old), updated, kept)
+    metrics = dict(metrics, grad_norm=grad_norm, learning_rate=schedule(state.step), kl_weight=weight,
+                   skipped=(~ok).astype(jnp.int32))
+    return new_state, metrics
+
+  return train_step
