@@ -2,6 +2,7 @@
 learning-rate schedules do what their names say."""
 
 import importlib.util
+import json
 import pathlib
 
 import pytest
@@ -13,7 +14,7 @@ from vae_jax import train
 CONFIGS = sorted((pathlib.Path(__file__).resolve().parents[1] / 'configs').glob('*.py'))
 PUBLIC = ('seed', 'num_epochs', 'batch_size', 'learning_rate', 'data.name', 'data.binarize', 'model.kind',
           'model.encoder', 'model.hidden_sizes', 'model.latent_dim', 'model.beta', 'model.likelihood',
-          'eval.num_importance_samples')
+          'model.prior', 'model.posterior_flow', 'eval.num_importance_samples')
 
 
 def _load(path, *args):
@@ -82,3 +83,19 @@ def test_unknown_fields_and_wrong_types_in_a_python_config():
   import ml_collections  # pylint: disable=g-import-not-at-top
   with pytest.raises(errors.ConfigError, match='model.latent_dim=2.5 must be of type int, not float'):
     config_lib.validate(ml_collections.ConfigDict(as_dict))
+
+
+def test_a_run_written_before_new_fields_reads_with_their_defaults(tmp_path):
+  """config.json of a run that predates model.prior, groups_per_stage, ema_decay...: loaded with the
+  defaults (which keep the old behaviour), and the same config resumes it rather than being refused."""
+  from vae_jax import checkpoints, workdir as workdir_lib  # pylint: disable=g-import-not-at-top
+  config = config_lib.base_config()
+  old = json.loads(config.to_json_best_effort())
+  for field in ('prior', 'prior_components', 'posterior_flow', 'groups_per_stage', 'free_bits'):
+    del old['model'][field]
+  del old['optim']['ema_decay']
+  (tmp_path / 'config.json').write_text(json.dumps(old))
+  loaded = checkpoints.read_config(tmp_path)
+  assert loaded.model.prior == 'standard_normal' and loaded.optim.ema_decay == 0.0
+  assert list(loaded.model.groups_per_stage) == [1, 1]
+  workdir_lib.prepare(tmp_path, config, {}, replace_run=False)  # not refused

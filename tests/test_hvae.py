@@ -17,7 +17,6 @@ from scipy import stats
 
 from vae_jax import models
 from vae_jax import objectives
-from vae_jax.models import gaussian
 from vae_jax.models import hvae
 from vae_jax.models import priors
 

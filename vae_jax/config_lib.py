@@ -7,6 +7,7 @@ overriding `num_epochs` on the command line never leaves a stale derived value.
 
 import difflib
 import importlib.util
+import json
 import os
 
 import ml_collections
@@ -128,7 +129,8 @@ def with_defaults(stored: dict | ml_collections.ConfigDict) -> ml_collections.Co
       out[key] = merge(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict) else value
     return out
   saved = stored.to_dict() if isinstance(stored, ml_collections.ConfigDict) else stored
-  return ml_collections.ConfigDict(merge(base_config().to_dict(), saved))
+  defaults = json.loads(base_config().to_json_best_effort())  # tuples as lists, as in any config.json
+  return ml_collections.ConfigDict(merge(defaults, saved))
 
 
 def _require(ok: bool, message: str) -> None:

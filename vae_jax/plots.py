@@ -22,7 +22,6 @@ import statistics
 
 from etils import epath
 import jax
-import jax.numpy as jnp
 import matplotlib
 from matplotlib.figure import Figure
 import numpy as np

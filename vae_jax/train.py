@@ -11,12 +11,14 @@ when it fits, dispatched the way it measured fastest.
 """
 
 import dataclasses
+import functools
 import json
 import pathlib
 import time
 from typing import Callable
 
 from absl import logging
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -62,7 +64,7 @@ class Setup:
   """Everything a run needs besides its state: the pieces `benchmark` times too."""
   config: ml_collections.ConfigDict
   dataset: data.Dataset
-  model: 'flax.linen.Module'  # a kind of vae_jax.models
+  model: nn.Module         # a kind of vae_jax.models
   mesh: jax.sharding.Mesh
   tx: optax.GradientTransformation
   schedule: optax.Schedule
@@ -131,12 +133,14 @@ def _write_images(workdir, writer, model, params, dataset, config, step, key) ->
   mean_image = lambda p: np.asarray(type(model.likelihood).mean(p))
   images = {}
   if model.stochastic:
-    drawn = model.apply(variables, jax.random.fold_in(key, 0), n, method=model.sample)
+    sample = jax.jit(functools.partial(model.apply, method=model.sample), static_argnums=2)
+    drawn = sample(variables, jax.random.fold_in(key, 0), n)
     images['samples'] = plots.image_grid(mean_image(drawn))
     plots.save_grid(workdir / 'samples.png', images['samples'],
                     f'{n} samples: mean of p(x|z), z ~ p(z) (step {step})')
   x = jnp.asarray(dataset.test.images[:n])
-  decoded = model.apply(variables, x, jax.random.split(jax.random.fold_in(key, 1), len(x)), method=model.reconstruct)
+  reconstruct = jax.jit(functools.partial(model.apply, method=model.reconstruct))
+  decoded = reconstruct(variables, x, jax.random.split(jax.random.fold_in(key, 1), len(x)))
   images['reconstructions'] = plots.reconstruction_grid(np.asarray(x), mean_image(decoded))
   plots.save_grid(workdir / 'reconstructions.png', images['reconstructions'],
                   f'Test images (odd rows) and reconstructions, mean of p(x|z), z ~ q(z|x) (step {step})')
@@ -149,7 +153,7 @@ def _group_scalars(results: dict) -> dict[str, float]:
   for key, name in (('kl_per_group_nats', 'kl_group_{}_nats'), ('active_units_per_group', 'active_units_group_{}')):
     values = results.get(key) or []
     if len(values) > 1:
-      out.update({name.format(g): float(v) for g, v in enumerate(values)})
+      out.update({name.format(g): v for g, v in enumerate(values)})
   return out
 
 
@@ -244,7 +248,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
         val = {k: v for k, v in val.items()
                if k in ('elbo_nats', 'recon_nats', 'kl_nats', 'active_units') and v is not None} | _group_scalars(val)
         writer.write_scalars(step, {f'validation/{k}': v for k, v in val.items()})
-        logging.info('validation at step %d: %s', step, ', '.join(f'{k} {v:.2f}' for k, v in val.items()))
+        logging.info('validation at step %d: %s', step,
+                     ', '.join(f'{k} {v:.2f}' if isinstance(v, float) else f'{k} {v}' for k, v in val.items()))
         last_time += time.perf_counter() - eval_start  # keep evaluation out of the throughput
 
       if _crossed(before, step, config.checkpoint_every_steps) or step == total_steps:

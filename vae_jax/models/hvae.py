@@ -34,7 +34,6 @@ from vae_jax import likelihoods
 from vae_jax.models import blocks
 from vae_jax.models import gaussian
 from vae_jax.models import priors
-from vae_jax.models import vae
 
 
 def _flat(a: jax.Array) -> jax.Array:
@@ -305,7 +304,7 @@ class HVAE(nn.Module):
     return type(self.likelihood).log_prob(self.decode(z), x)
 
   def sample(self, key: jax.Array, n: int, temperature=1.0):
-    temps = vae.group_temperatures(temperature, len(self.group_shapes))
+    temps = priors.group_temperatures(temperature, len(self.group_shapes))
 
     def pick(g, q, p):
       del q

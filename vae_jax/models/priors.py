@@ -35,6 +35,17 @@ def _mixture_sample(key, n, means, log_vars, log_weights, temperature):
   return means[k] + temperature * jnp.exp(0.5 * log_vars[k]) * eps
 
 
+def group_temperatures(temperature, num_groups: int) -> tuple[float, ...]:
+  """One temperature per latent group, from a number or a sequence of `num_groups` numbers."""
+  if not isinstance(temperature, (tuple, list)):
+    return (temperature,) * num_groups
+  temperature = tuple(temperature)
+  if len(temperature) != num_groups:
+    raise ValueError(f'temperature has {len(temperature)} values; this model has {num_groups} latent groups: '
+                     'pass one number, or one per group (top group first)')
+  return temperature
+
+
 class StandardNormal(nn.Module):
   """p(z) = N(0, I)."""
   closed_form_kl = True

@@ -18,17 +18,6 @@ from vae_jax.models import gaussian
 from vae_jax.models import priors
 
 
-def group_temperatures(temperature, num_groups: int) -> tuple[float, ...]:
-  """One temperature per latent group, from a number or a sequence of `num_groups` numbers."""
-  if not isinstance(temperature, (tuple, list)):
-    return (temperature,) * num_groups
-  temperature = tuple(temperature)
-  if len(temperature) != num_groups:
-    raise ValueError(f'temperature has {len(temperature)} values; this model has {num_groups} latent groups: '
-                     'pass one number, or one per group (top group first)')
-  return temperature
-
-
 def build_parts(config, image_shape: Sequence[int], encoder_outputs: int):
   """The encoder, decoder and likelihood head of a one-group model (decoder sized for the head)."""
   m = config.model
@@ -123,7 +112,7 @@ class VAE(nn.Module):
     return out
 
   def sample(self, key: jax.Array, n: int, temperature=1.0):
-    (t,) = group_temperatures(temperature, 1)
+    (t,) = priors.group_temperatures(temperature, 1)
     return self.decode(self.prior.sample(key, n, self.latent_dim, t, self._gaussian_q))
 
   def reconstruct(self, x: jax.Array, keys: jax.Array):
