@@ -150,6 +150,12 @@ def read_eval(workdir: epath.PathLike) -> dict | None:
   return json.loads(path.read_text()) if path.exists() else None
 
 
+def _no_per_dim_kl(run) -> NotApplicable:
+  m = run.config.model
+  return NotApplicable(f'the KL of this model (model.kind={m.kind}, prior={m.prior}, '
+                       f'posterior_flow={m.posterior_flow}) does not split over latent dimensions')
+
+
 def latent_kl(run, images=None, batch_size: int = 1000) -> np.ndarray:
   """KL(q(z_i|x) || p(z_i)) per latent dimension i, in nats per example, averaged over examples.
 
@@ -161,6 +167,8 @@ def latent_kl(run, images=None, batch_size: int = 1000) -> np.ndarray:
   _require_stochastic(run, 'the KL per latent dimension')
   if images is None:
     results = read_eval(run.workdir) or {}
+    if 'kl_per_dim_nats' in results and results['kl_per_dim_nats'] is None:
+      raise _no_per_dim_kl(run)
     if not results.get('kl_per_dim_nats'):
       raise ValueError(f'{epath.Path(run.workdir) / EVAL_FILE} has no kl_per_dim_nats: pass test images '
                        'to compute it from them')
@@ -170,8 +178,7 @@ def latent_kl(run, images=None, batch_size: int = 1000) -> np.ndarray:
   for i in range(0, len(images), batch_size):
     terms = run.terms(images[i:i + batch_size], jax.random.key(0))
     if 'kl_per_dim' not in terms:
-      raise NotApplicable(f'the KL of this model (model.kind={run.config.model.kind}, prior={run.config.model.prior}, '
-                          f'posterior_flow={run.config.model.posterior_flow}) does not split over latent dimensions')
+      raise _no_per_dim_kl(run)
     total += np.sum(np.asarray(terms['kl_per_dim'], np.float64), axis=0)
   return total / len(images)
 

@@ -53,6 +53,11 @@ batching or the number of devices)
       `init_params` uses it.
 
 All outputs are float32 whatever `model.dtype` computes the layers in.
+
+Adding a kind: write `models/<kind>.py` with a module that has the members
+above (subclass `VAE` when only some differ), add it to `MODELS`, and it is a
+valid `model.kind` for configs, sweeps, evaluation and `load_run`; give it a
+case in tests/test_models.py and tests/test_kinds.py.
 """
 
 from typing import Sequence
