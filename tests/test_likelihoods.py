@@ -104,3 +104,24 @@ def test_8bit_samples_lie_on_the_256_levels():
   x = np.asarray(likelihoods.LogisticMixture.sample(jax.random.key(0), params))
   np.testing.assert_allclose(x * 255, np.round(x * 255), atol=1e-4)
   assert x.min() >= 0.0 and x.max() <= 1.0
+
+
+def test_logistic_tails_match_float64_for_sharp_far_components():
+  """Bins many scales from a component's mean: the float32 head against the exact float64 answer."""
+  from scipy import special  # pylint: disable=g-import-not-at-top
+  means = np.array([-0.9, 0.95, 0.0, 0.4])
+  log_scales = np.array([-7.0, -6.0, -3.0, -5.0])
+  values = np.array([0, 128, 255, 77, 250])
+  x = jnp.asarray(values / 255.0, jnp.float32).reshape(5, 1, 1, 1)
+  for m, ls in zip(means, log_scales):  # one component, one channel
+    params = (jnp.zeros((5, 1, 1, 1)), jnp.full((5, 1, 1, 1, 1), m, jnp.float32),
+              jnp.full((5, 1, 1, 1, 1), ls, jnp.float32), None)
+    got = np.asarray(likelihoods.LogisticMixture.log_prob_per_pixel(params, x))
+    xs = values / 255.0 * 2 - 1
+    plus = np.where(values == 255, np.inf, (xs + 1 / 255 - m) / np.exp(ls))
+    minus = np.where(values == 0, -np.inf, (xs - 1 / 255 - m) / np.exp(ls))
+    # log(F(plus) - F(minus)) in float64, from the side where it does not cancel
+    upper = xs > m
+    hi, lo = np.where(upper, -minus, plus), np.where(upper, -plus, minus)
+    exact = special.log_expit(hi) + np.log(-np.expm1(special.log_expit(lo) - special.log_expit(hi)))
+    np.testing.assert_allclose(got.ravel(), exact, rtol=1e-4, atol=1e-3)

@@ -137,21 +137,28 @@ class LogisticMixture(nn.Module):
 
   @staticmethod
   def log_prob_per_pixel(params, x: jax.Array) -> jax.Array:
-    """log p of each pixel (all its channels), (..., H, W)."""
+    """log p of each pixel (all its channels), (..., H, W).
+
+    The bin of x on [-1, 1] is [x - 1/255, x + 1/255]; its probability under a
+    logistic is F(plus) - F(minus) with F = sigmoid, the end bins taking the
+    tails (F(minus) = 0 at x = -1, F(plus) = 1 at x = 1). Above the mean the
+    difference is taken as F(-minus) - F(-plus) (1 - F(t) = F(-t)), so the two
+    terms are never both near 1 and never cancel. Far in the tail (both terms
+    below e^-15) F(t) = e^t to float precision and log p = hi + log(1 - e^(lo - hi)),
+    exact where PixelCNN++'s density-at-the-centre fallback is off by nats for
+    sharp components.
+    """
     logits, means, log_scales, coeffs = params
     xs = (_to_levels(x).astype(jnp.float32) / _LEVELS * 2.0 - 1.0)[..., None, :]  # (..., 1, C)
     centered = xs - LogisticMixture._coupled_means(means, coeffs, xs)
     inv_s = jnp.exp(-log_scales)
-    plus_in = inv_s * (centered + 1.0 / _LEVELS)
-    min_in = inv_s * (centered - 1.0 / _LEVELS)
-    log_cdf_plus = plus_in - jax.nn.softplus(plus_in)        # log sigmoid(plus_in): the lowest bin
-    log_one_minus_cdf_min = -jax.nn.softplus(min_in)          # log (1 - sigmoid(min_in)): the highest bin
-    cdf_delta = jax.nn.sigmoid(plus_in) - jax.nn.sigmoid(min_in)
-    mid_in = inv_s * centered
-    log_pdf_mid = mid_in - log_scales - 2.0 * jax.nn.softplus(mid_in)  # density at the bin centre
-    interior = jnp.where(cdf_delta > 1e-5, jnp.log(jnp.maximum(cdf_delta, 1e-12)),
-                         log_pdf_mid - math.log(_LEVELS / 2.0))  # centre density x bin width when tiny
-    log_probs = jnp.where(xs < -0.999, log_cdf_plus, jnp.where(xs > 0.999, log_one_minus_cdf_min, interior))
+    plus = jnp.where(xs > 0.999, jnp.inf, inv_s * (centered + 1.0 / _LEVELS))
+    minus = jnp.where(xs < -0.999, -jnp.inf, inv_s * (centered - 1.0 / _LEVELS))
+    upper = centered > 0
+    hi, lo = jnp.where(upper, -minus, plus), jnp.where(upper, -plus, minus)  # P = F(hi) - F(lo), hi > lo
+    direct = jnp.log(jnp.maximum(jax.nn.sigmoid(hi) - jax.nn.sigmoid(lo), 1e-30))
+    tail = hi + jnp.log(-jnp.expm1(jnp.minimum(lo - hi, -1e-30)))
+    log_probs = jnp.where(hi > -15.0, direct, tail)
     return jax.nn.logsumexp(jnp.sum(log_probs, axis=-1) + jax.nn.log_softmax(logits), axis=-1)
 
   @staticmethod
