@@ -136,7 +136,10 @@ def benchmark_config(config, seconds: float, peak: float, torch: bool = True) ->
   print(f'vae_jax dispatch: {feed.mode} ({why})')
   out['vae_jax'] = report(f'vae_jax ({feed.mode}, data on {feed.placement})', ours)
   print(f'vae_jax / plain: {out["vae_jax"] / out["plain"]:.2f}x')
-  if torch and pytorch_baseline.available():
+  if torch and not pytorch_baseline.covers(config):
+    print(f'PyTorch: no yardstick for model.kind={m.kind} (prior {m.prior}, flow {m.posterior_flow}, '
+          f'{m.likelihood}); the plain loop is the baseline')
+  elif torch and pytorch_baseline.available():
     import torch as torch_lib  # pylint: disable=g-import-not-at-top
     out['pytorch'] = pytorch_baseline.images_per_second(config, setup.dataset.train.images, seconds)
     print(f'PyTorch {torch_lib.__version__} ({torch_lib.get_num_threads()} threads, eager): '
