@@ -1,9 +1,20 @@
 """Shared test helpers: tiny configs on scikit-learn's bundled digits."""
 
 import os
+import shutil
 import sys
+import tempfile
 
 import pytest
+
+# One XLA compilation cache for the whole session, shared with the subprocesses the tests start (they
+# inherit the environment): the tiny runs compile the same programs many times over. A fresh directory
+# per session, so nothing carries over from another checkout or version.
+_CACHE_DIR = None
+if 'JAX_COMPILATION_CACHE_DIR' not in os.environ:
+  _CACHE_DIR = os.environ['JAX_COMPILATION_CACHE_DIR'] = tempfile.mkdtemp(prefix='vae_jax_tests_xla_cache_')
+os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0.3')
+os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES', '0')
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..'))
 
@@ -41,3 +52,9 @@ def tiny_config(**overrides):
 @pytest.fixture
 def make_config():
   return tiny_config
+
+
+def pytest_sessionfinish(session, exitstatus):
+  del session, exitstatus
+  if _CACHE_DIR is not None:
+    shutil.rmtree(_CACHE_DIR, ignore_errors=True)

@@ -136,10 +136,10 @@ print(json.dumps(out))
 
 
 def test_every_kind_on_eight_devices_matches_one():
-  """Ten train steps and an evaluation of a hierarchy (EMA, VampPrior, free bits) and of a flow posterior
-  with a mixture prior: the same losses, parameters and test numbers on 8 devices as on 1."""
+  """Ten train steps and an evaluation of a hierarchy with an EMA, the VampPrior and free bits (a batch
+  statistic): the same losses, parameters and test numbers on 8 devices as on 1."""
   from test_kinds import KINDS  # pylint: disable=g-import-not-at-top
-  cases = {name: KINDS[name] for name in ('hvae-mlp-vampprior', 'vae-iaf-mog')}
+  cases = {name: KINDS[name] for name in ('hvae-mlp-vampprior',)}
   out = {}
   for devices in (1, 8):
     env = dict(os.environ, JAX_PLATFORMS='cpu', XLA_FLAGS=f'--xla_force_host_platform_device_count={devices}')
