@@ -7,7 +7,7 @@ The images keep their 256 grey levels (data.binarize=none) and p(x|z) is a
 mixture of 10 discretized logistics per pixel (PixelCNN++'s likelihood), so
 its probabilities of the 256 values sum to 1 and bits/dim are exact: no
 "+ D ln 256" convention. model.likelihood=categorical swaps in a 256-way
-softmax per pixel. Result: RESULTS.md, "8-bit Fashion-MNIST".
+softmax per pixel. Not yet measured (RESULTS.md, "8-bit Fashion-MNIST").
 """
 
 from vae_jax import config_lib

@@ -9,9 +9,8 @@ blocks (GELU) in the bottom-up and the top-down pass, the prior of each
 group from the top-down state and its posterior from that state and the
 bottom-up features at its resolution. Adam with a learning-rate warm-up,
 gradient skipping above 400 and an EMA of the parameters (0.999), as VDVAE
-needs. Published ConvHVAE NLL (Exemplar VAE paper): 225.38 nats. On 2 CPU
-cores this trains slowly: RESULTS.md gives what it reached, its epochs per
-hour, and the GPU command that finishes it.
+needs. Published ConvHVAE NLL (Exemplar VAE paper): 225.38 nats. Meant for
+a GPU; not yet trained (no GPU was lent so far; RESULTS.md, "The model family").
 """
 
 from vae_jax import config_lib

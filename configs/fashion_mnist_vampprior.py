@@ -7,8 +7,8 @@ Tomczak & Welling (2018): p(z) = (1/K) sum_k q(z | u_k), the pseudo-inputs
 u_k learned with everything else; the KL is the single-sample estimate
 log q - log p. Published (Exemplar VAE paper, Fashion-MNIST, dynamically
 binarized): 227.35 nats. Each step also encodes the 500 pseudo-inputs, so it
-costs about 3x a step of fashion_mnist_long. Result: RESULTS.md, "Model
-family" (the run is long on 2 CPU cores; the table gives what it reached).
+costs about 3x a step of fashion_mnist_long: about two hours on 2 CPU cores.
+Not yet measured here (RESULTS.md, "The model family").
 """
 
 from vae_jax import config_lib

@@ -99,3 +99,18 @@ def test_a_run_written_before_new_fields_reads_with_their_defaults(tmp_path):
   assert loaded.model.prior == 'standard_normal' and loaded.optim.ema_decay == 0.0
   assert list(loaded.model.groups_per_stage) == [1, 1]
   workdir_lib.prepare(tmp_path, config, {}, replace_run=False)  # not refused
+
+
+def test_combinations_a_kind_cannot_honour_are_refused():
+  for overrides, message in (
+      ({'model.kind': 'iwae', 'model.num_importance_samples': 5, 'model.free_bits': 0.5}, 'model.free_bits=0.5 applies'),
+      ({'model.kind': 'ae', 'model.prior': 'vampprior'}, 'model.kind=ae has no prior'),
+      ({'model.kind': 'hvae', 'model.posterior_flow': 'iaf'}, 'not supported by model.kind=hvae'),
+      ({'model.kind': 'hvae', 'model.encoder': 'conv', 'model.groups_per_stage': (1, 0)}, 'must hold a latent group'),
+      ({'model.likelihood': 'categorical'}, 'use data.binarize=none with the categorical likelihood')):
+    config = config_lib.base_config()
+    for key, value in overrides.items():
+      section, field = key.split('.')
+      config[section][field] = value
+    with pytest.raises(errors.ConfigError, match=message):
+      config_lib.validate(config)

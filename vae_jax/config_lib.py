@@ -233,4 +233,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
     _require(config.model.likelihood == 'bernoulli',
              f'data.binarize={config.data.binarize!r} makes binary data, which needs model.likelihood=bernoulli; '
              f'use data.binarize=none with the {config.model.likelihood} likelihood')
+  if config.model.free_bits > 0:
+    iwae = models.MODELS[config.model.kind].objective == 'iwae' or config.model.num_importance_samples > 1
+    _require(not iwae, f'model.free_bits={config.model.free_bits} applies to the ELBO, but this config trains '
+             f'the importance-weighted bound (model.kind={config.model.kind}, model.num_importance_samples='
+             f'{config.model.num_importance_samples}); set model.free_bits=0 or train on the ELBO')
   models.check_config(config)
