@@ -12,7 +12,11 @@ units each; the bottom-up features of x feed q(z_0|x) and q(z_1|x, z_0), and
 p(z_1|z_0) reads the same top-down state. Trained as fashion_mnist_long:
 400 epochs, KL warm-up over the first 50, cosine decay, with an EMA of the
 parameters (0.999) evaluated. Published NLL (Exemplar VAE paper): 227.37 nats
-with N(0, I), 226.72 with the VampPrior. Result: RESULTS.md, "Model family".
+with N(0, I), 226.72 with the VampPrior. Measured on 2 CPU cores, 2026-11-25
+(42.5 min of training): test ELBO -228.61 nats, NLL 226.91 +- 0.76 nats with
+5,000 importance samples (227.06 with the 100 of the end of training),
+0.418 bits/dim; KL 11.2 and 7.4 nats in the two groups, 14 and 17 of 40
+units active (RESULTS.md). The VampPrior variant is not measured yet.
 """
 
 from vae_jax import config_lib
