@@ -31,6 +31,7 @@ from vae_jax import feeds
 from vae_jax import models
 from vae_jax import parallel
 from vae_jax import train
+from vae_jax import workdir as workdir_lib
 
 def output_name(split: str, step: int | None) -> str:
   return 'eval' + ('' if split == 'test' else f'_{split}') + ('' if step is None else f'_step{step}') + '.json'
@@ -75,9 +76,7 @@ def evaluate_run(workdir: epath.PathLike, num_importance_samples: int, split: st
     results['eval_gflop_per_sec'] = round(gflop / seconds, 1)
   path = workdir / output_name(split, step)
   if jax.process_index() == 0:
-    tmp = path.with_suffix('.json.tmp')
-    tmp.write_text(json.dumps(results, indent=2) + '\n')
-    tmp.replace(path)
+    workdir_lib.write_json(path, results)
   logging.info('wrote %s', path)
   return results
 
