@@ -13,6 +13,10 @@ import pytest
 _CACHE_DIR = None
 if 'JAX_COMPILATION_CACHE_DIR' not in os.environ:
   _CACHE_DIR = os.environ['JAX_COMPILATION_CACHE_DIR'] = tempfile.mkdtemp(prefix='vae_jax_tests_xla_cache_')
+# The classifiers the tests train (vae_jax.classifier) are cached for the session only, never in ~/.cache.
+_CLASSIFIER_CACHE = None
+if 'VAE_JAX_CACHE' not in os.environ:
+  _CLASSIFIER_CACHE = os.environ['VAE_JAX_CACHE'] = tempfile.mkdtemp(prefix='vae_jax_tests_cache_')
 os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0.3')
 os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES', '0')
 
@@ -56,5 +60,6 @@ def make_config():
 
 def pytest_sessionfinish(session, exitstatus):
   del session, exitstatus
-  if _CACHE_DIR is not None:
-    shutil.rmtree(_CACHE_DIR, ignore_errors=True)
+  for directory in (_CACHE_DIR, _CLASSIFIER_CACHE):
+    if directory is not None:
+      shutil.rmtree(directory, ignore_errors=True)

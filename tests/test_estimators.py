@@ -30,14 +30,15 @@ class LinearGaussian(nn.Module):
   c: np.ndarray
   log_var: np.ndarray
   stochastic = True
+  conditional = False
   latent_dim = L
   group_sizes = (L,)
 
-  def infer(self, x):
+  def infer(self, x, labels=None):
     mean = x.reshape(x.shape[0], -1) @ self.a.T + self.c
     return mean, jnp.broadcast_to(self.log_var, mean.shape)
 
-  def encode(self, x):
+  def encode(self, x, labels=None):
     return self.infer(x)
 
   def decode(self, z):
@@ -55,7 +56,7 @@ class LinearGaussian(nn.Module):
             'kl': gaussian.kl_standard_normal(mean, log_var)[:, None],
             'kl_per_dim': gaussian.kl_standard_normal_per_dim(mean, log_var)}
 
-  def __call__(self, x, keys):
+  def __call__(self, x, keys, labels=None):
     return self.terms(x, self.infer(x), keys)
 
 

@@ -26,6 +26,7 @@ KINDS = {
     'vae-vampprior': {'model.prior': 'vampprior', 'model.prior_components': 10},
     'hvae-mlp-vampprior': {'model.kind': 'hvae', 'model.prior': 'vampprior', 'model.prior_components': 10,
                            'model.free_bits': 0.05, 'optim.ema_decay': 0.9},
+    'cvae-class-prior': {'model.kind': 'cvae', 'model.prior': 'class_gaussian'},
     'hvae-conv': {'model.kind': 'hvae', 'model.encoder': 'conv', 'model.hidden_sizes': (8,),
                   'model.groups_per_stage': (1, 0, 1), 'model.activation': 'gelu', 'optim.ema_decay': 0.9},
 }
@@ -38,7 +39,9 @@ def test_one_step_lowers_the_loss(make_config, name):
   setup = train.make_setup(config, data.load(config))
   state = setup.initial_state()
   step = jax.jit(setup.train_step)
-  batch = jnp.asarray(setup.dataset.train.images[:config.batch_size])
+  train_set = setup.dataset.train
+  batch = {'image': jnp.asarray(train_set.images[:config.batch_size]),
+           'label': jnp.asarray(train_set.labels[:config.batch_size])}
   after, before_metrics = step(state, batch, setup.train_key)
   # The same batch, keys and binarization (the step number is what they fold in), at the new parameters.
   _, after_metrics = step(after.replace(step=state.step), batch, setup.train_key)

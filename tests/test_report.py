@@ -26,7 +26,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / 'experiments' / 'explore_run.ipynb'
 ALL_PICTURES = {'prior_samples.png', 'prior_samples_t0.7.png', 'prior_samples_by_temperature.png',
                 'reconstructions.png', 'interpolation.png',
-                'latent_traversal.png', 'latent_manifold.png', 'latent_scatter.png', 'training_curves.png'}
+                'latent_traversal.png', 'latent_manifold.png', 'latent_scatter.png', 'training_curves.png',
+                'samples_by_class.png'}
 
 
 @pytest.fixture(scope='module')
@@ -60,7 +61,7 @@ def test_report_of_a_vae(runs):
   path = report.write_report(workdir)
   out = workdir / 'report'
   assert pathlib.Path(path) == out / 'report.md'
-  assert _pngs(out) == ALL_PICTURES
+  assert _pngs(out) == ALL_PICTURES - {'samples_by_class.png'}  # for conditional models (test_cvae)
   md = (out / 'report.md').read_text()
   _check_pngs_and_links(out, md)
   results = json.loads((workdir / 'eval.json').read_text())
@@ -71,7 +72,11 @@ def test_report_of_a_vae(runs):
   assert f'| {results["active_units"]} | count | `active_units` |' in md
   assert f'| {results["num_importance_samples"]} | count |' in md
   assert 'E_q[log p(x\\|z)]' in md  # the bar is escaped: it does not split the table row
-  assert 'Not drawn' not in md and 'per-dimension KL from eval.json' in md
+  not_drawn = md.split('## Not drawn for this run')[1]
+  assert not_drawn.strip().splitlines() == [
+      "- `samples_by_class.png`: samples by class need a conditional model (model.kind=cvae); this run is "
+      "model.kind='vae'"]
+  assert 'per-dimension KL from eval.json' in md
 
 
 def test_report_of_an_autoencoder_lists_what_it_left_out(runs):
@@ -95,7 +100,7 @@ def test_report_without_eval_json(runs, tmp_path):
   md = report.write_report(workdir).read_text()
   assert 'No eval.json in this workdir yet' in md and '| metric |' not in md
   assert 'per-dimension KL from the test images' in md  # computed, since eval.json is gone
-  assert _pngs(workdir / 'report') == ALL_PICTURES
+  assert _pngs(workdir / 'report') == ALL_PICTURES - {'samples_by_class.png'}
 
 
 def test_cli_bad_workdir_is_one_line(tmp_path):

@@ -122,8 +122,8 @@ def _nan_when(condition):
   def make(config):
     objective = real_make(config)
 
-    def poisoned(model, params, x, keys, kl_weight):
-      loss, metrics = objective(model, params, x, keys, kl_weight)
+    def poisoned(model, params, x, keys, kl_weight, labels=None):
+      loss, metrics = objective(model, params, x, keys, kl_weight, labels=labels)
       return jnp.where(condition(x), jnp.nan, loss), metrics
     return poisoned
   return make
@@ -135,7 +135,8 @@ def test_a_nan_step_is_skipped_and_leaves_the_state_unchanged(make_config):
   state = setup.initial_state()
   nan_step = train.make_train_step(setup.model, _nan_when(lambda x: True)(config), setup.schedule,
                                    lambda step: 1.0, True)
-  batch = jnp.asarray(setup.dataset.train.images[:config.batch_size])
+  batch = {'image': jnp.asarray(setup.dataset.train.images[:config.batch_size]),
+           'label': jnp.asarray(setup.dataset.train.labels[:config.batch_size])}
   after, metrics = jax.jit(nan_step)(state, batch, jax.random.key(0))
   assert int(metrics['skipped']) == 1 and int(after.step) == int(state.step) + 1
   _assert_bitwise_equal(jax.device_get((after.params, after.opt_state)),

@@ -97,7 +97,7 @@ def time_plain_loop(setup: train.Setup, seconds: float) -> float:
   plain_step = jax.jit(train.make_train_step(
       setup.model, objectives.make(config), setup.schedule,
       train.kl_weight_schedule(config, setup.steps_per_epoch), config.data.binarize == 'dynamic'))
-  images = setup.dataset.train.images
+  images, labels = setup.dataset.train.images, setup.dataset.train.labels
   rng = np.random.default_rng(0)
   holder = {'state': jax.device_put(jax.device_get(setup.initial_state()), jax.devices()[0]),
             'perm': rng.permutation(len(images)), 'i': 0}
@@ -105,8 +105,8 @@ def time_plain_loop(setup: train.Setup, seconds: float) -> float:
 
   def run_once():
     i = holder['i'] % setup.steps_per_epoch
-    batch = images[holder['perm'][i * b:(i + 1) * b]]
-    holder['state'], metrics = plain_step(holder['state'], batch, key)
+    rows = holder['perm'][i * b:(i + 1) * b]
+    holder['state'], metrics = plain_step(holder['state'], {'image': images[rows], 'label': labels[rows]}, key)
     holder['i'] += 1
     return metrics['loss']
 
@@ -122,7 +122,9 @@ def benchmark_config(config, seconds: float, peak: float, torch: bool = True) ->
         f'{m.likelihood}, {config.data.name} {setup.dataset.image_shape}, batch {config.batch_size}, {m.dtype}, '
         f'{config.steps_per_dispatch} steps per dispatch')
   state = setup.initial_state()
-  gflop = step_gflop(setup, state, jnp.asarray(setup.dataset.train.images[:config.batch_size]))
+  train_set = setup.dataset.train
+  gflop = step_gflop(setup, state, {'image': jnp.asarray(train_set.images[:config.batch_size]),
+                                    'label': jnp.asarray(train_set.labels[:config.batch_size])})
   print(f'train step: {gflop:.3f} GFLOP (XLA cost analysis)')
 
   def report(name, sec_per_step):

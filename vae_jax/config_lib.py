@@ -63,14 +63,14 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.tfds_data_dir = config_dict.placeholder(str)  # TFDS cache, when TFDS is used
 
   c.model = ml_collections.ConfigDict()
-  c.model.kind = 'vae'               # vae | iwae | ae | hvae (vae_jax/models: one module per kind)
+  c.model.kind = 'vae'               # vae | iwae | ae | hvae | cvae (vae_jax/models: one module per kind)
   c.model.num_importance_samples = 1  # k of the training bound: 1 the ELBO, > 1 the IWAE bound (kind=iwae: always)
   c.model.encoder = 'mlp'            # mlp | conv: the block family (the decoder mirrors it)
   c.model.hidden_sizes = (500, 500)  # MLP widths, or conv channels (vae: one stride-2 conv each; hvae: per stage)
   c.model.activation = 'relu'        # relu | tanh | gelu | elu | swish | glu (gated, a * sigmoid(b))
   c.model.latent_dim = 50            # units of z (hvae: of each group; conv hvae: channels of each group)
   c.model.groups_per_stage = (1, 1)  # hvae: latent groups per stage (mlp: levels; conv: per resolution, full first)
-  c.model.prior = 'standard_normal'  # standard_normal | vampprior | mog: p(z) of the (top) latent group
+  c.model.prior = 'standard_normal'  # standard_normal | vampprior | mog | class_gaussian (cvae: p(z|y))
   c.model.prior_components = 500     # K of the vampprior (pseudo-inputs) or the mog
   c.model.posterior_flow = 'none'    # none | iaf: inverse autoregressive flow on q(z|x)
   c.model.flow_steps = 2             # iaf steps
@@ -91,6 +91,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.eval.sample_chunk = 10           # importance samples per example evaluated at once (batch_size * sample_chunk rows)
   c.eval.binarization_seed = 0       # validation/test images are binarized once, with this seed
   c.eval.num_images = 64             # images in samples.png / reconstructions.png
+  c.eval.samples_per_class = 1000    # conditional kinds: samples of each class the classifier labels
 
   c.steps_per_dispatch = 100         # train steps between returns to Python; logging and
                                      # checkpoints happen between them

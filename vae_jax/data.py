@@ -154,6 +154,9 @@ def _cifar10(config):
   return _tfds('cifar10', config, [])
 
 
+# Classes of each dataset's labels, for conditional models (known without loading the data).
+NUM_CLASSES = {'mnist': 10, 'fashion_mnist': 10, 'cifar10': 10, 'digits': 10}
+
 LOADERS = {
     'mnist': _mnist_like('mnist', ()),
     'fashion_mnist': _mnist_like('fashion_mnist', (DEBIAN_FASHION_MNIST,)),

@@ -53,7 +53,7 @@ def evaluate_run(workdir: epath.PathLike, num_importance_samples: int, split: st
   dispatch_mode = dispatch_mode or feeds.recorded_dispatch(workdir, config) or 'scan'
   params, loaded_step = checkpoints.restore_params(workdir, step)
   dataset = data.load(config)
-  images = getattr(dataset, split).images
+  images, labels = getattr(dataset, split).images, getattr(dataset, split).labels
   if not len(images):
     raise errors.ConfigError(f'--split={split} is empty for this run (data.num_validation=0)')
   mesh = parallel.make_mesh()
@@ -65,12 +65,13 @@ def evaluate_run(workdir: epath.PathLike, num_importance_samples: int, split: st
                'chunks dispatched as %s', workdir, loaded_step, len(images), split, num_importance_samples,
                jax.device_count(), dispatch_mode)
   t0 = time.perf_counter()
-  results = evaluator.evaluate(params, images, train.eval_key(config.seed, split), config.model.likelihood)
+  results = evaluator.evaluate(params, images, train.eval_key(config.seed, split), config.model.likelihood, labels)
   seconds = time.perf_counter() - t0
   binarization = config.data.binarize
   if binarization != 'none':
     binarization += f' ({split} binarized once, seed {config.eval.binarization_seed})'
-  results = dict(results, split=split, step=loaded_step, binarization=binarization, eval_seconds=round(seconds, 2))
+  results = dict(results, split=split, step=loaded_step, binarization=binarization, eval_seconds=round(seconds, 2),
+                 **evaluation.sample_measures(model, params, train.measures_key(config.seed), config))
   if model.stochastic:
     gflop = evaluator.gflop_per_example(params, images[0]) * len(images)
     results['eval_gflop_per_sec'] = round(gflop / seconds, 1)

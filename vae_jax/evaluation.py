@@ -15,8 +15,10 @@ import time
 
 from absl import logging
 import jax
+import jax.numpy as jnp
 import numpy as np
 
+from vae_jax import classifier
 from vae_jax import dispatch
 from vae_jax import likelihoods
 from vae_jax import objectives
@@ -34,6 +36,39 @@ def active_units(means: np.ndarray, threshold: float = ACTIVE_UNIT_THRESHOLD) ->
   return int(np.sum(np.var(np.asarray(means, np.float64), axis=0) > threshold))
 
 
+def conditional_sample_accuracy(model, params, key: jax.Array, trained_classifier, per_class: int,
+                                batch_size: int = 1000) -> float:
+  """The share of class-conditional samples that the dataset's classifier labels with their class.
+
+  For each class y, `per_class` images E[x|z, y] with z ~ p(z|y) at
+  temperature 1, drawn from fold_in(key, batch); the classifier reads the
+  grey means, as it was trained to.
+  """
+  sample = jax.jit(functools.partial(model.apply, method=model.sample), static_argnums=(2, 3))
+  labels = np.repeat(np.arange(model.num_classes, dtype=np.int32), per_class)
+  hits = 0
+  for i, start in enumerate(range(0, len(labels), batch_size)):
+    y = labels[start:start + batch_size]
+    drawn = sample({'params': params}, jax.random.fold_in(key, i), len(y), 1.0, jnp.asarray(y))
+    hits += int(np.sum(trained_classifier.predict(np.asarray(type(model.likelihood).mean(drawn))) == y))
+  return hits / len(labels)
+
+
+def sample_measures(model, params, key: jax.Array, config) -> dict:
+  """What the project's classifier says about a model's samples (eval.json keys).
+
+  A conditional model: `conditional_sample_accuracy`, beside the classifier's
+  own test accuracy. Other kinds: nothing yet.
+  """
+  if not model.conditional:
+    return {}
+  trained = classifier.load_or_train(config.data.name)
+  return {'conditional_sample_accuracy': conditional_sample_accuracy(model, params, key, trained,
+                                                                     config.eval.samples_per_class),
+          'conditional_samples': model.num_classes * config.eval.samples_per_class,
+          'classifier_test_accuracy': trained.test_accuracy}
+
+
 class Evaluator:
   """Jit-compiled per-batch evaluation for one model on one mesh."""
 
@@ -49,14 +84,14 @@ class Evaluator:
     self.chunk = chunk
     self.progress = progress
 
-    def stochastic(params, x, indices, key):
+    def stochastic(params, x, labels, indices, key):
       keys = objectives.per_example_keys(key, indices)
-      return objectives.importance_sampled_terms(model, params, x, keys, num_samples, chunk)
+      return objectives.importance_sampled_terms(model, params, x, keys, num_samples, chunk, labels)
 
-    def deterministic(params, x, indices, key):
+    def deterministic(params, x, labels, indices, key):
       keys = objectives.per_example_keys(key, indices)
-      means, _ = model.apply({'params': params}, x, method=model.encode)
-      return {'recon': model.apply({'params': params}, x, keys)['log_px_z'], 'mean': means}
+      means, _ = model.apply({'params': params}, x, labels, method=model.encode)
+      return {'recon': model.apply({'params': params}, x, keys, labels)['log_px_z'], 'mean': means}
 
     replicated = parallel.replicated(self.mesh)
     self._batch_fn = jax.jit(stochastic if model.stochastic else deterministic, out_shardings=replicated)
@@ -69,9 +104,9 @@ class Evaluator:
     chunk = min(self.chunk, num_samples)
 
     @jax.jit
-    def start(params, x, indices, key):  # on the mesh, like everything after it
+    def start(params, x, labels, indices, key):  # on the mesh, like everything after it
       keys = objectives.per_example_keys(key, indices)
-      ctx, means, carry = objectives.importance_sampling_start(model, params, x, keys)
+      ctx, means, carry = objectives.importance_sampling_start(model, params, x, keys, labels)
       return keys, ctx, means, carry
 
     def body(consts, carry, i):
@@ -84,15 +119,18 @@ class Evaluator:
     num_chunks = objectives.num_chunks(num_samples, chunk)
     chunk_ids = parallel.replicate(np.arange(num_chunks, dtype=np.int32), self.mesh)
 
-    def batch_fn(params, x, indices, key):
-      keys, ctx, means, carry = start(params, x, indices, key)
+    def batch_fn(params, x, labels, indices, key):
+      keys, ctx, means, carry = start(params, x, labels, indices, key)
       carry, _ = runner((params, x, keys, ctx), carry, chunk_ids, num_chunks)
       return result(means, carry)
 
     return batch_fn
 
-  def per_example(self, params, images: np.ndarray, key: jax.Array) -> dict[str, np.ndarray]:
-    """Per-example terms (log_px, elbo, recon, kl, kl_per_group, mean; recon and mean for the autoencoder)."""
+  def per_example(self, params, images: np.ndarray, key: jax.Array, labels: np.ndarray | None = None
+                  ) -> dict[str, np.ndarray]:
+    """Per-example terms (log_px, elbo, recon, kl, kl_per_group, mean; recon and mean for the autoencoder).
+
+    `labels`: the images' classes, which a conditional model needs (others ignore them)."""
     n, num_devices = len(images), self.mesh.devices.size
     batch_size = min(self.batch_size, n)  # no padding a small split up to a large batch
     batch_size = -(-batch_size // num_devices) * num_devices  # ... but to a multiple of the devices
@@ -101,10 +139,11 @@ class Evaluator:
     for start in range(0, n, batch_size):
       x = images[start:start + batch_size]
       real = len(x)
-      if real < batch_size:
-        x = np.concatenate([x, np.zeros((batch_size - real, *x.shape[1:]), x.dtype)])
+      pad = lambda a: np.concatenate([a, np.zeros((batch_size - real, *a.shape[1:]), a.dtype)])
+      y = None if labels is None else parallel.to_global(pad(labels[start:start + batch_size]), sharding)
       indices = np.arange(start, start + batch_size, dtype=np.int32)
-      out = self._batch_fn(params, parallel.to_global(x, sharding), parallel.to_global(indices, sharding), key)
+      out = self._batch_fn(params, parallel.to_global(pad(x), sharding), y, parallel.to_global(indices, sharding),
+                           key)
       parts.append({k: np.asarray(v)[:real] for k, v in out.items()})
       if self.progress:
         done, elapsed = start + real, time.perf_counter() - t0
@@ -118,13 +157,15 @@ class Evaluator:
     num_devices = self.mesh.devices.size
     x = np.repeat(example[None], num_devices, axis=0)
     idx = np.arange(num_devices, dtype=np.int32)
-    cost = chunk_fn.lower(params, x, idx, jax.random.key(0)).compile().cost_analysis()
+    labels = np.zeros((num_devices,), np.int32)  # read only by a conditional model
+    cost = chunk_fn.lower(params, x, labels, idx, jax.random.key(0)).compile().cost_analysis()
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost
     return float(cost.get('flops', float('nan'))) / num_devices * math.ceil(self.num_samples / self.chunk) / 1e9
 
-  def evaluate(self, params, images: np.ndarray, key: jax.Array, likelihood: str) -> dict:
-    """Means over `images`, under the keys of eval.json."""
-    terms = self.per_example(params, images, key)
+  def evaluate(self, params, images: np.ndarray, key: jax.Array, likelihood: str,
+               labels: np.ndarray | None = None) -> dict:
+    """Means over `images` (with their `labels`), under the keys of eval.json."""
+    terms = self.per_example(params, images, key, labels)
     num_dims = math.prod(images.shape[1:])
     sizes = tuple(self.model.group_sizes)
     groups = np.split(terms['mean'], np.cumsum(sizes)[:-1], axis=-1)
@@ -144,8 +185,11 @@ class Evaluator:
                            if 'kl_per_dim' in terms else None),
           bits_per_dim=likelihoods.bits_per_dim(float(np.mean(nll)), num_dims, likelihood),
           num_importance_samples=self.num_samples,
+          # what nll_nats and elbo_nats bound: a conditional model's are those of x given its label
+          likelihood_of='log p(x|y)' if self.model.conditional else 'log p(x)',
       )
     else:  # the autoencoder has no likelihood of x: say so instead of inventing one
       out.update(elbo_nats=None, nll_nats=None, nll_stderr_nats=None, kl_nats=None, kl_per_group_nats=None,
-                 kl_per_dim_nats=None, bits_per_dim=None, num_importance_samples=None)
+                 kl_per_dim_nats=None, bits_per_dim=None, num_importance_samples=None,
+                 likelihood_of=None)
     return out

@@ -40,14 +40,19 @@ def epoch_permutation(shuffle_key: jax.Array, epoch, num_examples: int) -> jax.A
   return jax.random.permutation(jax.random.fold_in(shuffle_key, epoch), num_examples)
 
 
+def _training_set(setup: 'train.Setup') -> dict[str, np.ndarray]:
+  """The training split as a batch-shaped dict: images and their labels."""
+  return {'image': setup.dataset.train.images, 'label': setup.dataset.train.labels}
+
+
 class DeviceFeed:
   """The training set on the device: shuffled, gathered and binarized there."""
 
   placement = 'device'
 
-  def __init__(self, setup: 'train.Setup', mode: str = 'scan', images: jax.Array | None = None):
+  def __init__(self, setup: 'train.Setup', mode: str = 'scan', images: dict | None = None):
     """`images`: the training set already on the device (another feed's), to share instead of copying."""
-    self.images = parallel.replicate(setup.dataset.train.images, setup.mesh) if images is None else images
+    self.images = parallel.replicate(_training_set(setup), setup.mesh) if images is None else images
     n, b, spe = len(setup.dataset.train.images), setup.config.batch_size, setup.steps_per_epoch
     shuffle_key, batch_sharding = setup.shuffle_key, parallel.sharded(setup.mesh)
     self._permutation = jax.jit(functools.partial(epoch_permutation, shuffle_key, num_examples=n),
@@ -60,8 +65,9 @@ class DeviceFeed:
       state, perm = carry
       epoch, i = jnp.divmod(state.step, spe)
       perm = jax.lax.cond(i == 0, lambda: epoch_permutation(shuffle_key, epoch, n), lambda: perm)
-      batch = jnp.take(images, jax.lax.dynamic_slice_in_dim(perm, i * b, b), axis=0)
-      batch = jax.lax.with_sharding_constraint(batch, batch_sharding)
+      rows = jax.lax.dynamic_slice_in_dim(perm, i * b, b)
+      batch = {k: jax.lax.with_sharding_constraint(jnp.take(v, rows, axis=0), batch_sharding)
+               for k, v in images.items()}
       state, metrics = setup.train_step(state, batch, key)
       return (state, perm), metrics
 
@@ -89,9 +95,9 @@ class HostFeed:
   def __init__(self, setup: 'train.Setup', mode: str = 'scan', images=None):
     del images  # nothing on the device to share
     self._setup = setup
-    self._images = setup.dataset.train.images
+    self._data = _training_set(setup)
     self._permutation = jax.jit(functools.partial(epoch_permutation, setup.shuffle_key,
-                                                  num_examples=len(self._images)))
+                                                  num_examples=len(self._data['label'])))
     self._perms: dict[int, np.ndarray] = {}
     self._key = setup.train_key
     self._sharding = parallel.sharded(setup.mesh, leading_axes=1)
@@ -107,7 +113,7 @@ class HostFeed:
 
   def run(self, state, step: int, num_steps: int):
     rows = np.stack([self._rows(s) for s in range(step, step + num_steps)])
-    batches = parallel.to_global(self._images[rows], self._sharding)
+    batches = {k: parallel.to_global(v[rows], self._sharding) for k, v in self._data.items()}
     return self._runner(self._key, state, batches, num_steps)
 
   def reset(self) -> None:
@@ -122,7 +128,7 @@ def make_feed(setup: 'train.Setup', mode: str = 'scan', like=None):
   """
   placement = setup.config.data.placement
   if placement == 'auto':
-    nbytes = setup.dataset.train.images.nbytes
+    nbytes = sum(v.nbytes for v in _training_set(setup).values())
     limit = parallel.device_memory_bytes()
     budget = _DEVICE_MEMORY_FRACTION * limit if limit else _HOST_BACKEND_BUDGET_BYTES
     placement = 'device' if nbytes <= budget else 'host'

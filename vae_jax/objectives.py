@@ -33,16 +33,18 @@ def _kl_metrics(kl: jax.Array) -> dict[str, jax.Array]:
   return {f'kl_group_{g}_nats': jnp.mean(kl[:, g]) for g in range(kl.shape[-1])}
 
 
-def elbo_objective(model, params, x: jax.Array, keys: jax.Array, kl_weight, free_bits: float = 0.0
-                   ) -> tuple[jax.Array, dict]:
+def elbo_objective(model, params, x: jax.Array, keys: jax.Array, kl_weight, free_bits: float = 0.0,
+                   labels: jax.Array | None = None) -> tuple[jax.Array, dict]:
   """Negative (beta-weighted) ELBO with one reparameterized posterior sample per example.
 
   With `free_bits` > 0 (nats per latent group), a group whose batch-mean KL
   is below it is charged `free_bits` instead (Kingma et al. 2016), so the
   optimizer gains nothing by collapsing it further. A model that is not
-  stochastic (the autoencoder) is trained on -log p(x|z) alone.
+  stochastic (the autoencoder) is trained on -log p(x|z) alone. `labels`
+  (the class of each image) reach the model, which ignores them unless it
+  is conditional.
   """
-  t = model.apply({'params': params}, x, keys)
+  t = model.apply({'params': params}, x, keys, labels)
   recon = t['log_px_z']
   if not model.stochastic:
     loss = -jnp.mean(recon)
@@ -71,8 +73,8 @@ def terms_of_samples(model, params, x: jax.Array, ctx, keys: jax.Array, sample_i
   return jax.tree.map(lambda a: a.reshape(k, n, *a.shape[1:]), t)
 
 
-def iwae_objective(model, params, x: jax.Array, keys: jax.Array, kl_weight, num_samples: int
-                   ) -> tuple[jax.Array, dict]:
+def iwae_objective(model, params, x: jax.Array, keys: jax.Array, kl_weight, num_samples: int,
+                   labels: jax.Array | None = None) -> tuple[jax.Array, dict]:
   """Negative importance-weighted bound (Burda et al. 2016) with k = num_samples.
 
     L_k = E[log (1/k) sum_i w_i],  log w_i = log p(x|z_i) + log p(z_i) - log q(z_i|x),  z_i ~ q(z|x)
@@ -82,7 +84,7 @@ def iwae_objective(model, params, x: jax.Array, keys: jax.Array, kl_weight, num_
   the ELBO with a one-sample KL. `kl_weight` scales log p(z) - log q(z|x)
   inside each weight, so warm-up works as for the ELBO.
   """
-  ctx = model.apply({'params': params}, x, method=model.infer)
+  ctx = model.apply({'params': params}, x, labels, method=model.infer)
   t = terms_of_samples(model, params, x, ctx, keys, jnp.arange(num_samples))
   log_w = t['log_px_z'] + kl_weight * t['log_ratio']
   bound = jax.nn.logsumexp(log_w, axis=0) - math.log(num_samples)
@@ -94,7 +96,7 @@ def iwae_objective(model, params, x: jax.Array, keys: jax.Array, kl_weight, num_
 
 
 def make(config) -> Callable:
-  """The training objective: f(model, params, x, keys, kl_weight) -> (loss, metrics).
+  """The training objective: f(model, params, x, keys, kl_weight, labels=None) -> (loss, metrics).
 
   The IWAE bound for a kind whose `objective` is 'iwae', or whenever
   model.num_importance_samples > 1; the (free-bits) ELBO otherwise.
@@ -109,7 +111,7 @@ def make(config) -> Callable:
 
 
 def importance_sampled_terms(model, params, x: jax.Array, keys: jax.Array, num_samples: int,
-                             chunk: int = 100) -> dict[str, jax.Array]:
+                             chunk: int = 100, labels: jax.Array | None = None) -> dict[str, jax.Array]:
   """Per-example log p(x) by importance sampling with q(z|x) as the proposal.
 
     log p(x) ~= logsumexp_k [log p(x|z_k) + log p(z_k) - log q(z_k|x)] - log K
@@ -121,11 +123,12 @@ def importance_sampled_terms(model, params, x: jax.Array, keys: jax.Array, num_s
   of log p(x|z) minus the mean per-group KL) and its terms. Returns, per
   example: log_px, elbo, recon, kl (n,), kl_per_group (n, G), mean
   (n, latent_dim) for active units, and kl_per_dim when the model gives it.
+  For a conditional model, `labels` are x's classes and log_px is log p(x|y).
 
   The three stages (`importance_sampling_start`, `_chunk`, `_result`) are also
   public, so that `evaluation` can dispatch the chunks one call at a time.
   """
-  ctx, means, carry = importance_sampling_start(model, params, x, keys)
+  ctx, means, carry = importance_sampling_start(model, params, x, keys, labels)
   body = functools.partial(importance_sampling_chunk, model, params, x, keys, ctx,
                            chunk=min(chunk, num_samples), num_samples=num_samples)
   carry, _ = jax.lax.scan(lambda c, i: (body(c, i), None), carry, jnp.arange(num_chunks(num_samples, chunk)))
@@ -136,11 +139,11 @@ def num_chunks(num_samples: int, chunk: int) -> int:
   return -(-num_samples // min(chunk, num_samples))
 
 
-def importance_sampling_start(model, params, x: jax.Array, keys: jax.Array):
+def importance_sampling_start(model, params, x: jax.Array, keys: jax.Array, labels: jax.Array | None = None):
   """The shared context, the posterior means, and the running sums before any sample:
   (logsumexp of the log weights, sums of every term but log_ratio)."""
-  ctx = model.apply({'params': params}, x, method=model.infer)
-  means, _ = model.apply({'params': params}, x, method=model.encode)
+  ctx = model.apply({'params': params}, x, labels, method=model.infer)
+  means, _ = model.apply({'params': params}, x, labels, method=model.encode)
   shapes = jax.eval_shape(lambda: model.apply({'params': params}, x, ctx, keys, method=model.terms))
   sums = {k: jnp.zeros(s.shape, jnp.float32) for k, s in shapes.items() if k != 'log_ratio'}
   return ctx, means, (jnp.full((x.shape[0],), -jnp.inf, jnp.float32), sums)

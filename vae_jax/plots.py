@@ -137,10 +137,14 @@ def _require_stochastic(run, what: str) -> None:
                         '(no prior, no posterior)')
 
 
-def encode_means(run, images, batch_size: int = 1000) -> np.ndarray:
-  """Posterior means E_q[z|x] (the codes, for the autoencoder) of `images`, in batches."""
+def _rows(labels, start: int, stop: int):
+  return None if labels is None else np.asarray(labels)[start:stop]
+
+
+def encode_means(run, images, batch_size: int = 1000, labels=None) -> np.ndarray:
+  """Posterior means E_q[z|x] (the codes, for the autoencoder) of `images` (with their `labels`), in batches."""
   images = _as_batch(images)
-  return np.concatenate([np.asarray(run.encode(images[i:i + batch_size])[0])
+  return np.concatenate([np.asarray(run.encode(images[i:i + batch_size], _rows(labels, i, i + batch_size))[0])
                          for i in range(0, len(images), batch_size)])
 
 
@@ -156,7 +160,7 @@ def _no_per_dim_kl(run) -> NotApplicable:
                        f'posterior_flow={m.posterior_flow}) does not split over latent dimensions')
 
 
-def latent_kl(run, images=None, batch_size: int = 1000) -> np.ndarray:
+def latent_kl(run, images=None, batch_size: int = 1000, labels=None) -> np.ndarray:
   """KL(q(z_i|x) || p(z_i)) per latent dimension i, in nats per example, averaged over examples.
 
   From `images` when given (the model's closed-form per-dimension KL),
@@ -176,7 +180,7 @@ def latent_kl(run, images=None, batch_size: int = 1000) -> np.ndarray:
   images = _as_batch(images)
   total = np.zeros(run.model.latent_dim, np.float64)
   for i in range(0, len(images), batch_size):
-    terms = run.terms(images[i:i + batch_size], jax.random.key(0))
+    terms = run.terms(images[i:i + batch_size], jax.random.key(0), _rows(labels, i, i + batch_size))
     if 'kl_per_dim' not in terms:
       raise _no_per_dim_kl(run)
     total += np.sum(np.asarray(terms['kl_per_dim'], np.float64), axis=0)
@@ -231,13 +235,33 @@ def samples_by_temperature(run, key: jax.Array, temperatures=(1.0, 0.85, 0.7, 0.
   return _finish(fig, path)
 
 
+def samples_by_class(run, key: jax.Array, per_class: int = 10, temperature: float = 1.0, class_names=None,
+                     path: str | os.PathLike | None = None) -> Figure:
+  """One row per class of a conditional model: E[x|z, y] with z ~ p(z|y)."""
+  _require_stochastic(run, 'prior samples')
+  if not run.conditional:
+    raise NotApplicable(f'samples by class need a conditional model (model.kind=cvae); this run is '
+                        f'model.kind={run.config.model.kind!r}')
+  k = run.model.num_classes
+  images = np.asarray(run.sample(key, k * per_class, temperature, labels=np.repeat(np.arange(k), per_class)))
+  names = class_names or CLASS_NAMES.get(run.config.data.name) or [str(c) for c in range(k)]
+  fig = _figure(per_class * _CELL_INCHES + 1.6, k * _CELL_INCHES + 0.9)
+  ax = fig.add_subplot()
+  _show_grid(ax, image_grid(images, per_class))
+  ax.set_yticks(_centers(k, images.shape[1]), [f'{c}: {names[c]}' for c in range(k)], fontsize=8)
+  ax.tick_params(length=0)
+  ax.set_title(f'Samples by class: E[x|z, y], z ~ p(z|y) ({run.config.model.prior}), temperature {temperature:g}, '
+               f'one row per class y\n{_describe(run)}', fontsize=10)
+  return _finish(fig, path)
+
+
 def reconstructions(run, images, key: jax.Array, num_cols: int = 8,
-                    path: str | os.PathLike | None = None) -> Figure:
+                    path: str | os.PathLike | None = None, labels=None) -> Figure:
   """Inputs and their reconstructions in alternating rows, so each pair is one above the other."""
   images = _as_batch(images)
   num_cols = min(num_cols, len(images))
   images = images[:(len(images) // num_cols) * num_cols]
-  recon = np.asarray(run.reconstruct(images, key))
+  recon = np.asarray(run.reconstruct(images, key, _rows(labels, 0, len(images))))
   grid = reconstruction_grid(images, recon, num_cols)
   num_rows = 2 * len(images) // num_cols
   fig = _figure(num_cols * _CELL_INCHES + 1.4, num_rows * _CELL_INCHES + 0.8)
@@ -250,15 +274,22 @@ def reconstructions(run, images, key: jax.Array, num_cols: int = 8,
   return _finish(fig, path)
 
 
-def interpolation(run, start, end, num_steps: int = 8, path: str | os.PathLike | None = None) -> Figure:
-  """Decodes z = (1 - t) mu(a) + t mu(b) between the posterior means of inputs a and b (one row per pair)."""
+def interpolation(run, start, end, num_steps: int = 8, path: str | os.PathLike | None = None,
+                  labels=None) -> Figure:
+  """Decodes z = (1 - t) mu(a) + t mu(b) between the posterior means of inputs a and b (one row per pair).
+
+  `labels`: the class of each pair (a conditional run), which both ends are
+  encoded with and the path is decoded with.
+  """
   start, end = _as_batch(start), _as_batch(end)
   if start.shape != end.shape:
     raise ValueError(f'start and end must have the same shape, got {start.shape} and {end.shape}')
-  mu_a, mu_b = encode_means(run, start), encode_means(run, end)
+  mu_a, mu_b = encode_means(run, start, labels=labels), encode_means(run, end, labels=labels)
   t = np.linspace(0.0, 1.0, num_steps, dtype=np.float32)
   z = (1.0 - t)[None, :, None] * mu_a[:, None] + t[None, :, None] * mu_b[:, None]  # (pairs, steps, latent)
-  decoded = np.asarray(run.mean_image(z.reshape(-1, z.shape[-1]))).reshape(len(start), num_steps, *start.shape[1:])
+  path_labels = None if labels is None else np.repeat(np.asarray(labels), num_steps)
+  decoded = np.asarray(run.mean_image(z.reshape(-1, z.shape[-1]), path_labels))
+  decoded = decoded.reshape(len(start), num_steps, *start.shape[1:])
   rows = np.concatenate([start[:, None], decoded, end[:, None]], axis=1)  # input a, the path, input b
   num_cols = num_steps + 2
   fig = _figure(num_cols * _CELL_INCHES + 0.4, len(start) * _CELL_INCHES + 1.2)
@@ -274,13 +305,14 @@ def interpolation(run, start, end, num_steps: int = 8, path: str | os.PathLike |
 
 
 def latent_traversal(run, image, kl_per_dim=None, num_dims: int = 10, num_steps: int = 9, span: float = 3.0,
-                     path: str | os.PathLike | None = None) -> Figure:
+                     path: str | os.PathLike | None = None, label: int | None = None) -> Figure:
   """Moves one latent dimension at a time around an input's posterior mean, highest-KL dimensions first.
 
   Row i decodes z = mu(x) + delta * e_i for delta in [-span, span] (prior
   standard deviations), so the middle column is the reconstruction from the
   mean; rows show the `num_dims` dimensions with the most KL (default: the
   run's eval.json; see `latent_kl`), which are the ones the decoder uses.
+  A conditional run encodes and decodes with the image's `label`.
   """
   _require_stochastic(run, 'a latent traversal')
   image = _as_batch(image)[:1]
@@ -288,11 +320,12 @@ def latent_traversal(run, image, kl_per_dim=None, num_dims: int = 10, num_steps:
   if kl.shape != (run.model.latent_dim,):
     raise ValueError(f'kl_per_dim has shape {kl.shape}; this run has latent_dim={run.model.latent_dim}')
   dims = dims_by_kl(kl)[:num_dims]
-  mean = encode_means(run, image)[0]
+  mean = encode_means(run, image, labels=None if label is None else [label])[0]
   deltas = np.linspace(-span, span, num_steps, dtype=np.float32)
   z = np.repeat(mean[None, None], len(dims), axis=0).repeat(num_steps, axis=1)  # (dims, steps, latent)
   z[np.arange(len(dims))[:, None], np.arange(num_steps)[None, :], dims[:, None]] += deltas[None, :]
-  decoded = np.asarray(run.mean_image(z.reshape(-1, z.shape[-1])))
+  decoded = np.asarray(run.mean_image(z.reshape(-1, z.shape[-1]),
+                                      None if label is None else np.full(z.shape[0] * z.shape[1], label)))
   h, w = image.shape[1:3]
   fig = _figure((num_steps + 1) * _CELL_INCHES + 1.6, len(dims) * _CELL_INCHES + 1.4)
   grid_spec = fig.add_gridspec(1, 2, width_ratios=(1, num_steps))
@@ -310,11 +343,13 @@ def latent_traversal(run, image, kl_per_dim=None, num_dims: int = 10, num_steps:
   return _finish(fig, path)
 
 
-def latent_manifold(run, num_per_side: int = 15, path: str | os.PathLike | None = None) -> Figure:
+def latent_manifold(run, num_per_side: int = 15, path: str | os.PathLike | None = None,
+                    label: int | None = None) -> Figure:
   """Kingma & Welling's figure for a 2-D latent space: E[x|z] on a grid of z at Gaussian quantiles.
 
   Equal steps in probability under the prior, not in z, so every cell covers
-  as much of the prior's mass as any other.
+  as much of the prior's mass as any other. A conditional run decodes the
+  grid as class `label` (default 0).
   """
   _require_stochastic(run, 'the latent manifold')
   if run.model.latent_dim != 2:
@@ -322,7 +357,8 @@ def latent_manifold(run, num_per_side: int = 15, path: str | os.PathLike | None 
   quantiles = np.linspace(0.05, 0.95, num_per_side)
   values = np.array([statistics.NormalDist().inv_cdf(q) for q in quantiles], np.float32)
   z1, z0 = np.meshgrid(values[::-1], values, indexing='ij')  # rows: z[1] from high (top) to low
-  decoded = np.asarray(run.mean_image(np.stack([z0.ravel(), z1.ravel()], axis=-1)))
+  label = label or 0
+  decoded = np.asarray(run.mean_image(np.stack([z0.ravel(), z1.ravel()], axis=-1), np.full(z0.size, label)))
   h, w = decoded.shape[1:3]
   size = num_per_side * 0.5 + 1.2
   fig = _figure(size, size + 0.3)
@@ -349,7 +385,7 @@ def latent_scatter(run, images, labels, class_names=None, path: str | os.PathLik
   """
   from sklearn import decomposition  # pylint: disable=g-import-not-at-top
   labels = np.asarray(labels)
-  means = encode_means(run, images)
+  means = encode_means(run, images, labels=labels)
   what = 'posterior means μ(x)' if run.model.stochastic else 'codes z = encoder(x)'
   latent_dim = means.shape[1]
   if latent_dim > 2:

@@ -50,6 +50,9 @@ _EVAL_ROWS = (
     ('active_units', 'active latent dimensions (Cov_x E_q[z_i] > 0.01)', 'count'),
     ('active_units_per_group', 'active dimensions of each latent group, top first', 'count'),
     ('num_importance_samples', 'importance samples per example for the NLL', 'count'),
+    ('conditional_sample_accuracy', "share of class-conditional samples the dataset's classifier gives their "
+     'class', 'fraction'),
+    ('classifier_test_accuracy', "that classifier's accuracy on the grey test images", 'fraction'),
 )
 
 
@@ -86,29 +89,37 @@ def _eval_section(workdir: epath.Path, results: dict | None) -> list[str]:
       lines.append(f'| {_cell(what)} | {_format(results, key)} | {unit} | `{key}` |')
   if results.get('elbo_nats') is None:
     lines += ['', 'This run has no likelihood of x (an autoencoder): only the reconstruction is reported.']
+  if results.get('likelihood_of') == 'log p(x|y)':
+    lines += ['', 'This model is conditioned on the class label y: its ELBO and NLL are those of x given its '
+              'label, −log p(x|y), with p(z|y) in place of p(z).']
   return lines + ['']
 
 
-def _class_pairs(labels: np.ndarray, num_pairs: int) -> tuple[np.ndarray, np.ndarray]:
-  """Indices of the first test image of label c and of label c+1, for the first `num_pairs` labels."""
-  classes = np.unique(labels)
-  firsts = np.asarray([np.flatnonzero(labels == c)[0] for c in classes])
-  if len(firsts) < 2:
+def _class_pairs(labels: np.ndarray, num_pairs: int, same_class: bool = False) -> tuple[np.ndarray, np.ndarray]:
+  """Indices of the first test image of label c and of label c+1 (`same_class`: the second of label c),
+  for the first `num_pairs` labels."""
+  classes = [c for c in np.unique(labels) if not same_class or np.sum(labels == c) > 1]
+  members = [np.flatnonzero(labels == c) for c in classes]
+  if len(members) < 2:
     return np.arange(num_pairs), np.arange(1, num_pairs + 1)
-  idx = np.arange(min(num_pairs, len(firsts)))
-  return firsts[idx], firsts[(idx + 1) % len(firsts)]
+  idx = np.arange(min(num_pairs, len(members)))
+  ends = [members[i][1] if same_class else members[(i + 1) % len(members)][0] for i in idx]
+  return np.asarray([members[i][0] for i in idx]), np.asarray(ends)
 
 
 def pictures(run: run_lib.Run, dataset: data.Dataset, results: dict | None, seed: int = 0) -> list[Picture]:
   """Every picture of the report, each drawn on demand with keys derived from `seed`."""
   test = dataset.test
   key = jax.random.key(seed)
-  starts, ends = _class_pairs(test.labels, 5)
+  # A conditional model's z holds what the label does not, so its interpolations stay within a class.
+  starts, ends = _class_pairs(test.labels, 5, same_class=run.conditional)
+  pair_ends = ('the other image of the same label, both encoded and decoded with that label' if run.conditional
+               else 'the first test image of the next label')
 
   def kl_per_dim():
     if results and results.get('kl_per_dim_nats'):
       return results['kl_per_dim_nats']
-    return plots.latent_kl(run, test.images)
+    return plots.latent_kl(run, test.images, labels=test.labels)
 
   kl_source = 'eval.json' if results and results.get('kl_per_dim_nats') else 'the test images'
   return [
@@ -120,20 +131,27 @@ def pictures(run: run_lib.Run, dataset: data.Dataset, results: dict | None, seed
       Picture('prior_samples_by_temperature.png', 'Prior samples by temperature',
               'One row per temperature (1, 0.85, 0.7, 0.5), the same draws in every row.',
               lambda p: plots.samples_by_temperature(run, jax.random.fold_in(key, 0), path=p)),
+      Picture('samples_by_class.png', 'Samples by class',
+              'A conditional model: one row of samples per class, z ~ p(z|y) decoded with the label y.',
+              lambda p: plots.samples_by_class(run, jax.random.fold_in(key, 2), path=p)),
       Picture('reconstructions.png', 'Reconstructions',
               'Test images (rows marked input) with their reconstructions below them.',
-              lambda p: plots.reconstructions(run, test.images[:32], jax.random.fold_in(key, 1), path=p)),
+              lambda p: plots.reconstructions(run, test.images[:32], jax.random.fold_in(key, 1), path=p,
+                                              labels=test.labels[:32])),
       Picture('interpolation.png', 'Interpolation',
-              'Straight lines in latent space between the posterior means of test images of neighbouring '
-              'labels, decoded.',
-              lambda p: plots.interpolation(run, test.images[starts], test.images[ends], path=p)),
+              'Straight lines in latent space between the posterior means of the first test image of a label '
+              f'and {pair_ends}, decoded.',
+              lambda p: plots.interpolation(run, test.images[starts], test.images[ends], path=p,
+                                            labels=test.labels[starts])),
       Picture('latent_traversal.png', 'Latent traversal',
               'One latent dimension at a time moved around the posterior mean of a test image; rows are the '
               f'dimensions with the most KL (per-dimension KL from {kl_source}).',
-              lambda p: plots.latent_traversal(run, test.images[0], kl_per_dim(), path=p)),
+              lambda p: plots.latent_traversal(run, test.images[0], kl_per_dim(), path=p,
+                                               label=int(test.labels[0]))),
       Picture('latent_manifold.png', 'The 2-D latent manifold',
-              'The decoder over the 2-D latent space, on a grid at Gaussian quantiles.',
-              lambda p: plots.latent_manifold(run, path=p)),
+              'The decoder over the 2-D latent space, on a grid at Gaussian quantiles (a conditional model: as '
+              'the first test image\'s label).',
+              lambda p: plots.latent_manifold(run, path=p, label=int(test.labels[0]))),
       Picture('latent_scatter.png', 'Test images in latent space',
               'Where the test images land in latent space, colored by label.',
               lambda p: plots.latent_scatter(run, test.images, test.labels, path=p)),

@@ -3,12 +3,16 @@
   run = vae_jax.load_run('runs/fashion_mnist')
   images = run.sample(jax.random.key(0), 16)                 # or temperature=0.7 (one per group for hvae)
   log_px = run.log_likelihood(x, jax.random.key(1), num_samples=1000)
+  images = run.sample(jax.random.key(0), 10, labels=range(10))  # a conditional run (cvae): one per class
 
 Only the workdir is needed: the config comes from its config.json and the
 parameters from its latest checkpoint. The workdir may be local or anything
 etils.epath reads (gs://bucket/run), so Colab can open a run on a bucket.
 Images go in and come out as the dataset gives them: float32 in [0, 1],
-shape (N, H, W, C).
+shape (N, H, W, C). A conditional run (`run.conditional`) takes the images'
+class labels wherever it takes images (`encode(x, labels)`, ...); without
+labels, `sample` and `decode` take the classes in turn. Other runs ignore
+the labels of images (but refuse `sample(..., labels=)`, which they cannot do).
 """
 
 import functools
@@ -51,6 +55,23 @@ class Run:
   def _variables(self):
     return {'params': self.params}
 
+  @property
+  def conditional(self) -> bool:
+    """Whether the model is conditioned on the class label (its likelihood is log p(x|y))."""
+    return self.model.conditional
+
+  def _labels(self, labels, n: int) -> jax.Array | None:
+    """The classes of n images, checked, for a conditional run; None for the rest, which ignore them."""
+    if labels is None or not self.conditional:
+      return None
+    labels = np.asarray(list(labels) if isinstance(labels, range) else labels)
+    k = self.model.num_classes
+    if (labels.shape != (n,) or not np.issubdtype(labels.dtype, np.integer) or
+        np.any(labels < 0) or np.any(labels >= k)):
+      raise ValueError(f'labels must be {n} integers in [0, {k}), one per image; got shape {labels.shape}, '
+                       f'dtype {labels.dtype}')
+    return jnp.asarray(labels, jnp.int32)
+
   def _binarize(self, x, key):
     """Binarizes as training did; images that are already binary are unchanged."""
     x = jnp.asarray(x, jnp.float32)
@@ -63,44 +84,50 @@ class Run:
       raise ValueError(f'{what} needs a VAE; this run is model.kind={self.config.model.kind!r}, '
                        'which has no prior or posterior')
 
-  def encode(self, x) -> tuple[jax.Array, jax.Array | None]:
+  def encode(self, x, labels=None) -> tuple[jax.Array, jax.Array | None]:
     """The mean and log-variance of q(z|x), (n, latent_dim) each (for the autoencoder: the code and None).
 
     For a hierarchy: every group flattened, top group first, along the path
     where each group sits at its posterior mean."""
-    return self._encode(self._variables, jnp.asarray(x, jnp.float32))
+    return self._encode(self._variables, jnp.asarray(x, jnp.float32), self._labels(labels, len(x)))
 
-  def decode(self, z):
+  def decode(self, z, labels=None):
     """The parameters of p(x|z) (logits for Bernoulli, (mean, log_std) for Gaussian, ...) for a flat z."""
-    return self._decode(self._variables, jnp.asarray(z, jnp.float32))
+    return self._decode(self._variables, jnp.asarray(z, jnp.float32), self._labels(labels, len(z)))
 
-  def mean_image(self, z) -> jax.Array:
+  def mean_image(self, z, labels=None) -> jax.Array:
     """E[x|z]: pixel probabilities (Bernoulli) or means (Gaussian)."""
-    return self._likelihood.mean(self.decode(z))
+    return self._likelihood.mean(self.decode(z, labels))
 
-  def sample(self, key: jax.Array, n: int, temperature=1.0) -> jax.Array:
+  def sample(self, key: jax.Array, n: int, temperature=1.0, labels=None) -> jax.Array:
     """n images E[x|z] with z from the prior, shape (n, H, W, C).
 
     `temperature` scales each latent group's spread: one number, or one per
-    group (top group first) for a hierarchical model.
+    group (top group first) for a hierarchical model. `labels` (a conditional
+    run): the class of each image; by default the classes in turn.
     """
     self._require_stochastic('sample')
+    if labels is not None and not self.conditional:
+      raise ValueError(f'labels were given, but this run (model.kind={self.config.model.kind!r}) does not '
+                       'sample by class; only a conditional kind (cvae) does')
     temperature = float(temperature) if np.ndim(temperature) == 0 else tuple(float(t) for t in temperature)
-    return self._likelihood.mean(self._sample(self._variables, key, n, temperature))
+    return self._likelihood.mean(self._sample(self._variables, key, n, temperature, self._labels(labels, n)))
 
-  def reconstruct(self, x, key: jax.Array) -> jax.Array:
+  def reconstruct(self, x, key: jax.Array, labels=None) -> jax.Array:
     """E[x|z] with z ~ q(z|x) (binarizing x first when the run was trained on binary data)."""
     binarize_key, sample_key = jax.random.split(key)
     x = self._binarize(x, binarize_key)
-    return self._likelihood.mean(self._reconstruct(self._variables, x, jax.random.split(sample_key, len(x))))
+    return self._likelihood.mean(self._reconstruct(self._variables, x, jax.random.split(sample_key, len(x)),
+                                                   self._labels(labels, len(x))))
 
-  def terms(self, x, key: jax.Array) -> dict[str, jax.Array]:
+  def terms(self, x, key: jax.Array, labels=None) -> dict[str, jax.Array]:
     """The ELBO's parts of x for one posterior sample each (`vae_jax.models`: log_px_z, kl per group, ...)."""
     x = jnp.asarray(x, jnp.float32)
-    return self._terms(self._variables, x, jax.random.split(key, len(x)))
+    return self._terms(self._variables, x, jax.random.split(key, len(x)), self._labels(labels, len(x)))
 
-  def log_likelihood(self, x, key: jax.Array, num_samples: int | None = None, batch_size: int = 500) -> np.ndarray:
-    """Per-example importance-sampled estimate of log p(x), in nats.
+  def log_likelihood(self, x, key: jax.Array, num_samples: int | None = None, batch_size: int = 500,
+                     labels=None) -> np.ndarray:
+    """Per-example importance-sampled estimate of log p(x) (a conditional run: log p(x|y)), in nats.
 
     Defaults to the run's `eval.num_importance_samples`. Grey images are
     binarized first with `key` when the run was trained on binary data.
@@ -111,7 +138,8 @@ class Run:
     x = np.asarray(self._binarize(x, binarize_key))
     evaluator = evaluation.Evaluator(self.model, min(batch_size, len(x)), num_samples,
                                      self.config.eval.sample_chunk)
-    return evaluator.per_example(self.params, x, sample_key)['log_px']
+    labels = self._labels(labels, len(x))
+    return evaluator.per_example(self.params, x, sample_key, None if labels is None else np.asarray(labels))['log_px']
 
 
 def load_run(workdir: epath.PathLike, step: int | None = None) -> Run:

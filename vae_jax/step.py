@@ -24,8 +24,9 @@ def make_train_step(model, objective, schedule, kl_weight, dynamic_binarize: boo
   """Returns the pure train_step(state, batch, key) -> (state, metrics).
 
   `key` is the run's training key; the step folds in its own step number, then
-  each example its position in the batch. `batch` holds images in [0, 1]; with
-  dynamic binarization every pixel is redrawn from Bernoulli(intensity).
+  each example its position in the batch. `batch` is {'image': images in
+  [0, 1], 'label': their classes}; with dynamic binarization every pixel is
+  redrawn from Bernoulli(intensity).
   `batch_sharding`, when given, keeps the per-example randomness on the device
   that holds the example.
 
@@ -36,16 +37,17 @@ def make_train_step(model, objective, schedule, kl_weight, dynamic_binarize: boo
   """
 
   def train_step(state, batch, key):
-    positions = jnp.arange(batch.shape[0])
+    images, labels = batch['image'], batch['label']
+    positions = jnp.arange(images.shape[0])
     if batch_sharding is not None:
       positions = jax.lax.with_sharding_constraint(positions, batch_sharding)
     keys = objectives.per_example_keys(jax.random.fold_in(key, state.step), positions)
     binarize_keys, sample_keys = jax.vmap(jax.random.split, out_axes=1)(keys)
     if dynamic_binarize:
-      batch = jax.vmap(jax.random.bernoulli)(binarize_keys, batch).astype(batch.dtype)
+      images = jax.vmap(jax.random.bernoulli)(binarize_keys, images).astype(images.dtype)
     weight = kl_weight(state.step)
-    loss_fn = functools.partial(objective, model)
-    (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, batch, sample_keys, weight)
+    loss_fn = functools.partial(objective, model, labels=labels)
+    (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, images, sample_keys, weight)
     grad_norm = optax.tree.norm(grads)
     ok = jnp.isfinite(loss) & jnp.isfinite(grad_norm) & (grad_norm <= skip_threshold)
     updated = optimizer.update_ema(state.apply_gradients(grads=grads), ema_decay)

@@ -43,13 +43,18 @@ from vae_jax import writers
 
 EVAL_FILE = workdir_lib.EVAL_FILE
 # Streams of the run's root key.
-_INIT, _TRAIN, _EVAL, _IMAGES, _SHUFFLE = range(5)
+_INIT, _TRAIN, _EVAL, _IMAGES, _SHUFFLE, _MEASURES = range(6)
 
 
 def eval_key(seed: int, split: str) -> jax.Array:
   """The key of every evaluation of `split`: the same draws each time, here and in vae_jax.evaluate."""
   key = jax.random.fold_in(jax.random.key(seed), _EVAL)
   return key if split == 'validation' else jax.random.fold_in(key, 1)
+
+
+def measures_key(seed: int) -> jax.Array:
+  """The key of the sample measures (`evaluation.sample_measures`), here and in vae_jax.evaluate."""
+  return jax.random.fold_in(jax.random.key(seed), _MEASURES)
 
 
 # Kept importable from here: tests, benchmark and notebooks use these names.
@@ -138,9 +143,9 @@ def _write_images(workdir, writer, model, params, dataset, config, step, key) ->
     images['samples'] = plots.image_grid(mean_image(drawn))
     plots.save_grid(workdir / 'samples.png', images['samples'],
                     f'{n} samples: mean of p(x|z), z ~ p(z) (step {step})')
-  x = jnp.asarray(dataset.test.images[:n])
+  x, labels = jnp.asarray(dataset.test.images[:n]), jnp.asarray(dataset.test.labels[:n])
   reconstruct = jax.jit(functools.partial(model.apply, method=model.reconstruct))
-  decoded = reconstruct(variables, x, jax.random.split(jax.random.fold_in(key, 1), len(x)))
+  decoded = reconstruct(variables, x, jax.random.split(jax.random.fold_in(key, 1), len(x)), labels)
   images['reconstructions'] = plots.reconstruction_grid(np.asarray(x), mean_image(decoded))
   plots.save_grid(workdir / 'reconstructions.png', images['reconstructions'],
                   f'Test images (odd rows) and reconstructions, mean of p(x|z), z ~ q(z|x) (step {step})')
@@ -244,7 +249,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
       if (_crossed(before, step, eval_every) or step == total_steps) and len(dataset.validation.images):
         eval_start = time.perf_counter()
         val = val_evaluator.evaluate(optimizer.eval_params(state), dataset.validation.images,
-                                     eval_key(config.seed, 'validation'), config.model.likelihood)
+                                     eval_key(config.seed, 'validation'), config.model.likelihood,
+                                     dataset.validation.labels)
         val = {k: v for k, v in val.items()
                if k in ('elbo_nats', 'recon_nats', 'kl_nats', 'active_units') and v is not None} | _group_scalars(val)
         writer.write_scalars(step, {f'validation/{k}': v for k, v in val.items()})
@@ -273,15 +279,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
   test_evaluator = evaluation.Evaluator(setup.model, config.eval.batch_size, config.eval.num_importance_samples,
                                         config.eval.sample_chunk, setup.mesh, mode=feed.mode)
   results = test_evaluator.evaluate(optimizer.eval_params(state), dataset.test.images,
-                                    eval_key(config.seed, 'test'), config.model.likelihood)
+                                    eval_key(config.seed, 'test'), config.model.likelihood, dataset.test.labels)
   binarization = config.data.binarize
   if binarization != 'none':
     binarization += f' (test binarized once, seed {config.eval.binarization_seed})'
   results = dict(results, split='test', step=step, binarization=binarization,
                  parameters='ema' if state.ema_params is not None else 'final',
+                 **evaluation.sample_measures(setup.model, optimizer.eval_params(state), measures_key(config.seed),
+                                              config),
                  eval_seconds=round(time.perf_counter() - t0, 2))
   writer.write_scalars(step, {f'test/{k}': v for k, v in results.items()
-                              if k.endswith('_nats') or k in ('bits_per_dim', 'active_units')
+                              if k.endswith(('_nats', '_accuracy')) or k in ('bits_per_dim', 'active_units')
                               if isinstance(v, (int, float))} | {f'test/{k}': v for k, v in _group_scalars(results).items()})
   _write_images(workdir, writer, setup.model, optimizer.eval_params(state), dataset, config, step,
                 setup.key(_IMAGES))

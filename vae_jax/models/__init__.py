@@ -14,6 +14,9 @@ Building
 Class attributes
   stochastic   False for a kind with no prior or posterior (`ae`): it then has
                no KL, no ELBO, no log p(x) and no samples.
+  conditional  True for a kind conditioned on the class label y (`cvae`): its
+               ELBO and likelihood are those of log p(x|y), and it has
+               `num_classes`.
   objective    'elbo' or 'iwae': the training bound (`vae_jax.objectives`); the
                IWAE bound is also used whenever model.num_importance_samples > 1.
 
@@ -26,11 +29,14 @@ Properties
 
 Methods (x: images (n, H, W, C); keys: one PRNG key per example, every
 random draw of example j made from keys[j] alone, so results do not depend on
-batching or the number of devices)
-  infer(x) -> ctx
+batching or the number of devices; labels: the images' classes (n,) int32,
+or None. Every kind accepts `labels` where listed; an unconditional kind
+ignores them, and the trainer and the evaluation always pass them.)
+  infer(x, labels=None) -> ctx
       The deterministic part of q(z|x) shared by all of x's posterior samples
-      (a pytree of arrays with a leading batch axis). Estimators compute it
-      once and reuse it for the k samples of IWAE and importance sampling.
+      (a pytree of arrays with a leading batch axis, holding whatever `terms`
+      needs of the labels). Estimators compute it once and reuse it for the k
+      samples of IWAE and importance sampling.
   terms(x, ctx, keys) -> dict, for one fresh z ~ q(z|x) per example:
       log_px_z (n,)    log p(x|z)
       kl (n, G)        per latent group, KL(q(z_g|x, z_<g) || p(z_g|z_<g)):
@@ -40,17 +46,18 @@ batching or the number of devices)
       kl_per_dim (n, latent_dim), optional: a closed-form KL per dimension.
     ELBO = log_px_z - sum(kl). beta, KL warm-up and free bits weight `kl`;
     IWAE, the importance-sampled NLL and the ELBO estimate use the log weight.
-  encode(x) -> (mean, log_var), each (n, latent_dim)
+  encode(x, labels=None) -> (mean, log_var), each (n, latent_dim)
       The representation plots and active units use: the posterior means (for
       a hierarchy, along the path where each group sits at its mean). `ae`
       returns (code, None).
-  decode(z) -> parameters of p(x|z)
-  sample(key, n, temperature=1.0) -> parameters of p(x|z), z drawn from the
-      prior with each group's spread scaled by its temperature (one number,
-      or one per group, top first).
-  reconstruct(x, keys) -> parameters of p(x|z), z ~ q(z|x).
-  __call__(x, keys) -> terms(x, infer(x), keys); touches every parameter, so
-      `init_params` uses it.
+  decode(z, labels=None) -> parameters of p(x|z)
+  sample(key, n, temperature=1.0, labels=None) -> parameters of p(x|z), z
+      drawn from the prior with each group's spread scaled by its temperature
+      (one number, or one per group, top first). A conditional kind draws
+      the classes in turn when `labels` is None (so does its `decode`).
+  reconstruct(x, keys, labels=None) -> parameters of p(x|z), z ~ q(z|x).
+  __call__(x, keys, labels=None) -> terms(x, infer(x, labels), keys); touches
+      every parameter, so `init_params` uses it.
 
 All outputs are float32 whatever `model.dtype` computes the layers in.
 
@@ -68,6 +75,7 @@ import jax
 import jax.numpy as jnp
 
 from vae_jax.models.autoencoder import Autoencoder
+from vae_jax.models.cvae import CVAE
 from vae_jax.models.hvae import HVAE
 from vae_jax.models.vae import IWAE
 from vae_jax.models.vae import VAE
@@ -77,6 +85,7 @@ MODELS: dict[str, type[nn.Module]] = {
     'iwae': IWAE,
     'ae': Autoencoder,
     'hvae': HVAE,
+    'cvae': CVAE,
 }
 
 
@@ -105,7 +114,8 @@ def init_params(model: nn.Module, image_shape: Sequence[int], key: jax.Array):
   conv hierarchy, against 2 s as one program); the values are the same.
   """
   init_key, sample_key = jax.random.split(key)
-  init = jax.jit(lambda k, keys: model.init(k, jnp.zeros((2, *image_shape), jnp.float32), keys)['params'])
+  dummy = jnp.zeros((2, *image_shape), jnp.float32), jnp.zeros((2,), jnp.int32)  # images and their labels
+  init = jax.jit(lambda k, keys: model.init(k, dummy[0], keys, dummy[1])['params'])
   return init(init_key, jax.random.split(sample_key, 2))
 
 

@@ -28,16 +28,18 @@ class Autoencoder(vae.VAE):
     encoder, decoder, likelihood = vae.build_parts(config, image_shape, config.model.latent_dim)
     return cls(encoder=encoder, decoder=decoder, likelihood=likelihood, latent_dim=config.model.latent_dim)
 
-  def encode(self, x: jax.Array) -> tuple[jax.Array, None]:
-    return self.infer(x), None
+  def encode(self, x: jax.Array, labels: jax.Array | None = None) -> tuple[jax.Array, None]:
+    return self.infer(x, labels)['h'], None
 
-  def terms(self, x: jax.Array, ctx: jax.Array, keys: jax.Array) -> dict[str, jax.Array]:
+  def terms(self, x: jax.Array, ctx: dict, keys: jax.Array) -> dict[str, jax.Array]:
     del keys
-    return {'log_px_z': self.log_px_given_z(ctx, x), 'kl': jnp.zeros((x.shape[0], 1), jnp.float32)}
+    return {'log_px_z': type(self.likelihood).log_prob(self._decode(ctx['h'], ctx['cond']), x),
+            'kl': jnp.zeros((x.shape[0], 1), jnp.float32)}
 
-  def sample(self, key, n, temperature=1.0):
+  def sample(self, key, n, temperature=1.0, labels=None):
     raise ValueError('model.kind=ae has no prior to sample from')
 
-  def reconstruct(self, x: jax.Array, keys: jax.Array):
+  def reconstruct(self, x: jax.Array, keys: jax.Array, labels: jax.Array | None = None):
     del keys
-    return self.decode(self.infer(x))
+    ctx = self.infer(x, labels)
+    return self._decode(ctx['h'], ctx['cond'])

@@ -38,16 +38,22 @@ def _dense_stack(h: jax.Array, hidden_sizes: Sequence[int], out_dim: int, activa
   return nn.Dense(out_dim, dtype=dtype, name='out')(h)
 
 
+def _with(h: jax.Array, cond: jax.Array | None) -> jax.Array:
+  """h with the condition vector (a conditional model's one-hot label) appended, when there is one."""
+  return h if cond is None else jnp.concatenate([h, cond.astype(h.dtype)], axis=-1)
+
+
 class MLPEncoder(nn.Module):
-  """Flattens the image and maps it through dense layers to `out_dim` features."""
+  """Flattens the image (appending `cond`, if any) and maps it through dense layers to `out_dim` features."""
   hidden_sizes: Sequence[int]
   out_dim: int
   activation: str = 'relu'
   dtype: jnp.dtype = jnp.float32
 
   @nn.compact
-  def __call__(self, x: jax.Array) -> jax.Array:
-    return _dense_stack(x.reshape(x.shape[0], -1), self.hidden_sizes, self.out_dim, self.activation, self.dtype)
+  def __call__(self, x: jax.Array, cond: jax.Array | None = None) -> jax.Array:
+    return _dense_stack(_with(x.reshape(x.shape[0], -1), cond), self.hidden_sizes, self.out_dim, self.activation,
+                        self.dtype)
 
 
 class MLPDecoder(nn.Module):
@@ -64,20 +70,20 @@ class MLPDecoder(nn.Module):
 
 
 class ConvEncoder(nn.Module):
-  """One stride-2 3x3 convolution per entry of `channels`, then a dense layer."""
+  """One stride-2 3x3 convolution per entry of `channels`, then a dense layer (which also reads `cond`)."""
   channels: Sequence[int]
   out_dim: int
   activation: str = 'relu'
   dtype: jnp.dtype = jnp.float32
 
   @nn.compact
-  def __call__(self, x: jax.Array) -> jax.Array:
+  def __call__(self, x: jax.Array, cond: jax.Array | None = None) -> jax.Array:
     act = ACTIVATIONS[self.activation]
     h = x
     for i, c in enumerate(self.channels):
       conv = convolution.Conv(_units(c, self.activation), (3, 3), strides=2, dtype=self.dtype, name=f'conv_{i}')
       h = act(conv(h))
-    return nn.Dense(self.out_dim, dtype=self.dtype, name='out')(h.reshape(h.shape[0], -1))
+    return nn.Dense(self.out_dim, dtype=self.dtype, name='out')(_with(h.reshape(h.shape[0], -1), cond))
 
 
 class ConvDecoder(nn.Module):

@@ -36,10 +36,14 @@ def kl_standard_normal(mean: jax.Array, log_var: jax.Array) -> jax.Array:
   return jnp.sum(kl_standard_normal_per_dim(mean, log_var), axis=-1)
 
 
+def kl_per_dim(mean_q: jax.Array, log_var_q: jax.Array, mean_p: jax.Array, log_var_p: jax.Array) -> jax.Array:
+  """KL(N(mean_q, exp(log_var_q)) || N(mean_p, exp(log_var_p))) of each dimension."""
+  return 0.5 * (log_var_p - log_var_q + (jnp.exp(log_var_q) + (mean_q - mean_p)**2) * jnp.exp(-log_var_p) - 1.0)
+
+
 def kl(mean_q: jax.Array, log_var_q: jax.Array, mean_p: jax.Array, log_var_p: jax.Array) -> jax.Array:
   """KL(N(mean_q, exp(log_var_q)) || N(mean_p, exp(log_var_p))) per example, summed over all but the batch axis."""
-  per_dim = 0.5 * (log_var_p - log_var_q + (jnp.exp(log_var_q) + (mean_q - mean_p)**2) * jnp.exp(-log_var_p) - 1.0)
-  return jnp.sum(_flat(per_dim), axis=-1)
+  return jnp.sum(_flat(kl_per_dim(mean_q, log_var_q, mean_p, log_var_p)), axis=-1)
 
 
 def reparameterize(key: jax.Array, mean: jax.Array, log_var: jax.Array) -> jax.Array:

@@ -194,10 +194,12 @@ class HVAE(nn.Module):
   prior: nn.Module = priors.StandardNormal()
 
   stochastic = True
+  conditional = False
   objective = 'elbo'
 
   @classmethod
   def check_config(cls, config) -> None:
+    priors.check_unconditional(config)
     m = config.model
     groups = tuple(m.groups_per_stage)
     if not groups or any(int(g) < 0 for g in groups) or sum(groups) < 1:
@@ -239,7 +241,8 @@ class HVAE(nn.Module):
   def latent_dim(self) -> int:
     return sum(self.group_sizes)
 
-  def infer(self, x: jax.Array):
+  def infer(self, x: jax.Array, labels: jax.Array | None = None):
+    del labels  # unconditional
     return self.net.features(x)
 
   def _top_q(self, u: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -284,9 +287,9 @@ class HVAE(nn.Module):
     log_px_z = type(self.likelihood).log_prob(params, x)
     return {'log_px_z': log_px_z, 'kl': jnp.stack(kls, axis=-1), 'log_ratio': log_ratio}
 
-  def encode(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+  def encode(self, x: jax.Array, labels: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
     """Posterior means and log-variances of every group along the mean path (z_<g at their means), flat."""
-    records, _ = self._walk(x.shape[0], lambda g, q, p: q[0], self.infer(x))
+    records, _ = self._walk(x.shape[0], lambda g, q, p: q[0], self.infer(x, labels))
     return (jnp.concatenate([_flat(q[0]) for _, q, _ in records], -1),
             jnp.concatenate([_flat(q[1]) for _, q, _ in records], -1))
 
@@ -294,16 +297,18 @@ class HVAE(nn.Module):
     parts = jnp.split(z, list(itertools.accumulate(self.group_sizes))[:-1], axis=-1)
     return [p.reshape(z.shape[0], *shape) for p, shape in zip(parts, self.group_shapes)]
 
-  def decode(self, z: jax.Array):
+  def decode(self, z: jax.Array, labels: jax.Array | None = None):
     """p(x | z) for a flat z of all groups (top group first)."""
+    del labels
     zs = self._split(jnp.asarray(z, jnp.float32))
     _, params = self._walk(z.shape[0], lambda g, q, p: zs[g])
     return params
 
-  def log_px_given_z(self, z: jax.Array, x: jax.Array) -> jax.Array:
-    return type(self.likelihood).log_prob(self.decode(z), x)
+  def log_px_given_z(self, z: jax.Array, x: jax.Array, labels: jax.Array | None = None) -> jax.Array:
+    return type(self.likelihood).log_prob(self.decode(z, labels), x)
 
-  def sample(self, key: jax.Array, n: int, temperature=1.0):
+  def sample(self, key: jax.Array, n: int, temperature=1.0, labels: jax.Array | None = None):
+    del labels
     temps = priors.group_temperatures(temperature, len(self.group_shapes))
 
     def pick(g, q, p):
@@ -318,9 +323,9 @@ class HVAE(nn.Module):
     _, params = self._walk(n, pick)
     return params
 
-  def reconstruct(self, x: jax.Array, keys: jax.Array):
-    _, params = self._walk(x.shape[0], self._posterior_pick(keys), self.infer(x))
+  def reconstruct(self, x: jax.Array, keys: jax.Array, labels: jax.Array | None = None):
+    _, params = self._walk(x.shape[0], self._posterior_pick(keys), self.infer(x, labels))
     return params
 
-  def __call__(self, x: jax.Array, keys: jax.Array) -> dict[str, jax.Array]:
-    return self.terms(x, self.infer(x), keys)
+  def __call__(self, x: jax.Array, keys: jax.Array, labels: jax.Array | None = None) -> dict[str, jax.Array]:
+    return self.terms(x, self.infer(x, labels), keys)

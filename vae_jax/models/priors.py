@@ -2,12 +2,14 @@
 
 A prior is a flax module with
   closed_form_kl         True when KL(q || p) of a diagonal Gaussian q has a closed form;
-  log_prob(z, posterior) log p(z) per example, z (n, d);
-  sample(key, n, d, temperature, posterior) n draws, each component's spread scaled by `temperature`.
+                         such a prior also has kl_per_dim(mean, log_var, cond) (n, d);
+  log_prob(z, posterior, cond) log p(z) per example, z (n, d);
+  sample(key, n, d, temperature, posterior, cond) n draws, each component's spread scaled by `temperature`.
 
 `posterior(u) -> (mean, log_var)` is the model's own Gaussian q(z|u) of the
 group, which the VampPrior evaluates at its pseudo-inputs; the other priors
-ignore it.
+ignore it. `cond` (n, num_classes) is a conditional model's one-hot label
+(None otherwise); only `class_gaussian` reads it, p(z|y).
 """
 
 import math
@@ -17,6 +19,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from vae_jax import errors
 from vae_jax.models import gaussian
 
 Posterior = Callable[[jax.Array], tuple[jax.Array, jax.Array]]
@@ -50,16 +53,21 @@ class StandardNormal(nn.Module):
   """p(z) = N(0, I)."""
   closed_form_kl = True
 
-  def log_prob(self, z: jax.Array, posterior: Posterior | None = None) -> jax.Array:
-    del posterior
+  def log_prob(self, z: jax.Array, posterior: Posterior | None = None, cond=None) -> jax.Array:
+    del posterior, cond
     return gaussian.standard_log_prob(z)
 
-  def sample(self, key, n: int, dim: int, temperature=1.0, posterior: Posterior | None = None) -> jax.Array:
-    del posterior
+  def kl_per_dim(self, mean: jax.Array, log_var: jax.Array, cond=None) -> jax.Array:
+    del cond
+    return gaussian.kl_standard_normal_per_dim(mean, log_var)
+
+  def sample(self, key, n: int, dim: int, temperature=1.0, posterior: Posterior | None = None,
+             cond=None) -> jax.Array:
+    del posterior, cond
     return temperature * jax.random.normal(key, (n, dim))
 
-  def __call__(self, z, posterior=None):
-    return self.log_prob(z, posterior)
+  def __call__(self, z, posterior=None, cond=None):
+    return self.log_prob(z, posterior, cond)
 
 
 class VampPrior(nn.Module):
@@ -84,16 +92,19 @@ class VampPrior(nn.Module):
     means, log_vars = posterior(self.pseudo_inputs())
     return means.reshape(self.num_components, -1), log_vars.reshape(self.num_components, -1)
 
-  def log_prob(self, z: jax.Array, posterior: Posterior) -> jax.Array:
+  def log_prob(self, z: jax.Array, posterior: Posterior, cond=None) -> jax.Array:
+    del cond
     means, log_vars = self._components(posterior)
     return _mixture_log_prob(z, means, log_vars, jnp.full((self.num_components,), -math.log(self.num_components)))
 
-  def sample(self, key, n: int, dim: int, temperature=1.0, posterior: Posterior | None = None) -> jax.Array:
+  def sample(self, key, n: int, dim: int, temperature=1.0, posterior: Posterior | None = None,
+             cond=None) -> jax.Array:
+    del cond
     means, log_vars = self._components(posterior)
     return _mixture_sample(key, n, means, log_vars, jnp.zeros((self.num_components,)), temperature)
 
-  def __call__(self, z, posterior):
-    return self.log_prob(z, posterior)
+  def __call__(self, z, posterior, cond=None):
+    return self.log_prob(z, posterior, cond)
 
 
 class MixtureOfGaussians(nn.Module):
@@ -110,25 +121,72 @@ class MixtureOfGaussians(nn.Module):
   def _parameters(self):
     return self.means, self.log_vars, jax.nn.log_softmax(self.logits)
 
-  def log_prob(self, z: jax.Array, posterior: Posterior | None = None) -> jax.Array:
-    del posterior
+  def log_prob(self, z: jax.Array, posterior: Posterior | None = None, cond=None) -> jax.Array:
+    del posterior, cond
     return _mixture_log_prob(z, *self._parameters())
 
-  def sample(self, key, n: int, dim: int, temperature=1.0, posterior: Posterior | None = None) -> jax.Array:
-    del posterior, dim
+  def sample(self, key, n: int, dim: int, temperature=1.0, posterior: Posterior | None = None,
+             cond=None) -> jax.Array:
+    del posterior, dim, cond
     return _mixture_sample(key, n, *self._parameters(), temperature)
 
-  def __call__(self, z, posterior=None):
-    return self.log_prob(z, posterior)
+  def __call__(self, z, posterior=None, cond=None):
+    return self.log_prob(z, posterior, cond)
+
+
+class ClassGaussian(nn.Module):
+  """p(z|y) = N(mu_y, diag sigma_y^2), one learned Gaussian per class, for conditional kinds.
+
+  It starts as N(0, I) for every class, so a CVAE begins where the fixed
+  prior would; the KL against a diagonal Gaussian q stays closed form.
+  """
+  num_classes: int
+  dim: int
+  closed_form_kl = True
+
+  def setup(self):
+    self.means = self.param('means', nn.initializers.zeros_init(), (self.num_classes, self.dim))
+    self.log_vars = self.param('log_vars', nn.initializers.zeros_init(), (self.num_classes, self.dim))
+
+  def _parameters(self, cond: jax.Array):
+    if cond is None:
+      raise ValueError('model.prior=class_gaussian is p(z|y): it needs the labels y')
+    return cond @ self.means, cond @ self.log_vars
+
+  def log_prob(self, z: jax.Array, posterior: Posterior | None = None, cond=None) -> jax.Array:
+    del posterior
+    return gaussian.log_prob(z, *self._parameters(cond))
+
+  def kl_per_dim(self, mean: jax.Array, log_var: jax.Array, cond=None) -> jax.Array:
+    return gaussian.kl_per_dim(mean, log_var, *self._parameters(cond))
+
+  def sample(self, key, n: int, dim: int, temperature=1.0, posterior: Posterior | None = None,
+             cond=None) -> jax.Array:
+    del posterior, dim
+    mean, log_var = self._parameters(cond)
+    return mean + temperature * jnp.exp(0.5 * log_var) * jax.random.normal(key, mean.shape)
+
+  def __call__(self, z, posterior=None, cond=None):
+    return self.log_prob(z, posterior, cond)
 
 
 PRIORS: dict[str, Callable[..., nn.Module]] = {
-    'standard_normal': lambda k, image_shape, dim: StandardNormal(),
-    'vampprior': lambda k, image_shape, dim: VampPrior(k, tuple(image_shape)),
-    'mog': lambda k, image_shape, dim: MixtureOfGaussians(k, dim),
+    'standard_normal': lambda k, image_shape, dim, classes: StandardNormal(),
+    'vampprior': lambda k, image_shape, dim, classes: VampPrior(k, tuple(image_shape)),
+    'mog': lambda k, image_shape, dim, classes: MixtureOfGaussians(k, dim),
+    'class_gaussian': lambda k, image_shape, dim, classes: ClassGaussian(classes, dim),
 }
+# Priors that read the label, p(z|y): only conditional kinds can use them.
+CONDITIONAL_PRIORS = ('class_gaussian',)
 
 
-def make(config, image_shape: Sequence[int], dim: int) -> nn.Module:
-  """The prior named by `config.model.prior`, over a flat latent of `dim` units."""
-  return PRIORS[config.model.prior](config.model.prior_components, image_shape, dim)
+def check_unconditional(config) -> None:
+  """Refuses a p(z|y) prior for a kind that has no labels."""
+  if config.model.prior in CONDITIONAL_PRIORS:
+    raise errors.ConfigError(f'model.prior={config.model.prior!r} is p(z|y) and needs a conditional kind '
+                             f'(model.kind=cvae); model.kind={config.model.kind!r} has no labels')
+
+
+def make(config, image_shape: Sequence[int], dim: int, num_classes: int = 0) -> nn.Module:
+  """The prior named by `config.model.prior`, over a flat latent of `dim` units (`num_classes` for p(z|y))."""
+  return PRIORS[config.model.prior](config.model.prior_components, image_shape, dim, num_classes)

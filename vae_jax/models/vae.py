@@ -33,7 +33,12 @@ def build_parts(config, image_shape: Sequence[int], encoder_outputs: int):
 
 
 class VAE(nn.Module):
-  """Gaussian encoder (+ optional flow), prior `prior`, decoder p(x|z). The interface is in `vae_jax.models`."""
+  """Gaussian encoder (+ optional flow), prior `prior`, decoder p(x|z). The interface is in `vae_jax.models`.
+
+  The conditioning hook `condition(labels)` gives None here, so labels are
+  ignored; a conditional kind (`cvae`) returns a one-hot vector that the
+  encoder, the prior and the decoder all read.
+  """
   encoder: nn.Module
   decoder: nn.Module
   likelihood: nn.Module
@@ -42,11 +47,12 @@ class VAE(nn.Module):
   flow: nn.Module | None = None
 
   stochastic = True
+  conditional = False
   objective = 'elbo'
 
   @classmethod
   def check_config(cls, config) -> None:
-    del config
+    priors.check_unconditional(config)
 
   @classmethod
   def build(cls, config, image_shape: Sequence[int]) -> 'VAE':
@@ -63,9 +69,15 @@ class VAE(nn.Module):
   def closed_form_kl(self) -> bool:
     return self.prior.closed_form_kl and self.flow is None
 
-  def infer(self, x: jax.Array) -> jax.Array:
-    """The encoder's output: mean, log-variance and (with a flow) its context, side by side."""
-    return self.encoder(x).astype(jnp.float32)
+  def condition(self, labels: jax.Array | None, n: int | None = None) -> jax.Array | None:
+    """What the networks are conditioned on: nothing for an unconditional kind."""
+    del labels, n
+    return None
+
+  def infer(self, x: jax.Array, labels: jax.Array | None = None) -> dict:
+    """The encoder's output (mean, log-variance and, with a flow, its context, side by side) and the condition."""
+    cond = self.condition(labels)
+    return {'h': self.encoder(x, cond).astype(jnp.float32), 'cond': cond}
 
   def _split(self, h: jax.Array):
     n = self.latent_dim
@@ -73,25 +85,29 @@ class VAE(nn.Module):
 
   def _gaussian_q(self, u: jax.Array) -> tuple[jax.Array, jax.Array]:
     """The Gaussian part of q(z|u): what the VampPrior's components are."""
-    mean, log_var, _ = self._split(self.infer(u))
+    mean, log_var, _ = self._split(self.infer(u)['h'])
     return mean, log_var
 
-  def encode(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+  def encode(self, x: jax.Array, labels: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
     """The mean and log-variance of the Gaussian q(z|x) (before any flow), each (batch, latent_dim)."""
-    mean, log_var, _ = self._split(self.infer(x))
+    mean, log_var, _ = self._split(self.infer(x, labels)['h'])
     return mean, log_var
 
-  def decode(self, z: jax.Array):
+  def _decode(self, z: jax.Array, cond: jax.Array | None):
+    h = z if cond is None else jnp.concatenate([z, cond.astype(z.dtype)], axis=-1)
+    return self.likelihood(self.decoder(h).astype(jnp.float32))
+
+  def decode(self, z: jax.Array, labels: jax.Array | None = None):
     """The parameters of p(x|z), always computed in float32."""
-    return self.likelihood(self.decoder(z).astype(jnp.float32))
+    return self._decode(z, self.condition(labels, z.shape[0]))
 
-  def log_px_given_z(self, z: jax.Array, x: jax.Array) -> jax.Array:
+  def log_px_given_z(self, z: jax.Array, x: jax.Array, labels: jax.Array | None = None) -> jax.Array:
     """log p(x|z) per example, in nats."""
-    return type(self.likelihood).log_prob(self.decode(z), x)
+    return type(self.likelihood).log_prob(self.decode(z, labels), x)
 
-  def _posterior_sample(self, ctx: jax.Array, keys: jax.Array):
+  def _posterior_sample(self, ctx: dict, keys: jax.Array):
     """z ~ q(z|x) from one key per example, with log q(z|x)."""
-    mean, log_var, context = self._split(ctx)
+    mean, log_var, context = self._split(ctx['h'])
     eps = gaussian.per_example_normal(keys, mean.shape[1:])
     z = mean + jnp.exp(0.5 * log_var) * eps
     log_q = -0.5 * jnp.sum(gaussian.LOG_2PI + log_var + eps**2, axis=-1)
@@ -100,27 +116,30 @@ class VAE(nn.Module):
       log_q = log_q - log_det
     return z, log_q, mean, log_var
 
-  def terms(self, x: jax.Array, ctx: jax.Array, keys: jax.Array) -> dict[str, jax.Array]:
+  def terms(self, x: jax.Array, ctx: dict, keys: jax.Array) -> dict[str, jax.Array]:
     z, log_q, mean, log_var = self._posterior_sample(ctx, keys)
-    log_p = self.prior.log_prob(z, self._gaussian_q)
-    out = {'log_px_z': self.log_px_given_z(z, x), 'log_ratio': log_p - log_q}
+    cond = ctx['cond']
+    log_p = self.prior.log_prob(z, self._gaussian_q, cond)
+    out = {'log_px_z': type(self.likelihood).log_prob(self._decode(z, cond), x), 'log_ratio': log_p - log_q}
     if self.closed_form_kl:
-      out['kl'] = gaussian.kl_standard_normal(mean, log_var)[:, None]
-      out['kl_per_dim'] = gaussian.kl_standard_normal_per_dim(mean, log_var)
+      out['kl_per_dim'] = self.prior.kl_per_dim(mean, log_var, cond)
+      out['kl'] = jnp.sum(out['kl_per_dim'], axis=-1, keepdims=True)
     else:
       out['kl'] = (log_q - log_p)[:, None]
     return out
 
-  def sample(self, key: jax.Array, n: int, temperature=1.0):
+  def sample(self, key: jax.Array, n: int, temperature=1.0, labels: jax.Array | None = None):
     (t,) = priors.group_temperatures(temperature, 1)
-    return self.decode(self.prior.sample(key, n, self.latent_dim, t, self._gaussian_q))
+    cond = self.condition(labels, n)
+    return self._decode(self.prior.sample(key, n, self.latent_dim, t, self._gaussian_q, cond), cond)
 
-  def reconstruct(self, x: jax.Array, keys: jax.Array):
-    z, _, _, _ = self._posterior_sample(self.infer(x), keys)
-    return self.decode(z)
+  def reconstruct(self, x: jax.Array, keys: jax.Array, labels: jax.Array | None = None):
+    ctx = self.infer(x, labels)
+    z, _, _, _ = self._posterior_sample(ctx, keys)
+    return self._decode(z, ctx['cond'])
 
-  def __call__(self, x: jax.Array, keys: jax.Array) -> dict[str, jax.Array]:
-    return self.terms(x, self.infer(x), keys)
+  def __call__(self, x: jax.Array, keys: jax.Array, labels: jax.Array | None = None) -> dict[str, jax.Array]:
+    return self.terms(x, self.infer(x, labels), keys)
 
 
 class IWAE(VAE):
