@@ -31,6 +31,7 @@ class LinearGaussian(nn.Module):
   log_var: np.ndarray
   stochastic = True
   conditional = False
+  max_importance_samples = None
   latent_dim = L
   group_sizes = (L,)
 

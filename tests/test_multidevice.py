@@ -128,7 +128,8 @@ for name, overrides in json.loads(cases).items():
   state, metrics = feeds.make_feed(setup, 'scan').run(setup.initial_state(), 0, 10)
   params = optimizer.eval_params(state)
   evaluator = evaluation.Evaluator(setup.model, 100, 4, 2, setup.mesh)
-  results = evaluator.evaluate(params, setup.dataset.test.images[:100], jax.random.key(1), config.model.likelihood)
+  test = setup.dataset.test
+  results = evaluator.evaluate(params, test.images[:100], jax.random.key(1), config.model.likelihood, test.labels[:100])
   out[name] = {'loss': np.asarray(metrics['loss']).tolist(), 'eval': results,
                'params': [float(np.sum(np.abs(np.asarray(p)))) for p in jax.tree.leaves(params)]}
 print(json.dumps(out))
@@ -137,9 +138,11 @@ print(json.dumps(out))
 
 def test_every_kind_on_eight_devices_matches_one():
   """Ten train steps and an evaluation of a hierarchy with an EMA, the VampPrior and free bits (a batch
-  statistic): the same losses, parameters and test numbers on 8 devices as on 1."""
+  statistic), a CVAE with its class prior (labels sharded with the images), and a VQ-VAE whose EMA
+  codebook and dead-code restarts are batch statistics: the same losses, parameters and test numbers
+  on 8 devices as on 1."""
   from test_kinds import KINDS  # pylint: disable=g-import-not-at-top
-  cases = {name: KINDS[name] for name in ('hvae-mlp-vampprior',)}
+  cases = {name: KINDS[name] for name in ('hvae-mlp-vampprior', 'cvae-class-prior', 'vqvae-ema-restarts')}
   out = {}
   for devices in (1, 8):
     env = dict(os.environ, JAX_PLATFORMS='cpu', XLA_FLAGS=f'--xla_force_host_platform_device_count={devices}')

@@ -63,7 +63,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.tfds_data_dir = config_dict.placeholder(str)  # TFDS cache, when TFDS is used
 
   c.model = ml_collections.ConfigDict()
-  c.model.kind = 'vae'               # vae | iwae | ae | hvae | cvae (vae_jax/models: one module per kind)
+  c.model.kind = 'vae'               # vae | iwae | ae | hvae | cvae | vqvae (vae_jax/models: one module per kind)
   c.model.num_importance_samples = 1  # k of the training bound: 1 the ELBO, > 1 the IWAE bound (kind=iwae: always)
   c.model.encoder = 'mlp'            # mlp | conv: the block family (the decoder mirrors it)
   c.model.hidden_sizes = (500, 500)  # MLP widths, or conv channels (vae: one stride-2 conv each; hvae: per stage)
@@ -78,6 +78,13 @@ def base_config() -> ml_collections.ConfigDict:
   c.model.beta = 1.0                 # weight of the KL term; 1 is the VAE
   c.model.kl_warmup_epochs = 0.0     # linear KL weight warm-up from 0 to beta
   c.model.free_bits = 0.0            # nats per latent group: a group's batch-mean KL below this costs this
+  c.model.codebook_size = 512        # vqvae: K codes
+  c.model.commitment_cost = 0.25     # vqvae: weight of |z_e - sg(z_q)|^2 (van den Oord et al.'s beta)
+  c.model.codebook_ema_decay = 0.99  # vqvae: the codebook follows EMAs of its vectors; 0: learned by gradient
+  c.model.dead_code_threshold = 0.01  # vqvae: a code assigned fewer vectors per step (EMA) is restarted
+  c.model.code_prior_epochs = 0.0    # vqvae: epochs of stage 2, the PixelCNN prior over codes (0: none)
+  c.model.code_prior_channels = 64   # vqvae: width of the PixelCNN
+  c.model.code_prior_layers = 5      # vqvae: masked residual layers of the PixelCNN
   c.model.likelihood = 'bernoulli'   # bernoulli | gaussian | logistic_mixture | categorical (8-bit: binarize=none)
   c.model.logistic_components = 10   # mixture components of logistic_mixture
   c.model.gaussian_variance = 'fixed'  # fixed | learned (one shared learned scale)
@@ -202,6 +209,14 @@ def validate(config: ml_collections.ConfigDict) -> None:
            f'model.flow_hidden_size={config.model.flow_hidden_size} must be >= 1')
   _require(config.model.logistic_components >= 1,
            f'model.logistic_components={config.model.logistic_components} must be >= 1')
+  _require(config.model.codebook_size >= 2, f'model.codebook_size={config.model.codebook_size} must be >= 2')
+  _require(config.model.commitment_cost >= 0, f'model.commitment_cost={config.model.commitment_cost} must be >= 0')
+  _require(0 <= config.model.codebook_ema_decay < 1,
+           f'model.codebook_ema_decay={config.model.codebook_ema_decay} must be in [0, 1)')
+  _require(config.model.code_prior_epochs >= 0,
+           f'model.code_prior_epochs={config.model.code_prior_epochs} must be >= 0')
+  _require(config.model.code_prior_channels >= 1 and config.model.code_prior_layers >= 0,
+           'model.code_prior_channels must be >= 1 and model.code_prior_layers >= 0')
   _require(config.model.free_bits >= 0, f'model.free_bits={config.model.free_bits} must be >= 0 (nats per group)')
   _require(0 <= config.optim.ema_decay < 1, f'optim.ema_decay={config.optim.ema_decay} must be in [0, 1)')
   _require(config.model.beta >= 0, f'model.beta={config.model.beta} must be >= 0')

@@ -80,6 +80,8 @@ class Evaluator:
     self.model = model
     self.mesh = mesh or parallel.make_mesh()
     self.batch_size = batch_size
+    # A kind whose posterior is a point mass (vqvae) gets its exact bound from one sample.
+    num_samples = min(num_samples, model.max_importance_samples or num_samples)
     self.num_samples = num_samples
     self.chunk = chunk
     self.progress = progress
@@ -188,6 +190,11 @@ class Evaluator:
           # what nll_nats and elbo_nats bound: a conditional model's are those of x given its label
           likelihood_of='log p(x|y)' if self.model.conditional else 'log p(x)',
       )
+      # What a kind adds to the interface's terms: its own figures in nats, and codebook use.
+      out.update({k: float(np.mean(v)) for k, v in terms.items() if k.endswith('_nats')})
+      if 'code_usage' in terms:
+        perplexity, used = objectives.codebook_use(terms['code_usage'])
+        out.update(codebook_perplexity=float(perplexity), codes_used=int(used))
     else:  # the autoencoder has no likelihood of x: say so instead of inventing one
       out.update(elbo_nats=None, nll_nats=None, nll_stderr_nats=None, kl_nats=None, kl_per_group_nats=None,
                  kl_per_dim_nats=None, bits_per_dim=None, num_importance_samples=None,

@@ -33,6 +33,26 @@ def _kl_metrics(kl: jax.Array) -> dict[str, jax.Array]:
   return {f'kl_group_{g}_nats': jnp.mean(kl[:, g]) for g in range(kl.shape[-1])}
 
 
+def codebook_use(usage: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """Perplexity exp(H) of the share of assignments each code got, and how many codes got any.
+
+  `usage` (..., K): assignments per code, summed over whatever the leading axes hold."""
+  counts = jnp.sum(usage.reshape(-1, usage.shape[-1]), axis=0)
+  share = counts / jnp.maximum(jnp.sum(counts), 1e-12)
+  entropy = -jnp.sum(jnp.where(share > 0, share * jnp.log(jnp.where(share > 0, share, 1.0)), 0.0))
+  return jnp.exp(entropy), jnp.sum(counts > 0)
+
+
+def _extra_metrics(t: dict) -> dict[str, jax.Array]:
+  """What a kind adds to the interface's terms: codebook use, and its own per-example figures in nats."""
+  out = {k: jnp.mean(v) for k, v in t.items() if k.endswith('_nats')}
+  if 'code_usage' in t:
+    out['codebook_perplexity'], out['codes_used'] = codebook_use(t['code_usage'])
+  if 'aux_loss' in t:
+    out['aux_loss'] = jnp.mean(t['aux_loss'])
+  return out
+
+
 def elbo_objective(model, params, x: jax.Array, keys: jax.Array, kl_weight, free_bits: float = 0.0,
                    labels: jax.Array | None = None) -> tuple[jax.Array, dict]:
   """Negative (beta-weighted) ELBO with one reparameterized posterior sample per example.
@@ -40,22 +60,25 @@ def elbo_objective(model, params, x: jax.Array, keys: jax.Array, kl_weight, free
   With `free_bits` > 0 (nats per latent group), a group whose batch-mean KL
   is below it is charged `free_bits` instead (Kingma et al. 2016), so the
   optimizer gains nothing by collapsing it further. A model that is not
-  stochastic (the autoencoder) is trained on -log p(x|z) alone. `labels`
+  stochastic (the autoencoder) is trained on -log p(x|z) alone. A kind's
+  `aux_loss` (a VQ-VAE's commitment) is added to the loss. `labels`
   (the class of each image) reach the model, which ignores them unless it
   is conditional.
   """
   t = model.apply({'params': params}, x, keys, labels)
   recon = t['log_px_z']
+  aux = jnp.mean(t['aux_loss']) if 'aux_loss' in t else 0.0
   if not model.stochastic:
-    loss = -jnp.mean(recon)
-    return loss, {'loss': loss, 'recon_nats': jnp.mean(recon)}
+    loss = -jnp.mean(recon) + aux
+    return loss, {'loss': loss, 'recon_nats': jnp.mean(recon), **_extra_metrics(t)}
   kl = jnp.sum(t['kl'], axis=-1)
   if free_bits > 0:
     loss = -jnp.mean(recon) + kl_weight * jnp.sum(jnp.maximum(jnp.mean(t['kl'], axis=0), free_bits))
   else:
     loss = -jnp.mean(recon - kl_weight * kl)
+  loss = loss + aux
   return loss, {'loss': loss, 'elbo_nats': jnp.mean(recon - kl), 'recon_nats': jnp.mean(recon),
-                'kl_nats': jnp.mean(kl), **_kl_metrics(t['kl'])}
+                'kl_nats': jnp.mean(kl), **_kl_metrics(t['kl']), **_extra_metrics(t)}
 
 
 def terms_of_samples(model, params, x: jax.Array, ctx, keys: jax.Array, sample_ids: jax.Array) -> dict:

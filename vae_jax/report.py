@@ -50,6 +50,12 @@ _EVAL_ROWS = (
     ('active_units', 'active latent dimensions (Cov_x E_q[z_i] > 0.01)', 'count'),
     ('active_units_per_group', 'active dimensions of each latent group, top first', 'count'),
     ('num_importance_samples', 'importance samples per example for the NLL', 'count'),
+    ('nll_bound_nats', '−log p(x|z_q) − log p(z_q): the bound with the learned prior over codes',
+     'nats per example'),
+    ('nll_bound_uniform_prior_nats', '−log p(x|z_q) + (codes) · log K: the bound with a uniform prior',
+     'nats per example'),
+    ('codebook_perplexity', 'codebook perplexity, exp(entropy of the codes used)', 'codes'),
+    ('codes_used', 'codes assigned to at least one test vector', 'count'),
     ('conditional_sample_accuracy', "share of class-conditional samples the dataset's classifier gives their "
      'class', 'fraction'),
     ('classifier_test_accuracy', "that classifier's accuracy on the grey test images", 'fraction'),

@@ -19,8 +19,30 @@ def kl_weight_schedule(config, steps_per_epoch: int):
   return lambda step: beta * jnp.minimum(1.0, step.astype(jnp.float32) / warmup_steps)
 
 
+# Folded into a step's key for `update_state`; the examples' keys take the batch positions 0.. n-1.
+_STATE_STREAM = 2**31 - 1
+
+
+def _paths(tree) -> list[tuple[str, ...]]:
+  return [tuple(str(getattr(k, 'key', k)) for k in path) for path, _ in jax.tree_util.tree_flatten_with_path(tree)[0]]
+
+
+def _freeze(params, trains):
+  """params with those that `trains(path)` rejects behind stop_gradient: no gradient, no backward pass."""
+  leaves, treedef = jax.tree.flatten(params)
+  kept = [p if trains(path) else jax.lax.stop_gradient(p) for path, p in zip(_paths(params), leaves)]
+  return jax.tree.unflatten(treedef, kept)
+
+
+def _merge(params, new: dict):
+  """params with the leaves of the partial tree `new` replaced."""
+  if not isinstance(new, dict):
+    return new
+  return {k: _merge(v, new[k]) if k in new else v for k, v in params.items()}
+
+
 def make_train_step(model, objective, schedule, kl_weight, dynamic_binarize: bool, batch_sharding=None,
-                    skip_threshold: float = float('inf'), ema_decay: float = 0.0):
+                    skip_threshold: float = float('inf'), ema_decay: float = 0.0, stage=None):
   """Returns the pure train_step(state, batch, key) -> (state, metrics).
 
   `key` is the run's training key; the step folds in its own step number, then
@@ -34,7 +56,13 @@ def make_train_step(model, objective, schedule, kl_weight, dynamic_binarize: boo
   exceeds `skip_threshold`, is skipped: parameters, their EMA and the
   optimizer state stay as they were, the step counter moves on, and
   metrics['skipped'] is 1.
+
+  `stage` (`vae_jax.models.stages.Stage`): the parameters it does not train
+  get no gradient, and a kind that `updates_state` rewrites its statistics
+  (a VQ-VAE's codebook) after the update when the stage says so.
   """
+  trains = stage.trains if stage is not None else None
+  update_state = model.updates_state and (stage is None or stage.update_state)
 
   def train_step(state, batch, key):
     images, labels = batch['image'], batch['label']
@@ -47,10 +75,17 @@ def make_train_step(model, objective, schedule, kl_weight, dynamic_binarize: boo
       images = jax.vmap(jax.random.bernoulli)(binarize_keys, images).astype(images.dtype)
     weight = kl_weight(state.step)
     loss_fn = functools.partial(objective, model, labels=labels)
+    if trains is not None:
+      loss_fn = lambda params, *args, f=loss_fn: f(_freeze(params, trains), *args)
     (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, images, sample_keys, weight)
     grad_norm = optax.tree.norm(grads)
     ok = jnp.isfinite(loss) & jnp.isfinite(grad_norm) & (grad_norm <= skip_threshold)
-    updated = optimizer.update_ema(state.apply_gradients(grads=grads), ema_decay)
+    updated = state.apply_gradients(grads=grads)
+    if update_state:
+      state_key = jax.random.fold_in(jax.random.fold_in(key, state.step), _STATE_STREAM)
+      new = model.apply({'params': updated.params}, images, labels, state_key, method=model.update_state)
+      updated = updated.replace(params=_merge(updated.params, new))
+    updated = optimizer.update_ema(updated, ema_decay)
     kept = state.replace(step=updated.step)
     new_state = jax.tree.map(lambda new, old: jnp.where(ok, new, old), updated, kept)
     metrics = dict(metrics, grad_norm=grad_norm, learning_rate=schedule(state.step), kl_weight=weight,

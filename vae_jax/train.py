@@ -40,6 +40,7 @@ from vae_jax import signals
 from vae_jax import step as step_lib
 from vae_jax import workdir as workdir_lib
 from vae_jax import writers
+from vae_jax.models import stages as stages_lib
 
 EVAL_FILE = workdir_lib.EVAL_FILE
 # Streams of the run's root key.
@@ -64,9 +65,24 @@ kl_weight_schedule = step_lib.kl_weight_schedule
 make_train_step = step_lib.make_train_step
 
 
+@dataclasses.dataclass(frozen=True)
+class StagePlan:
+  """One training stage (`vae_jax.models.stages`) resolved into steps [start, end), with its own optimizer."""
+  stage: stages_lib.Stage
+  start: int
+  end: int
+  tx: optax.GradientTransformation
+  schedule: optax.Schedule  # of the global step
+  train_step: Callable
+
+
 @dataclasses.dataclass
 class Setup:
-  """Everything a run needs besides its state: the pieces `benchmark` times too."""
+  """Everything a run needs besides its state: the pieces `benchmark` times too.
+
+  `tx`, `schedule` and `train_step` are those of the stage being set up (the
+  first unless `for_stage` chose another); `plans` holds every stage's.
+  """
   config: ml_collections.ConfigDict
   dataset: data.Dataset
   model: nn.Module         # a kind of vae_jax.models
@@ -77,6 +93,15 @@ class Setup:
   steps_per_epoch: int
   total_steps: int
   root_key: jax.Array
+  plans: tuple[StagePlan, ...] = ()
+
+  def stage_index(self, step: int) -> int:
+    """The stage that trains step `step` (the last one once training is over)."""
+    return next((i for i, p in enumerate(self.plans) if step < p.end), len(self.plans) - 1)
+
+  def for_stage(self, index: int) -> 'Setup':
+    plan = self.plans[index]
+    return dataclasses.replace(self, tx=plan.tx, schedule=plan.schedule, train_step=plan.train_step)
 
   def key(self, stream: int) -> jax.Array:
     return jax.random.fold_in(self.root_key, stream)
@@ -97,18 +122,28 @@ class Setup:
     return parallel.replicate(state, self.mesh)
 
 
+def _shifted(schedule: optax.Schedule, start: int) -> optax.Schedule:
+  return schedule if start == 0 else lambda step: schedule(step - start)
+
+
 def make_setup(config: ml_collections.ConfigDict, dataset: data.Dataset, mesh=None) -> Setup:
   mesh = mesh or parallel.make_mesh()
   parallel.check_divisible('batch_size', config.batch_size, mesh)
   steps_per_epoch = len(dataset.train.images) // config.batch_size
-  total_steps = max(1, int(round(config.num_epochs * steps_per_epoch)))
   model = models.make(config, dataset.image_shape)
-  tx, schedule = make_optimizer(config, total_steps, steps_per_epoch)
-  train_step = make_train_step(model, objectives.make(config), schedule,
-                               kl_weight_schedule(config, steps_per_epoch), config.data.binarize == 'dynamic',
-                               parallel.sharded(mesh), config.skip_threshold, config.optim.ema_decay)
-  return Setup(config, dataset, model, mesh, tx, schedule, train_step, steps_per_epoch, total_steps,
-               jax.random.key(config.seed))
+  objective, kl_weight = objectives.make(config), kl_weight_schedule(config, steps_per_epoch)
+  plans, start = [], 0
+  for stage in models.training_stages(config):
+    steps = max(1, int(round(stage.num_epochs * steps_per_epoch)))
+    tx, schedule = make_optimizer(config, steps, steps_per_epoch)  # the schedule of the optimizer's own count
+    schedule = _shifted(schedule, start)
+    train_step = make_train_step(model, objective, schedule, kl_weight, config.data.binarize == 'dynamic',
+                                 parallel.sharded(mesh), config.skip_threshold, config.optim.ema_decay, stage)
+    plans.append(StagePlan(stage, start, start + steps, tx, schedule, train_step))
+    start += steps
+  first = plans[0]
+  return Setup(config, dataset, model, mesh, first.tx, first.schedule, first.train_step, steps_per_epoch, start,
+               jax.random.key(config.seed), tuple(plans))
 
 
 def _format_duration(seconds: float) -> str:
@@ -191,8 +226,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
   models.log_kl_kind(setup.model)
   mngr = checkpoints.manager(workdir, config.keep_checkpoints)
   state, start = checkpoints.restore_readable(mngr, state, workdir)
+  stage = setup.stage_index(start)
+  state = state.replace(tx=setup.plans[stage].tx)  # the optimizer state of every stage has the same structure
   if start:
     logging.info('Resumed from the checkpoint at step %d in %s', start, workdir)
+  if len(setup.plans) > 1:
+    logging.info('Training stages: %s; step %d is in stage %s', ', '.join(
+        f'{p.stage.name} (steps {p.start}-{p.end})' for p in setup.plans), start, setup.plans[stage].stage.name)
   eval_path = workdir / EVAL_FILE
   if start >= total_steps and eval_path.exists():
     mngr.close()
@@ -201,9 +241,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
 
   writers.truncate_metrics(workdir, start)
   writer = writers.MetricWriter(workdir)
-  feed, why = feeds.choose_feed(setup, state, workdir, total_steps - start)
+  feed, why = feeds.choose_feed(setup.for_stage(stage), state, workdir, total_steps - start)
   logging.info('Training set on the %s; %d steps per dispatch, dispatched as %s (%s)', feed.placement,
                config.steps_per_dispatch, feed.mode, why)
+  stage_feeds = {stage: feed}
   val_evaluator = evaluation.Evaluator(setup.model, config.eval.batch_size, 1, 1, setup.mesh)
 
   step, buffer = start, []
@@ -211,10 +252,20 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
   last_time, last_step = time.perf_counter(), start
   with signals.StopSignals() as stop:
     while step < total_steps:
-      num_steps = min(config.steps_per_dispatch, total_steps - step)
-      state, metrics = feed.run(state, step, num_steps)
+      plan = setup.plans[stage]
+      num_steps = min(config.steps_per_dispatch, plan.end - step)  # a dispatch stays within its stage
+      state, metrics = stage_feeds[stage].run(state, step, num_steps)
       buffer.append(metrics)
       before, step = step, step + num_steps
+      if step == plan.end and stage + 1 < len(setup.plans):
+        # The next stage starts with a fresh optimizer (and schedule) of its own, before any checkpoint of
+        # this step, so a run resumed here starts it exactly as an uninterrupted one does.
+        stage += 1
+        nxt = setup.plans[stage]
+        state = state.replace(tx=nxt.tx, opt_state=parallel.replicate(nxt.tx.init(state.params), setup.mesh))
+        stage_feeds[stage] = feeds.make_feed(setup.for_stage(stage), feed.mode, like=feed)
+        logging.info('Stage %s finished at step %d; stage %s trains steps %d-%d', plan.stage.name, step,
+                     nxt.stage.name, nxt.start, nxt.end)
 
       skipped = np.asarray(metrics['skipped'])
       total_skips += int(skipped.sum())

@@ -19,6 +19,19 @@ Class attributes
                `num_classes`.
   objective    'elbo' or 'iwae': the training bound (`vae_jax.objectives`); the
                IWAE bound is also used whenever model.num_importance_samples > 1.
+  max_importance_samples
+               None, or the most importance samples worth drawing: 1 for a
+               point-mass posterior (`vqvae`), whose bound one sample gives exactly.
+  updates_state
+               True for a kind with statistics that follow the data rather
+               than the gradient (a VQ-VAE's EMA codebook, code counts). They
+               live among the parameters, read through stop_gradient so the
+               optimizer leaves them alone, and `update_state` rewrites them.
+
+Class methods
+  stages(config) -> tuple of `stages.Stage`: what the run trains, in order
+               (most kinds: one stage; `vqvae`: the autoencoder, then the
+               prior over its codes on the frozen first stage).
 
 Properties
   latent_dim   size of the flat latent vector z of `encode` and `decode`: all
@@ -44,6 +57,12 @@ ignores them, and the trainer and the evaluation always pass them.)
       log_ratio (n,)   log p(z) - log q(z|x) at z; the log importance weight
                        is log_px_z + log_ratio. (Not given when not stochastic.)
       kl_per_dim (n, latent_dim), optional: a closed-form KL per dimension.
+      aux_loss (n,), optional: added to the training loss only (a VQ-VAE's
+                       commitment), never to a bound.
+      code_usage (n, K), optional: codes assigned per example, for the
+                       codebook's perplexity and the number of codes used.
+      NAME_nats (n,), optional: a kind's own figures in nats, averaged into
+                       the training log and eval.json under their names.
     ELBO = log_px_z - sum(kl). beta, KL warm-up and free bits weight `kl`;
     IWAE, the importance-sampled NLL and the ELBO estimate use the log weight.
   encode(x, labels=None) -> (mean, log_var), each (n, latent_dim)
@@ -58,6 +77,8 @@ ignores them, and the trainer and the evaluation always pass them.)
   reconstruct(x, keys, labels=None) -> parameters of p(x|z), z ~ q(z|x).
   __call__(x, keys, labels=None) -> terms(x, infer(x, labels), keys); touches
       every parameter, so `init_params` uses it.
+  update_state(x, labels, key) -> a partial tree of parameters, only where
+      `updates_state`: their new values after a step on the batch x.
 
 All outputs are float32 whatever `model.dtype` computes the layers in.
 
@@ -79,6 +100,8 @@ from vae_jax.models.cvae import CVAE
 from vae_jax.models.hvae import HVAE
 from vae_jax.models.vae import IWAE
 from vae_jax.models.vae import VAE
+from vae_jax.models.vqvae import VQVAE
+from vae_jax.models import stages as stages_lib
 
 MODELS: dict[str, type[nn.Module]] = {
     'vae': VAE,
@@ -86,6 +109,7 @@ MODELS: dict[str, type[nn.Module]] = {
     'ae': Autoencoder,
     'hvae': HVAE,
     'cvae': CVAE,
+    'vqvae': VQVAE,
 }
 
 
@@ -94,17 +118,19 @@ def check_config(config) -> None:
   MODELS[config.model.kind].check_config(config)
 
 
+def training_stages(config) -> tuple[stages_lib.Stage, ...]:
+  """The kind's training stages, in order (`vae_jax.models.stages`)."""
+  return MODELS[config.model.kind].stages(config)
+
+
 def make(config, image_shape: Sequence[int]) -> nn.Module:
   """Builds the model named by `config.model.kind` for images of `image_shape` (H, W, C)."""
   return MODELS[config.model.kind].build(config, tuple(int(d) for d in image_shape))
 
 
 def describe_kl(model) -> str | None:
-  """A sentence for the log when some group's KL is a single-sample estimate, else None."""
-  if not model.stochastic or getattr(model, 'closed_form_kl', True) and model.prior.closed_form_kl:
-    return None
-  return ('the KL of the top latent group has no closed form under this prior/posterior: it is the single-sample '
-          'estimate log q(z|x) - log p(z) at the posterior sample (unbiased; the ELBO stays a bound in expectation)')
+  """A sentence for the log on how the kind's KL is computed when it is not in closed form, else None."""
+  return getattr(model, 'kl_note', None) if model.stochastic else None
 
 
 def init_params(model: nn.Module, image_shape: Sequence[int], key: jax.Array):

@@ -43,6 +43,26 @@ def _with(h: jax.Array, cond: jax.Array | None) -> jax.Array:
   return h if cond is None else jnp.concatenate([h, cond.astype(h.dtype)], axis=-1)
 
 
+def _conv_down(h: jax.Array, channels: Sequence[int], activation: str, dtype) -> jax.Array:
+  """Stride-2 3x3 convolutions conv_0.. of `channels`, in the calling module's scope."""
+  act = ACTIVATIONS[activation]
+  for i, c in enumerate(channels):
+    h = act(convolution.Conv(_units(c, activation), (3, 3), strides=2, dtype=dtype, name=f'conv_{i}')(h))
+  return h
+
+
+def _conv_up(h: jax.Array, channels: Sequence[int], image_shape: Sequence[int], activation: str, dtype) -> jax.Array:
+  """Stride-2 3x3 transposed convolutions deconv_0.. of reversed `channels`, then a 3x3 convolution `out`
+  to the image's channels, cropped to its size; in the calling module's scope."""
+  act = ACTIVATIONS[activation]
+  height, width, out_channels = image_shape
+  for i, c in enumerate(reversed(channels)):
+    deconv = convolution.ConvTranspose(_units(c, activation), (3, 3), strides=2, dtype=dtype, name=f'deconv_{i}')
+    h = act(deconv(h))
+  h = convolution.Conv(out_channels, (3, 3), dtype=dtype, name='out')(h)
+  return h[:, :height, :width, :]
+
+
 class MLPEncoder(nn.Module):
   """Flattens the image (appending `cond`, if any) and maps it through dense layers to `out_dim` features."""
   hidden_sizes: Sequence[int]
@@ -78,11 +98,7 @@ class ConvEncoder(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, cond: jax.Array | None = None) -> jax.Array:
-    act = ACTIVATIONS[self.activation]
-    h = x
-    for i, c in enumerate(self.channels):
-      conv = convolution.Conv(_units(c, self.activation), (3, 3), strides=2, dtype=self.dtype, name=f'conv_{i}')
-      h = act(conv(h))
+    h = _conv_down(x, self.channels, self.activation, self.dtype)
     return nn.Dense(self.out_dim, dtype=self.dtype, name='out')(_with(h.reshape(h.shape[0], -1), cond))
 
 
@@ -100,18 +116,41 @@ class ConvDecoder(nn.Module):
   @nn.compact
   def __call__(self, z: jax.Array) -> jax.Array:
     act = ACTIVATIONS[self.activation]
-    height, width, out_channels = self.image_shape
+    height, width, _ = self.image_shape
     n = len(self.channels)
     h0, w0 = -(-height // 2**n), -(-width // 2**n)
     top = self.channels[-1]
     h = act(nn.Dense(_units(h0 * w0 * top, self.activation), dtype=self.dtype, name='in')(z))
-    h = h.reshape(z.shape[0], h0, w0, top)
-    for i, c in enumerate(reversed(self.channels)):
-      deconv = convolution.ConvTranspose(_units(c, self.activation), (3, 3), strides=2, dtype=self.dtype,
-                                         name=f'deconv_{i}')
-      h = act(deconv(h))
-    h = convolution.Conv(out_channels, (3, 3), dtype=self.dtype, name='out')(h)
-    return h[:, :height, :width, :]
+    return _conv_up(h.reshape(z.shape[0], h0, w0, top), self.channels, self.image_shape, self.activation,
+                    self.dtype)
+
+
+class ConvGridEncoder(nn.Module):
+  """Stride-2 3x3 convolutions, one per entry of `channels`, then a 1x1 convolution: a grid of vectors."""
+  channels: Sequence[int]
+  out_channels: int
+  activation: str = 'relu'
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    h = _conv_down(x, self.channels, self.activation, self.dtype)
+    return convolution.Conv(self.out_channels, (1, 1), dtype=self.dtype, name='out')(h)
+
+
+class ConvGridDecoder(nn.Module):
+  """From a grid of vectors back to the image: a 3x3 convolution, stride-2 transposed convolutions
+  mirroring ConvGridEncoder, a 3x3 output convolution, cropped to the image size."""
+  channels: Sequence[int]
+  image_shape: Sequence[int]
+  activation: str = 'relu'
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, z: jax.Array) -> jax.Array:
+    act = ACTIVATIONS[self.activation]
+    h = act(convolution.Conv(_units(self.channels[-1], self.activation), (3, 3), dtype=self.dtype, name='in')(z))
+    return _conv_up(h, self.channels, self.image_shape, self.activation, self.dtype)
 
 
 ENCODERS = {'mlp': MLPEncoder, 'conv': ConvEncoder}

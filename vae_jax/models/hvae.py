@@ -34,6 +34,7 @@ from vae_jax import likelihoods
 from vae_jax.models import blocks
 from vae_jax.models import gaussian
 from vae_jax.models import priors
+from vae_jax.models import stages as stages_lib
 
 
 def _flat(a: jax.Array) -> jax.Array:
@@ -196,6 +197,9 @@ class HVAE(nn.Module):
   stochastic = True
   conditional = False
   objective = 'elbo'
+  max_importance_samples = None  # no cap: more samples tighten the estimate
+  updates_state = False
+  stages = classmethod(lambda cls, config: stages_lib.single(config))
 
   @classmethod
   def check_config(cls, config) -> None:
@@ -228,6 +232,10 @@ class HVAE(nn.Module):
     net = FAMILIES[m.encoder](m, tuple(int(h) for h in m.hidden_sizes), out_shape, jnp.dtype(m.dtype))
     top_size = math.prod(net.group_shapes()[0])
     return cls(net=net, likelihood=likelihood, prior=priors.make(config, image_shape, top_size))
+
+  @property
+  def kl_note(self) -> str | None:
+    return None if self.prior.closed_form_kl else priors.SINGLE_SAMPLE_KL_NOTE
 
   @property
   def group_shapes(self) -> list[tuple[int, ...]]:

@@ -38,6 +38,11 @@ def _mixture_sample(key, n, means, log_vars, log_weights, temperature):
   return means[k] + temperature * jnp.exp(0.5 * log_vars[k]) * eps
 
 
+SINGLE_SAMPLE_KL_NOTE = (
+    'the KL of the top latent group has no closed form under this prior/posterior: it is the single-sample '
+    'estimate log q(z|x) - log p(z) at the posterior sample (unbiased; the ELBO stays a bound in expectation)')
+
+
 def group_temperatures(temperature, num_groups: int) -> tuple[float, ...]:
   """One temperature per latent group, from a number or a sequence of `num_groups` numbers."""
   if not isinstance(temperature, (tuple, list)):

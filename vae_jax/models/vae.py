@@ -16,6 +16,7 @@ from vae_jax.models import blocks
 from vae_jax.models import flows
 from vae_jax.models import gaussian
 from vae_jax.models import priors
+from vae_jax.models import stages as stages_lib
 
 
 def build_parts(config, image_shape: Sequence[int], encoder_outputs: int):
@@ -49,6 +50,9 @@ class VAE(nn.Module):
   stochastic = True
   conditional = False
   objective = 'elbo'
+  max_importance_samples = None  # no cap: more samples tighten the estimate
+  updates_state = False
+  stages = classmethod(lambda cls, config: stages_lib.single(config))
 
   @classmethod
   def check_config(cls, config) -> None:
@@ -68,6 +72,10 @@ class VAE(nn.Module):
   @property
   def closed_form_kl(self) -> bool:
     return self.prior.closed_form_kl and self.flow is None
+
+  @property
+  def kl_note(self) -> str | None:
+    return None if self.closed_form_kl else priors.SINGLE_SAMPLE_KL_NOTE
 
   def condition(self, labels: jax.Array | None, n: int | None = None) -> jax.Array | None:
     """What the networks are conditioned on: nothing for an unconditional kind."""

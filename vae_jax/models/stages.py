@@ -1,0 +1,32 @@
+"""Training stages: what a kind trains, in order, within one run and one workdir.
+
+Most kinds train everything in one stage. A kind with a second stage (the
+VQ-VAE's prior over its codes, trained on the frozen first stage) lists its
+stages from `stages(config)`; the trainer runs them one after another, each
+with a fresh optimizer and its own learning-rate schedule, and the step
+number alone says which stage a checkpoint belongs to, so rerunning resumes
+whichever stage was interrupted.
+"""
+
+import dataclasses
+from typing import Callable
+
+
+def _everything(path: tuple[str, ...]) -> bool:
+  del path
+  return True
+
+
+@dataclasses.dataclass(frozen=True)
+class Stage:
+  """name; num_epochs; trains(path) -> whether the parameter at `path` (a tuple of names) is trained;
+  update_state: whether the kind's `update_state` runs after each step (its non-gradient statistics)."""
+  name: str
+  num_epochs: float
+  trains: Callable[[tuple[str, ...]], bool] = _everything
+  update_state: bool = True
+
+
+def single(config) -> tuple[Stage, ...]:
+  """The one stage of most kinds: every parameter, config.num_epochs."""
+  return (Stage('model', config.num_epochs),)
