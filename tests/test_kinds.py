@@ -27,8 +27,10 @@ KINDS = {
     'hvae-mlp-vampprior': {'model.kind': 'hvae', 'model.prior': 'vampprior', 'model.prior_components': 10,
                            'model.free_bits': 0.05, 'optim.ema_decay': 0.9},
     'cvae-class-prior': {'model.kind': 'cvae', 'model.prior': 'class_gaussian'},
-    'vqvae-gradient-codebook': {'model.kind': 'vqvae', 'model.encoder': 'conv', 'model.hidden_sizes': (8, 8),
-                                'model.latent_dim': 4, 'model.codebook_size': 8, 'model.codebook_ema_decay': 0.0},
+    'vqvae-gradient-codebook-logistic': {
+        'model.kind': 'vqvae', 'model.encoder': 'conv', 'model.hidden_sizes': (8, 8), 'model.latent_dim': 4,
+        'model.codebook_size': 8, 'model.codebook_ema_decay': 0.0, 'data.binarize': 'none',
+        'model.likelihood': 'logistic_mixture', 'model.logistic_components': 2},
     'vqvae-ema-restarts': {'model.kind': 'vqvae', 'model.encoder': 'conv', 'model.hidden_sizes': (8, 8),
                            'model.latent_dim': 4, 'model.codebook_size': 8, 'model.codebook_ema_decay': 0.9,
                            'model.dead_code_threshold': 0.95},

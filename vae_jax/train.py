@@ -53,6 +53,10 @@ def eval_key(seed: int, split: str) -> jax.Array:
   return key if split == 'validation' else jax.random.fold_in(key, 1)
 
 
+# What the validation log and TensorBoard show of each validation.
+_VALIDATION_KEYS = ('elbo_nats', 'recon_nats', 'kl_nats', 'active_units', 'codebook_perplexity', 'codes_used')
+
+
 def measures_key(seed: int) -> jax.Array:
   """The key of the sample measures (`evaluation.sample_measures`), here and in vae_jax.evaluate."""
   return jax.random.fold_in(jax.random.key(seed), _MEASURES)
@@ -303,7 +307,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
                                      eval_key(config.seed, 'validation'), config.model.likelihood,
                                      dataset.validation.labels)
         val = {k: v for k, v in val.items()
-               if k in ('elbo_nats', 'recon_nats', 'kl_nats', 'active_units') and v is not None} | _group_scalars(val)
+               if k in _VALIDATION_KEYS and v is not None} | _group_scalars(val)
         writer.write_scalars(step, {f'validation/{k}': v for k, v in val.items()})
         logging.info('validation at step %d: %s', step,
                      ', '.join(f'{k} {v:.2f}' if isinstance(v, float) else f'{k} {v}' for k, v in val.items()))
