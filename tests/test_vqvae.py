@@ -72,10 +72,12 @@ def test_straight_through_gradient_reaches_the_encoder(make_config):
   params = models.init_params(model, (8, 8, 1), jax.random.key(0))
   x = (jax.random.uniform(jax.random.key(1), (4, 8, 8, 1)) > 0.5).astype(jnp.float32)
   keys = jax.random.split(jax.random.key(2), 4)
-  grads = jax.grad(lambda p: jnp.mean(model.apply({'params': p}, x, keys)['log_px_z']))(params)
+  grad = jax.jit(lambda term, p: jax.grad(lambda q: jnp.mean(model.apply({'params': q}, x, keys)[term]))(p),
+                 static_argnums=0)
+  grads = grad('log_px_z', params)
   assert float(jnp.sum(jnp.abs(grads['encoder']['out']['kernel']))) > 0
   # With an EMA codebook the codebook gets no gradient; the commitment term pulls only the encoder.
-  aux = jax.grad(lambda p: jnp.mean(model.apply({'params': p}, x, keys)['aux_loss']))(params)
+  aux = grad('aux_loss', params)
   assert float(jnp.sum(jnp.abs(aux['quantizer']['codebook']))) == 0.0
   assert float(jnp.sum(jnp.abs(aux['encoder']['out']['kernel']))) > 0
 
@@ -136,7 +138,7 @@ def test_stage_two_trains_only_the_prior(vq_run):
   assert logged and all(1.0 <= r['train/codebook_perplexity'] <= 8 for r in logged)
 
 
-@pytest.mark.parametrize('keep', [10, 20, 30])  # inside stage 1, at the boundary, inside stage 2
+@pytest.mark.parametrize('keep', [20, 30])  # at the boundary, inside stage 2 (test_kinds: inside a stage)
 def test_resume_is_bit_exact_across_the_stages(vq_run, tmp_path, keep):
   workdir, config, results = vq_run
   copy = tmp_path / 'copy'
