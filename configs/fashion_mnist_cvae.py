@@ -8,7 +8,9 @@ learns a Gaussian p(z|y) per class instead. The ELBO and NLL are those of
 log p(x|y). eval.json adds conditional_sample_accuracy: the share of 10,000
 class-conditional samples (1,000 per class) that the project's Fashion-MNIST
 classifier (vae_jax/classifier.py, trained once and cached) gives their
-class. Results: RESULTS.md, "Conditional VAE".
+class. Measured (2026-11-25, 2 CPU cores, 30 epochs): test NLL of
+log p(x|y) 232.56 nats (k=100), conditional_sample_accuracy 0.780 with a
+classifier of test accuracy 0.914 (RESULTS.md, "Conditional VAE").
 """
 
 from vae_jax import config_lib
