@@ -273,10 +273,10 @@ def test_killed_sweep_resumes_without_redoing_finished_points(tmp_path):
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
   try:
     deadline = time.monotonic() + 300
-    while True:  # one point finished and the next one started
+    while True:  # one point finished, the next one started, and one still waiting: the sweep cannot end by itself
       finished = [w for w in workdirs if sweeps.is_finished(w)]
       started = [w for w in workdirs if (w / 'launch.log').exists() and w not in finished]
-      if finished and started:
+      if finished and started and len(finished) + len(started) < len(workdirs) and proc.poll() is None:
         break
       assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / 'first.log').read_text()[-3000:]
       time.sleep(0.2)
