@@ -105,7 +105,6 @@ def test_combinations_a_kind_cannot_honour_are_refused():
   for overrides, message in (
       ({'model.kind': 'iwae', 'model.num_importance_samples': 5, 'model.free_bits': 0.5}, 'model.free_bits=0.5 applies'),
       ({'model.kind': 'ae', 'model.prior': 'vampprior'}, 'model.kind=ae has no prior'),
-      ({'model.kind': 'hvae', 'model.posterior_flow': 'iaf'}, 'not supported by model.kind=hvae'),
       ({'model.kind': 'hvae', 'model.encoder': 'conv', 'model.groups_per_stage': (1, 0)}, 'must hold a latent group'),
       ({'model.likelihood': 'categorical'}, 'use data.binarize=none with the categorical likelihood')):
     config = config_lib.base_config()

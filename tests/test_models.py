@@ -22,6 +22,9 @@ CASES = [
     ('vae-categorical', {'model.likelihood': 'categorical', 'data.binarize': 'none'}, (8, 8, 1)),
     ('hvae-mlp-vampprior', {'model.kind': 'hvae', 'model.groups_per_stage': (1, 2), 'model.prior': 'vampprior',
                             'model.prior_components': 5}, (8, 8, 1)),
+    ('hvae-conv-iaf', {'model.kind': 'hvae', 'model.encoder': 'conv', 'model.groups_per_stage': (1, 1),
+                       'model.activation': 'gelu', 'model.posterior_flow': 'iaf', 'model.flow_hidden_size': 8},
+     (8, 8, 1)),
 ]
 
 

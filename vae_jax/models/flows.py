@@ -9,6 +9,12 @@ z_<i (and on the encoder's context h) only, and updates
 z <- sigma * z + (1 - sigma) * m, sigma = sigmoid(s + 2), whose Jacobian is
 triangular with log-determinant sum(log sigma). Successive steps alternate
 the autoregressive order.
+
+The flow is autoregressive over the last axis of z and applied alike at
+every other position: a one-group model's z (n, d) is one vector; a
+convolutional hierarchy's group z (n, h, w, c) is autoregressive over its
+channels at each position (the IAF paper's ResNet VAE), and the
+log-determinant sums over every position.
 """
 
 from typing import Callable
@@ -54,7 +60,8 @@ class IAFStep(nn.Module):
     m = MaskedDense(dim, out_mask, zero_init=True, name='shift')(h)
     s = MaskedDense(dim, out_mask, zero_init=True, name='gate')(h) + _FORGET_BIAS
     sigma = jax.nn.sigmoid(s)
-    return sigma * z + (1.0 - sigma) * m, jnp.sum(jax.nn.log_sigmoid(s), axis=-1)
+    log_det = jnp.sum(jax.nn.log_sigmoid(s).reshape(s.shape[0], -1), axis=-1)
+    return sigma * z + (1.0 - sigma) * m, log_det
 
 
 class IAF(nn.Module):
@@ -65,7 +72,7 @@ class IAF(nn.Module):
   def __call__(self, z: jax.Array, context: jax.Array) -> tuple[jax.Array, jax.Array]:
     log_det = jnp.zeros(z.shape[:1], z.dtype)
     for t in range(self.num_steps):
-      flip = (lambda a: a[:, ::-1]) if t % 2 else (lambda a: a)
+      flip = (lambda a: a[..., ::-1]) if t % 2 else (lambda a: a)
       z, step_log_det = IAFStep(self.hidden, name=f'step_{t}')(flip(z), context)
       z, log_det = flip(z), log_det + step_log_det
     return z, log_det
@@ -84,5 +91,11 @@ def make(config) -> nn.Module | None:
 
 
 def context_dim(config) -> int:
-  """Units of the encoder's context h that the flow reads (0 without a flow)."""
+  """Units of the encoder's context h that the flow reads (0 without a flow): latent_dim, which is
+  a one-group model's latent size and a hierarchy's units (dense) or channels (conv) per group."""
   return 0 if FLOWS[config.model.posterior_flow] is None else config.model.latent_dim
+
+
+KL_NOTE = ('with a posterior flow, q(z|x) has no closed-form KL against any prior: the KL of every latent group '
+           'is the single-sample estimate log q - log p at the posterior sample (unbiased; the ELBO stays a bound '
+           'in expectation)')

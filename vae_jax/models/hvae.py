@@ -12,6 +12,12 @@ sampling runs the same blocks without x. Each group's KL is in closed form
 (two diagonal Gaussians), except the top group's under a prior without one
 (vampprior, mog), which is the single-sample estimate.
 
+With model.posterior_flow=iaf every group's posterior is its Gaussian pushed
+through its own IAF (`flows`), whose context the posterior net also gives:
+q(z_g | x, z_<g) = IAF_g(N(...); context_g), as in the IAF paper's
+hierarchical ResNet VAE. Every KL is then the single-sample estimate, and
+the top-down state reads the flowed z_g.
+
 Two block families, chosen by `model.encoder`:
   mlp:  dense nets; groups of `latent_dim` units (the two-level HVAE of the
         VampPrior and Exemplar VAE papers with groups_per_stage=(1, 1));
@@ -32,6 +38,7 @@ from vae_jax import convolution
 from vae_jax import errors
 from vae_jax import likelihoods
 from vae_jax.models import blocks
+from vae_jax.models import flows
 from vae_jax.models import gaussian
 from vae_jax.models import priors
 from vae_jax.models import stages as stages_lib
@@ -45,6 +52,12 @@ def _halve(a: jax.Array) -> jax.Array:
   return jnp.split(a, 2, axis=-1)
 
 
+def _gaussian_and_context(out: jax.Array, z: int):
+  """(mean, log_var, context or None) from a posterior net's output channels [mean | log_var | context]."""
+  out = out.astype(jnp.float32)
+  return out[..., :z], out[..., z:2 * z], (out[..., 2 * z:] if out.shape[-1] > 2 * z else None)
+
+
 class DenseTopDown(nn.Module):
   """Dense blocks: features h = MLP(x); the state s is a vector of hidden_sizes[-1] units."""
   hidden_sizes: Sequence[int]
@@ -53,6 +66,7 @@ class DenseTopDown(nn.Module):
   out_shape: Sequence[int]
   activation: str = 'relu'
   dtype: jnp.dtype = jnp.float32
+  context_dim: int = 0  # units of context each posterior also gives its group's flow
 
   def setup(self):
     width, z = self.hidden_sizes[-1], self.group_dim
@@ -60,7 +74,7 @@ class DenseTopDown(nn.Module):
     self.bottom_up = blocks.MLP(tuple(self.hidden_sizes[:-1]), width, self.activation, self.dtype, name='bottom_up')
     self.start = self.param('start', nn.initializers.zeros_init(), (width,))
     self.priors = [net(2 * z, f'prior_{g}') for g in range(1, self.num_groups)]
-    self.posteriors = [net(2 * z, f'posterior_{g}') for g in range(self.num_groups)]
+    self.posteriors = [net(2 * z + self.context_dim, f'posterior_{g}') for g in range(self.num_groups)]
     self.updates = [net(width, f'update_{g}') for g in range(self.num_groups)]
     self.output = blocks.MLPDecoder(tuple(reversed(self.hidden_sizes)), self.out_shape, self.activation,
                                     self.dtype, name='output')
@@ -79,7 +93,8 @@ class DenseTopDown(nn.Module):
     return (None if g == 0 else tuple(_halve(self.priors[g - 1](s).astype(jnp.float32)))), None
 
   def posterior(self, g: int, s: jax.Array, features: jax.Array):
-    return tuple(_halve(self.posteriors[g](jnp.concatenate([features, s], -1)).astype(jnp.float32)))
+    """(mean, log_var, context or None) of q(z_g | x, z_<g)."""
+    return _gaussian_and_context(self.posteriors[g](jnp.concatenate([features, s], -1)), self.group_dim)
 
   def update(self, g: int, s: jax.Array, z: jax.Array, extra) -> jax.Array:
     del extra
@@ -97,6 +112,7 @@ class ConvTopDown(nn.Module):
   out_shape: Sequence[int]
   activation: str = 'gelu'
   dtype: jnp.dtype = jnp.float32
+  context_dim: int = 0  # channels of context each posterior also gives its group's flow
 
   def _sizes(self):
     h, w = self.out_shape[:2]
@@ -121,7 +137,7 @@ class ConvTopDown(nn.Module):
     stages, z = self._stages_top_down(), self.group_dim
     self.priors = [block(chans[r], f'prior_{g}', residual=False, out_scale=0.0,
                          out_width=chans[r] + (2 * z if g else 0)) for g, r in enumerate(stages)]
-    self.posteriors = [block(chans[r], f'posterior_{g}', residual=False, out_width=2 * z)
+    self.posteriors = [block(chans[r], f'posterior_{g}', residual=False, out_width=2 * z + self.context_dim)
                        for g, r in enumerate(stages)]
     self.projections = [convolution.Conv(chans[r], (1, 1), dtype=self.dtype, name=f'z_projection_{g}',
                                          kernel_init=nn.initializers.variance_scaling(scale**2, 'fan_in',
@@ -158,9 +174,11 @@ class ConvTopDown(nn.Module):
     mean, log_var = _halve(out[..., c:].astype(jnp.float32))
     return (mean, log_var), out[..., :c]
 
-  def posterior(self, g: int, s: jax.Array, features) -> tuple[jax.Array, jax.Array]:
+  def posterior(self, g: int, s: jax.Array, features):
+    """(mean, log_var, context or None) of q(z_g | x, z_<g), each (n, h, w, channels)."""
     r = self._stages_top_down()[g]
-    return tuple(_halve(self.posteriors[g](jnp.concatenate([s, features[r].astype(s.dtype)], -1)).astype(jnp.float32)))
+    return _gaussian_and_context(self.posteriors[g](jnp.concatenate([s, features[r].astype(s.dtype)], -1)),
+                                 self.group_dim)
 
   def update(self, g: int, s: jax.Array, z: jax.Array, extra: jax.Array) -> jax.Array:
     s = s + extra + self.projections[g](z.astype(s.dtype))
@@ -180,11 +198,11 @@ class ConvTopDown(nn.Module):
 
 
 FAMILIES: dict[str, Callable] = {
-    'mlp': lambda m, sizes, out_shape, dtype: DenseTopDown(
-        sizes, sum(m.groups_per_stage), m.latent_dim, out_shape, m.activation, dtype),
-    'conv': lambda m, sizes, out_shape, dtype: ConvTopDown(
+    'mlp': lambda m, sizes, out_shape, dtype, context: DenseTopDown(
+        sizes, sum(m.groups_per_stage), m.latent_dim, out_shape, m.activation, dtype, context),
+    'conv': lambda m, sizes, out_shape, dtype, context: ConvTopDown(
         sizes if len(sizes) > 1 else sizes * len(m.groups_per_stage), tuple(m.groups_per_stage), m.latent_dim,
-        out_shape, m.activation, dtype),
+        out_shape, m.activation, dtype, context),
 }
 
 
@@ -193,6 +211,7 @@ class HVAE(nn.Module):
   net: nn.Module
   likelihood: nn.Module
   prior: nn.Module = priors.StandardNormal()
+  flows: Sequence[nn.Module] = ()  # one posterior flow per group, or none
 
   stochastic = True
   conditional = False
@@ -209,9 +228,6 @@ class HVAE(nn.Module):
     if not groups or any(int(g) < 0 for g in groups) or sum(groups) < 1:
       raise errors.ConfigError(f'model.groups_per_stage={groups} must list how many latent groups each stage '
                                'holds (>= 0 each, at least one in all)')
-    if m.posterior_flow != 'none':
-      raise errors.ConfigError(f'model.posterior_flow={m.posterior_flow!r} is not supported by model.kind=hvae; '
-                               'use model.kind=vae for a flow posterior')
     if m.encoder == 'conv':
       if len(m.hidden_sizes) not in (1, len(groups)):
         raise errors.ConfigError(f'model.hidden_sizes={tuple(m.hidden_sizes)} must give one channel count, or one '
@@ -229,12 +245,17 @@ class HVAE(nn.Module):
     height, width, channels = (int(d) for d in image_shape)
     likelihood = likelihoods.make(config, channels)
     out_shape = (height, width, likelihood.output_channels(channels))
-    net = FAMILIES[m.encoder](m, tuple(int(h) for h in m.hidden_sizes), out_shape, jnp.dtype(m.dtype))
-    top_size = math.prod(net.group_shapes()[0])
-    return cls(net=net, likelihood=likelihood, prior=priors.make(config, image_shape, top_size))
+    net = FAMILIES[m.encoder](m, tuple(int(h) for h in m.hidden_sizes), out_shape, jnp.dtype(m.dtype),
+                              flows.context_dim(config))
+    shapes = net.group_shapes()
+    group_flows = tuple(f for f in (flows.make(config) for _ in shapes) if f is not None)
+    return cls(net=net, likelihood=likelihood, prior=priors.make(config, image_shape, math.prod(shapes[0])),
+               flows=group_flows)
 
   @property
   def kl_note(self) -> str | None:
+    if self.flows:
+      return flows.KL_NOTE
     return None if self.prior.closed_form_kl else priors.SINGLE_SAMPLE_KL_NOTE
 
   @property
@@ -254,52 +275,66 @@ class HVAE(nn.Module):
     return self.net.features(x)
 
   def _top_q(self, u: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """q(z_0 | u): the top group's posterior, what the VampPrior's components are."""
-    mean, log_var = self.net.posterior(0, self.net.initial(u.shape[0]), self.net.features(u))
+    """The Gaussian q(z_0 | u) of the top group (before any flow): what the VampPrior's components are."""
+    mean, log_var, _ = self.net.posterior(0, self.net.initial(u.shape[0]), self.net.features(u))
     return _flat(mean), _flat(log_var)
 
   def _walk(self, n: int, pick, features=None):
-    """The top-down pass: pick(g, q, p) chooses z_g; returns [(z, q, p)] per group and the decoder output."""
+    """The top-down pass: pick(g, q, p) -> (z_g, record) chooses z_g; returns the records (q and p
+    added) per group and the decoder output."""
     s = self.net.initial(n)
     records = []
     for g in range(len(self.group_shapes)):
       p, extra = self.net.prior(g, s)
       q = None if features is None else self.net.posterior(g, s, features)
-      z = pick(g, q, p)
-      records.append((z, q, p))
+      z, record = pick(g, q, p)
+      records.append({**record, 'q': q, 'p': p})
       s = self.net.update(g, s, z, extra)
     return records, self.likelihood(self.net.out(s).astype(jnp.float32))
+
+  def _flow(self, g: int, z0: jax.Array, context: jax.Array):
+    """z_g and log |det dz_g/dz0| (0 without a flow)."""
+    if not self.flows:
+      return z0, 0.0
+    return self.flows[g](z0, context)
 
   def _posterior_pick(self, keys: jax.Array):
     def pick(g, q, p):
       del p
-      mean, log_var = q
+      mean, log_var, context = q
       eps = gaussian.per_example_normal(gaussian.fold_in_each(keys, g), mean.shape[1:])
-      return mean + jnp.exp(0.5 * log_var) * eps
+      z0 = mean + jnp.exp(0.5 * log_var) * eps
+      z, log_det = self._flow(g, z0, context)
+      return z, {'z': z, 'z0': z0, 'log_det': log_det}
     return pick
 
   def terms(self, x: jax.Array, ctx, keys: jax.Array) -> dict[str, jax.Array]:
     records, params = self._walk(x.shape[0], self._posterior_pick(keys), ctx)
     kls, log_ratio = [], 0.0
-    for g, (z, (mq, lvq), p) in enumerate(records):
-      z, mq, lvq = _flat(z), _flat(mq), _flat(lvq)
-      log_q = gaussian.log_prob(z, mq, lvq)
+    for g, r in enumerate(records):
+      z, mq, lvq = _flat(r['z']), _flat(r['q'][0]), _flat(r['q'][1])
+      log_q = gaussian.log_prob(_flat(r['z0']), mq, lvq) - r['log_det']
       if g == 0:
         log_p = self.prior.log_prob(z, self._top_q)
-        kls.append(gaussian.kl_standard_normal(mq, lvq) if self.prior.closed_form_kl else log_q - log_p)
+        kl = jnp.sum(self.prior.kl_per_dim(mq, lvq), axis=-1) if self.prior.closed_form_kl else None
       else:
-        mp, lvp = _flat(p[0]), _flat(p[1])
+        mp, lvp = _flat(r['p'][0]), _flat(r['p'][1])
         log_p = gaussian.log_prob(z, mp, lvp)
-        kls.append(gaussian.kl(mq, lvq, mp, lvp))
+        kl = gaussian.kl(mq, lvq, mp, lvp)
+      kls.append(log_q - log_p if self.flows or kl is None else kl)  # the single-sample estimate, or closed form
       log_ratio = log_ratio + log_p - log_q
     log_px_z = type(self.likelihood).log_prob(params, x)
     return {'log_px_z': log_px_z, 'kl': jnp.stack(kls, axis=-1), 'log_ratio': log_ratio}
 
   def encode(self, x: jax.Array, labels: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
-    """Posterior means and log-variances of every group along the mean path (z_<g at their means), flat."""
-    records, _ = self._walk(x.shape[0], lambda g, q, p: q[0], self.infer(x, labels))
-    return (jnp.concatenate([_flat(q[0]) for _, q, _ in records], -1),
-            jnp.concatenate([_flat(q[1]) for _, q, _ in records], -1))
+    """The Gaussian posterior means and log-variances of every group along the mean path (each z_<g
+    at its mean, pushed through its flow when there is one), flat."""
+    def pick(g, q, p):
+      del p
+      return self._flow(g, q[0], q[2])[0], {}
+    records, _ = self._walk(x.shape[0], pick, self.infer(x, labels))
+    return (jnp.concatenate([_flat(r['q'][0]) for r in records], -1),
+            jnp.concatenate([_flat(r['q'][1]) for r in records], -1))
 
   def _split(self, z: jax.Array) -> list[jax.Array]:
     parts = jnp.split(z, list(itertools.accumulate(self.group_sizes))[:-1], axis=-1)
@@ -309,7 +344,7 @@ class HVAE(nn.Module):
     """p(x | z) for a flat z of all groups (top group first)."""
     del labels
     zs = self._split(jnp.asarray(z, jnp.float32))
-    _, params = self._walk(z.shape[0], lambda g, q, p: zs[g])
+    _, params = self._walk(z.shape[0], lambda g, q, p: (zs[g], {}))
     return params
 
   def log_px_given_z(self, z: jax.Array, x: jax.Array, labels: jax.Array | None = None) -> jax.Array:
@@ -324,9 +359,9 @@ class HVAE(nn.Module):
       k = jax.random.fold_in(key, g)
       if g == 0:
         z = self.prior.sample(k, n, self.group_sizes[0], temps[0], self._top_q)
-        return z.reshape(n, *self.group_shapes[0])
+        return z.reshape(n, *self.group_shapes[0]), {}
       mean, log_var = p
-      return mean + temps[g] * jnp.exp(0.5 * log_var) * jax.random.normal(k, mean.shape)
+      return mean + temps[g] * jnp.exp(0.5 * log_var) * jax.random.normal(k, mean.shape), {}
 
     _, params = self._walk(n, pick)
     return params
