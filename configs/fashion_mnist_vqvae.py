@@ -24,8 +24,8 @@ def get_config():
   config.model.hidden_sizes = (32, 64)
   config.model.latent_dim = 16
   config.model.codebook_size = 128
-  config.num_epochs = 20
-  config.model.code_prior_epochs = 20
+  config.num_epochs = 10
+  config.model.code_prior_epochs = 10
   config.model.code_prior_channels = 64
   config.model.code_prior_layers = 5
   config.eval.every_epochs = 5
