@@ -11,7 +11,10 @@ prior over the 7x7 codes on the frozen first stage. eval.json: the bound
 -log p(x) <= -log p(x|z_q) - log p(z_q) with the learned prior
 (nll_bound_nats) and with the uniform prior (49 log K,
 nll_bound_uniform_prior_nats), codebook_perplexity and codes_used.
-Results: RESULTS.md, "VQ-VAE".
+Measured (2026-11-30, 2 CPU cores, 10 + 10 epochs, K = 128): test
+-log p(x|z_q) 122.70 nats, bound 250.44 nats with the PixelCNN prior and
+360.45 with the uniform one, codebook perplexity 74.7 with all 128 codes
+used (RESULTS.md, "VQ-VAE").
 """
 
 from vae_jax import config_lib
