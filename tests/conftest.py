@@ -58,6 +58,15 @@ def make_config():
   return tiny_config
 
 
+@pytest.fixture(scope='session')
+def tiny_vae_run(tmp_path_factory):
+  """The tiny config trained once for the session: (workdir, final eval results). Tests only read it
+  and add their own eval files."""
+  from vae_jax import train  # pylint: disable=g-import-not-at-top
+  workdir = tmp_path_factory.mktemp('tiny_vae_run')
+  return workdir, train.train_and_evaluate(tiny_config(), workdir)
+
+
 def pytest_sessionfinish(session, exitstatus):
   del session, exitstatus
   for directory in (_CACHE_DIR, _CLASSIFIER_CACHE):

@@ -10,17 +10,13 @@ import sys
 import pytest
 
 from vae_jax import evaluate
-from vae_jax import train
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope='module')
-def run(tmp_path_factory):
-  from conftest import tiny_config  # pylint: disable=g-import-not-at-top
-  workdir = tmp_path_factory.mktemp('run')
-  results = train.train_and_evaluate(tiny_config(), workdir)
-  return workdir, results
+@pytest.fixture
+def run(tiny_vae_run):
+  return tiny_vae_run
 
 
 def test_same_samples_reproduce_training_eval(run):

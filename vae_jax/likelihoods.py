@@ -9,6 +9,13 @@ over every pixel and channel: one number per example, in nats.
 
 The 8-bit heads read images in [0, 1] as the 256 values k / 255 (the data's
 `binarize=none` form) and give each its probability.
+
+For entropy coding (`vae_jax.bitsback`) a discrete head also names its
+alphabet: `num_symbols` values per pixel and channel, `to_symbols(x)` and
+`from_symbols(s)` between images and symbol indices, and
+`symbol_probs(params)` -> (n, H, W, C, num_symbols), the probability of every
+value of every pixel and channel, which are independent given z. A head that
+cannot give them says why in `coding_obstacle` (None when it can).
 """
 
 import math
@@ -47,6 +54,15 @@ class Bernoulli(nn.Module):
   @staticmethod
   def sample(key: jax.Array, logits: jax.Array) -> jax.Array:
     return jax.random.bernoulli(key, jax.nn.sigmoid(logits)).astype(jnp.float32)
+
+  num_symbols = 2
+  coding_obstacle = None
+  to_symbols = staticmethod(lambda x: jnp.asarray(x).astype(jnp.int32))
+  from_symbols = staticmethod(lambda s: jnp.asarray(s).astype(jnp.float32))
+
+  @staticmethod
+  def symbol_probs(logits: jax.Array) -> jax.Array:
+    return jnp.stack([jax.nn.sigmoid(-logits), jax.nn.sigmoid(logits)], axis=-1)
 
 
 class Gaussian(nn.Module):
@@ -87,6 +103,10 @@ class Gaussian(nn.Module):
   def sample(key: jax.Array, params: tuple[jax.Array, jax.Array]) -> jax.Array:
     mean, log_std = params
     return mean + jnp.exp(log_std) * jax.random.normal(key, mean.shape)
+
+  num_symbols = None
+  coding_obstacle = ('model.likelihood=gaussian is a density on [0, 1], not a probability of the pixel values; '
+                     'lossless coding needs bernoulli, logistic_mixture or categorical')
 
 
 _LEVELS = 255.0  # 8-bit: values k / 255, k = 0..255
@@ -195,6 +215,34 @@ class LogisticMixture(nn.Module):
       x = jnp.stack([x0, x1, x2], axis=-1)
     return jnp.round((x + 1.0) / 2.0 * _LEVELS) / _LEVELS
 
+  num_symbols = 256
+  to_symbols = staticmethod(_to_levels)
+  from_symbols = staticmethod(lambda s: jnp.asarray(s).astype(jnp.float32) / _LEVELS)
+
+  @property
+  def coding_obstacle(self) -> str | None:
+    if self._coupled(self.channels):
+      return ('a 3-channel logistic mixture couples the channels of a pixel; coding them one after another '
+              'is not implemented')
+    return None
+
+  @staticmethod
+  def symbol_probs(params) -> jax.Array:
+    """The mixture's mass on each of the 256 bins, from each component's CDF at the 255 inner bin edges.
+
+    Each difference is taken on the side of the component's mean where the
+    two CDF values are not both near 1, as in `log_prob_per_pixel`.
+    """
+    logits, means, log_scales, _ = params
+    edges = (jnp.arange(1, 256, dtype=jnp.float32) / _LEVELS * 2.0 - 1.0) - 1.0 / _LEVELS  # (255,)
+    t = (edges - means[..., None]) * jnp.exp(-log_scales)[..., None]  # (..., K, C, 255)
+    inf = jnp.full(t.shape[:-1] + (1,), jnp.inf)
+    t = jnp.concatenate([-inf, t, inf], axis=-1)
+    lo, hi = t[..., :-1], t[..., 1:]
+    mass = jnp.where(lo > 0, jax.nn.sigmoid(-lo) - jax.nn.sigmoid(-hi), jax.nn.sigmoid(hi) - jax.nn.sigmoid(lo))
+    weights = jax.nn.softmax(logits)[..., None, None]  # (..., K, 1, 1)
+    return jnp.sum(weights * mass, axis=-3)  # (..., C, 256)
+
 
 class Categorical(nn.Module):
   """p(x|z): an independent 256-way categorical per pixel and channel. Parameters: logits (..., C, 256)."""
@@ -221,6 +269,12 @@ class Categorical(nn.Module):
   @staticmethod
   def sample(key: jax.Array, logits: jax.Array) -> jax.Array:
     return jax.random.categorical(key, logits).astype(jnp.float32) / _LEVELS
+
+  num_symbols = 256
+  coding_obstacle = None
+  to_symbols = staticmethod(_to_levels)
+  from_symbols = staticmethod(lambda s: jnp.asarray(s).astype(jnp.float32) / _LEVELS)
+  symbol_probs = staticmethod(jax.nn.softmax)
 
 
 LIKELIHOODS: dict[str, Callable[..., nn.Module]] = {

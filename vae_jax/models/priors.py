@@ -4,7 +4,9 @@ A prior is a flax module with
   closed_form_kl         True when KL(q || p) of a diagonal Gaussian q has a closed form;
                          such a prior also has kl_per_dim(mean, log_var, cond) (n, d);
   log_prob(z, posterior, cond) log p(z) per example, z (n, d);
-  sample(key, n, d, temperature, posterior, cond) n draws, each component's spread scaled by `temperature`.
+  sample(key, n, d, temperature, posterior, cond) n draws, each component's spread scaled by `temperature`;
+and, only when p(z) is one diagonal Gaussian (what bits-back coding discretizes),
+  diagonal(n, d, cond)   its (mean, log_var), each (n, d).
 
 `posterior(u) -> (mean, log_var)` is the model's own Gaussian q(z|u) of the
 group, which the VampPrior evaluates at its pseudo-inputs; the other priors
@@ -70,6 +72,10 @@ class StandardNormal(nn.Module):
              cond=None) -> jax.Array:
     del posterior, cond
     return temperature * jax.random.normal(key, (n, dim))
+
+  def diagonal(self, n: int, dim: int, cond=None) -> tuple[jax.Array, jax.Array]:
+    del cond
+    return jnp.zeros((n, dim)), jnp.zeros((n, dim))
 
   def __call__(self, z, posterior=None, cond=None):
     return self.log_prob(z, posterior, cond)
@@ -170,6 +176,10 @@ class ClassGaussian(nn.Module):
     del posterior, dim
     mean, log_var = self._parameters(cond)
     return mean + temperature * jnp.exp(0.5 * log_var) * jax.random.normal(key, mean.shape)
+
+  def diagonal(self, n: int, dim: int, cond=None) -> tuple[jax.Array, jax.Array]:
+    del n, dim
+    return self._parameters(cond)
 
   def __call__(self, z, posterior=None, cond=None):
     return self.log_prob(z, posterior, cond)

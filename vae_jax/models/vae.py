@@ -149,6 +149,25 @@ class VAE(nn.Module):
   def __call__(self, x: jax.Array, keys: jax.Array, labels: jax.Array | None = None) -> dict[str, jax.Array]:
     return self.terms(x, self.infer(x, labels), keys)
 
+  @property
+  def coding_obstacle(self) -> str | None:
+    if not self.stochastic:
+      return 'this model has no prior and no posterior, so there are no bits to get back'
+    if self.conditional:
+      return 'this model codes x given its class label y, which the file would have to carry as well'
+    if self.flow is not None:
+      return 'q(z|x) goes through a posterior flow, so it is not the diagonal Gaussian that the coder discretizes'
+    if not hasattr(self.prior, 'diagonal'):
+      return 'the prior is a mixture, not the diagonal Gaussian whose equal-mass buckets the coder uses'
+    return self.likelihood.coding_obstacle
+
+  def latent_gaussians(self, x: jax.Array | None, z: jax.Array, labels: jax.Array | None = None):
+    """[(prior mean, prior log_var, q mean, q log_var)] for the one group; q's are None when x is None."""
+    n = z.shape[0]  # one group: z has nothing above it to condition on
+    cond = self.condition(labels, n)
+    prior = self.prior.diagonal(n, self.latent_dim, cond)
+    return [prior + ((None, None) if x is None else self.encode(x, labels))]
+
 
 class IWAE(VAE):
   """The VAE's model, trained on the importance-weighted bound with model.num_importance_samples."""

@@ -97,6 +97,8 @@ class VQVAE(nn.Module):
   objective = 'elbo'
   max_importance_samples = 1  # q(c|x) is a point mass: one sample gives the bound exactly
   updates_state = True
+  coding_obstacle = ('q(c|x) is a point mass, so there are no bits to get back; coding the codes directly under '
+                     'the PixelCNN prior is not implemented')
 
   @classmethod
   def check_config(cls, config) -> None:

@@ -1,0 +1,135 @@
+"""Bits-back compression: exact round trips for every codable model shape, a code length at the
+model's -ELBO, the probabilities it codes with against exact answers, and one-line refusals."""
+
+import math
+import os
+import pathlib
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy import stats
+
+from vae_jax import bitsback
+from vae_jax import data
+from vae_jax import errors
+from vae_jax import likelihoods
+from vae_jax import models
+from vae_jax import run as run_lib
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def test_round_trip_is_exact_and_costs_the_elbo(tiny_vae_run, tmp_path):
+  workdir, results = tiny_vae_run
+  run = run_lib.load_run(workdir)
+  images = data.load(run.config).test.images  # binarized once, as the evaluation reads them
+  figures = bitsback.compress_run(run, images, tmp_path / 'test.vbb', batch_size=64)
+  restored, _ = bitsback.decompress_run(run, tmp_path / 'test.vbb')
+  assert restored.dtype == images.dtype and np.array_equal(restored, images)
+  nats = (figures['payload_bits'] - figures['seed_bits']) * math.log(2) / len(images)
+  assert nats == pytest.approx(-results['elbo_nats'], rel=0.03), (nats, results['elbo_nats'])
+
+
+def _untrained(make_config, image_shape, **overrides):
+  config = make_config(**{'model.hidden_sizes': (16,), 'model.latent_dim': 3, **overrides})
+  model = models.make(config, image_shape)
+  return model, models.init_params(model, image_shape, jax.random.key(0))
+
+
+@pytest.mark.parametrize('overrides,uint8', [
+    ({'model.kind': 'hvae', 'model.groups_per_stage': (1, 1)}, False),  # two groups, top-down order
+    ({'model.likelihood': 'logistic_mixture', 'model.logistic_components': 3, 'data.binarize': 'none'}, True),
+    ({'model.likelihood': 'categorical', 'data.binarize': 'none'}, False),
+])
+def test_every_codable_shape_round_trips_exactly(make_config, overrides, uint8):
+  shape = (4, 4, 1)
+  model, params = _untrained(make_config, shape, **overrides)
+  rng = np.random.default_rng(0)
+  head = type(model.likelihood)
+  symbols = rng.integers(0, head.num_symbols, size=(9, *shape))
+  images = symbols.astype(np.uint8) if uint8 else (symbols / (head.num_symbols - 1)).astype(np.float32)
+  coder = bitsback.Coder(model, params, shape, bucket_bits=6, batch_size=4)
+  coded, _ = bitsback.to_symbols(head, images, shape)
+  words = coder.compress(coded)
+  assert np.array_equal(coder.decompress(words, len(images)), coded)
+
+
+def test_bucket_masses_against_scipy():
+  prior_mean, prior_log_var = jnp.array([0.5, -1.0]), jnp.array([0.0, 0.8])
+  q_mean, q_log_var = jnp.array([0.9, -3.5]), jnp.array([-2.0, -4.0])
+  got = np.asarray(bitsback.bucket_masses(prior_mean, prior_log_var, q_mean, q_log_var, 4))
+  edges = stats.norm.ppf(np.arange(17) / 16)[None] * np.exp(0.5 * np.asarray(prior_log_var))[:, None] \
+      + np.asarray(prior_mean)[:, None]
+  want = np.diff(stats.norm.cdf(edges, np.asarray(q_mean)[:, None], np.exp(0.5 * np.asarray(q_log_var))[:, None]))
+  np.testing.assert_allclose(got, want, atol=2e-6)
+  # every bucket has mass 1/16 under the prior, and its value is the prior's median within it
+  uniform = bitsback.bucket_masses(prior_mean, prior_log_var, prior_mean, prior_log_var, 4)
+  np.testing.assert_allclose(uniform, 1 / 16, atol=1e-6)
+  value = bitsback.bucket_values(prior_mean, prior_log_var, jnp.array([3, 15]), 4)
+  np.testing.assert_allclose(stats.norm.cdf(value, np.asarray(prior_mean), np.exp(0.5 * np.asarray(prior_log_var))),
+                             [3.5 / 16, 15.5 / 16], rtol=1e-5)
+
+
+@pytest.mark.parametrize('name', ['bernoulli', 'logistic_mixture', 'categorical'])
+def test_symbol_probabilities_are_the_likelihood(make_config, name):
+  config = make_config(**{'model.likelihood': name, 'model.logistic_components': 3})
+  head = likelihoods.make(config, 1)
+  outputs = 3.0 * jax.random.normal(jax.random.key(0), (2, 3, 3, head.output_channels(1)))
+  params = head.apply({}, outputs)
+  probs = head.symbol_probs(params)  # (2, 3, 3, 1, V)
+  np.testing.assert_allclose(jnp.sum(probs, -1), 1.0, atol=1e-5)
+  symbols = jax.random.randint(jax.random.key(1), (2, 3, 3, 1), 0, head.num_symbols)
+  picked = jnp.take_along_axis(probs, symbols[..., None], -1)[..., 0]
+  want = head.log_prob(params, head.from_symbols(symbols))
+  np.testing.assert_allclose(jnp.sum(jnp.log(picked).reshape(2, -1), -1), want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize('overrides,expected', [
+    ({'model.prior': 'vampprior', 'model.prior_components': 3}, 'the prior is a mixture'),
+    ({'model.posterior_flow': 'iaf', 'model.flow_hidden_size': 8}, 'posterior flow'),
+    ({'model.likelihood': 'gaussian', 'data.binarize': 'none'}, 'is a density'),
+    ({'model.kind': 'ae'}, 'no bits to get back'),
+])
+def test_models_it_cannot_code_are_refused_in_one_line(make_config, overrides, expected):
+  model, params = _untrained(make_config, (4, 4, 1), **overrides)
+  with pytest.raises(errors.UserError, match=expected):
+    bitsback.Coder(model, params, (4, 4, 1))
+
+
+def test_values_outside_the_alphabet_are_refused():
+  with pytest.raises(errors.DataError, match='values other than 0 and 1'):
+    bitsback.to_symbols(likelihoods.Bernoulli, np.full((2, 4, 4, 1), 0.5, np.float32), (4, 4, 1))
+  with pytest.raises(errors.DataError, match='shape'):
+    bitsback.to_symbols(likelihoods.Bernoulli, np.zeros((2, 5, 4, 1)), (4, 4, 1))
+
+
+def _decompress_cli(workdir, path, out):
+  env = dict(os.environ, JAX_PLATFORMS='cpu')
+  return subprocess.run([sys.executable, '-m', 'vae_jax.decompress', f'--workdir={workdir}', f'--in={path}',
+                         f'--out={out}'], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_another_run_or_a_damaged_file_is_refused(tiny_vae_run, tmp_path):
+  workdir, _ = tiny_vae_run
+  run = run_lib.load_run(workdir)
+  images = data.load(run.config).test.images[:20]
+  path = tmp_path / 'a.vbb'
+  bitsback.compress_run(run, images, path)
+  other = run_lib.load_run(workdir, step=run.step - 20)  # the same config at an earlier checkpoint
+  with pytest.raises(bitsback.CompressedFileError, match='made with another run .parameters hash'):
+    bitsback.decompress_run(other, path)
+  blob = bytearray(path.read_bytes())
+  blob[-3] ^= 0x10
+  (tmp_path / 'flipped.vbb').write_bytes(bytes(blob))
+  (tmp_path / 'cut.vbb').write_bytes(bytes(blob[:30]))
+  with pytest.raises(bitsback.CompressedFileError, match='damaged header'):
+    bitsback.decompress_run(run, tmp_path / 'cut.vbb')
+  proc = _decompress_cli(workdir, tmp_path / 'flipped.vbb', tmp_path / 'out.npy')
+  assert proc.returncode == 2 and 'Traceback' not in proc.stderr, proc.stderr[-2000:]
+  last = proc.stderr.strip().splitlines()[-1]
+  assert last.startswith('error: ') and 'is damaged' in last, last
+  assert not list(tmp_path.glob('out*'))

@@ -1,0 +1,355 @@
+"""Lossless compression with a run's model: bits-back coding on an ANS stack.
+
+BB-ANS (Townsend, Bird & Barber 2019), in the top-down order HiLLoC
+(Townsend et al. 2020) uses for hierarchies. For latent groups z_0 (top) ...
+z_{G-1} and one image x:
+
+  compress     pop  z_g ~ Q(z_g | x, z_<g)   for g = 0 .. G-1   (takes back bits already on the stack)
+               push x   with p(x | z)
+               push z_g with P(z_g | z_<g)   for g = G-1 .. 0
+  decompress   the same steps undone in reverse: pop z_0 .. z_{G-1}, pop x, push the z's back with Q.
+
+The net cost of an image is -log p(x|z) - log P(z) + log Q(z|x): the
+negative ELBO of the discretized model, in expectation over z ~ Q.
+
+Discretization (as in BB-ANS): each latent dimension is cut into 2^bucket_bits
+buckets of equal mass under its prior p(z_g | z_<g), a diagonal Gaussian. A
+bucket index then costs exactly bucket_bits under the prior (a uniform
+model), its latent value is the bucket's median, and Q puts on it q's mass
+between its edges. More buckets resolve q more finely at no cost in the
+expected rate, but need more bits on the stack before the first pop;
+DEFAULT_BUCKET_BITS is where the measured rate stopped improving
+(RESULTS.md, "Lossless compression").
+
+The images are coded in chunks, each run through the networks as one padded
+batch of `batch_size`. The first chunks are small (1, 1, 1, 2, 3, ...: each
+at most half of what is already coded), so a few seed words suffice for the
+first pops and every later chunk finds enough bits on the stack; the seed
+words are the bottom of the stack, part of the file, and decompression ends
+with exactly them, which checks the whole round trip.
+
+Exactness needs the decoder to compute bit-identical probabilities, so both
+directions run the same compiled functions on the same padded inputs, and a
+file records the backend it was made on and refuses another.
+
+File format (version 1): MAGIC, a little-endian uint32 header length, the
+header as UTF-8 JSON (format version, the run's config and parameter hashes,
+the image shape, count and dtype, the coding settings, the payload's
+SHA-256), then the ANS words as little-endian uint32.
+"""
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import struct
+import time
+
+import constriction
+import jax
+import jax.numpy as jnp
+from jax.scipy import special
+import numpy as np
+
+from vae_jax import errors
+
+MAGIC = b'VAEJAXBB'
+FORMAT_VERSION = 1
+DEFAULT_BUCKET_BITS = 8
+DEFAULT_BATCH_SIZE = 200
+_CATEGORICAL = constriction.stream.model.Categorical(perfect=False)
+
+
+class CompressedFileError(errors.UserError):
+  """A compressed file that is damaged, of another format, or made with another run."""
+
+
+def config_hash(config) -> str:
+  return hashlib.sha256(json.dumps(config.to_dict(), sort_keys=True, default=str).encode()).hexdigest()
+
+
+def params_hash(params) -> str:
+  """SHA-256 of every parameter's bytes in tree order: two checkpoints of one config differ here."""
+  digest = hashlib.sha256()
+  for leaf in jax.tree.leaves(params):
+    digest.update(np.ascontiguousarray(np.asarray(leaf)).tobytes())
+  return digest.hexdigest()
+
+
+def bucket_masses(prior_mean, prior_log_var, q_mean, q_log_var, bits: int) -> jax.Array:
+  """q's mass in each of the 2^bits equal-prior-mass buckets, (..., 2^bits).
+
+  Each difference of CDFs is taken on the side of q's mean where the two
+  values are not both near 1, so no mass is lost to cancellation.
+  """
+  count = 2**bits
+  quantiles = special.ndtri(jnp.arange(1, count, dtype=jnp.float32) / count)  # the count-1 inner edges
+  edges = prior_mean[..., None] + jnp.exp(0.5 * prior_log_var)[..., None] * quantiles
+  t = (edges - q_mean[..., None]) * jnp.exp(-0.5 * q_log_var)[..., None]
+  inf = jnp.full(t.shape[:-1] + (1,), jnp.inf)
+  t = jnp.concatenate([-inf, t, inf], axis=-1)
+  lo, hi = t[..., :-1], t[..., 1:]
+  return jnp.where(lo > 0, special.ndtr(-lo) - special.ndtr(-hi), special.ndtr(hi) - special.ndtr(lo))
+
+
+def bucket_values(prior_mean, prior_log_var, index, bits: int) -> jax.Array:
+  """The latent value of each bucket index: the bucket's median under the prior."""
+  u = (index.astype(jnp.float32) + 0.5) / 2**bits
+  return prior_mean + jnp.exp(0.5 * prior_log_var) * special.ndtri(u)
+
+
+def chunk_sizes(n: int, batch_size: int) -> list[int]:
+  """How many images each chunk codes: at most half of those already coded, at least 1, at most batch_size."""
+  sizes, done = [], 0
+  while done < n:
+    size = min(batch_size, max(1, done // 2), n - done)
+    sizes.append(size)
+    done += size
+  return sizes
+
+
+def seed_words(latent_dim: int, bucket_bits: int) -> np.ndarray:
+  """Fixed pseudo-random words at the bottom of the stack: enough for the first image's pops."""
+  count = math.ceil(latent_dim * bucket_bits / 32) + 2
+  words = np.random.default_rng(0).integers(1, 2**32, size=count, dtype=np.uint32)
+  return words  # never 0, so the top word is a valid end of ANS data
+
+
+@dataclasses.dataclass
+class Header:
+  """What a file says about itself; decompression checks every field against the run."""
+  config_sha256: str
+  params_sha256: str
+  step: int
+  image_shape: tuple[int, ...]  # of the coded array, images first
+  dtype: str
+  scale: int  # the array holds symbols / scale (255 for 8-bit images in [0, 1], else 1)
+  bucket_bits: int
+  batch_size: int
+  backend: str
+  payload_sha256: str = ''
+  num_words: int = 0
+  format_version: int = FORMAT_VERSION
+
+
+def write_file(path: os.PathLike, header: Header, words: np.ndarray) -> int:
+  """Writes the file atomically (a temporary name, then a rename); returns its size in bytes."""
+  payload = np.asarray(words, dtype='<u4').tobytes()
+  header = dataclasses.replace(header, payload_sha256=hashlib.sha256(payload).hexdigest(), num_words=len(words))
+  meta = json.dumps(dataclasses.asdict(header), sort_keys=True).encode()
+  blob = MAGIC + struct.pack('<I', len(meta)) + meta + payload
+  tmp = f'{os.fspath(path)}.tmp-{os.getpid()}'
+  with open(tmp, 'wb') as f:
+    f.write(blob)
+    f.flush()
+    os.fsync(f.fileno())
+  os.replace(tmp, path)
+  return len(blob)
+
+
+def read_file(path: os.PathLike) -> tuple[Header, np.ndarray]:
+  """The header and words of a file; a damaged or foreign file is a CompressedFileError."""
+  try:
+    blob = open(path, 'rb').read()
+  except OSError as e:
+    raise CompressedFileError(f'cannot read {path}: {e.strerror}') from None
+  if not blob.startswith(MAGIC) or len(blob) < len(MAGIC) + 4:
+    raise CompressedFileError(f'{path} is not a vae_jax compressed file (it does not start with {MAGIC!r})')
+  (size,) = struct.unpack('<I', blob[len(MAGIC):len(MAGIC) + 4])
+  start = len(MAGIC) + 4
+  try:
+    meta = json.loads(blob[start:start + size].decode())
+    version = meta.get('format_version')
+    if version != FORMAT_VERSION:
+      raise CompressedFileError(f'{path} has format version {version}; this vae_jax reads version '
+                                f'{FORMAT_VERSION}')
+    header = Header(**{**meta, 'image_shape': tuple(meta['image_shape'])})
+  except (ValueError, TypeError, KeyError, UnicodeDecodeError):
+    raise CompressedFileError(f'{path} has a damaged header: the file is truncated or corrupted') from None
+  payload = blob[start + size:]
+  if len(payload) != 4 * header.num_words or hashlib.sha256(payload).hexdigest() != header.payload_sha256:
+    raise CompressedFileError(f'{path} is damaged: its payload ({len(payload)} bytes) does not match the '
+                              f'checksum in its header; recompress the images')
+  return header, np.frombuffer(payload, dtype='<u4').astype(np.uint32)
+
+
+class Coder:
+  """Bits-back compression of images with one model and its parameters."""
+
+  def __init__(self, model, params, image_shape, bucket_bits: int = DEFAULT_BUCKET_BITS,
+               batch_size: int = DEFAULT_BATCH_SIZE):
+    obstacle = getattr(model, 'coding_obstacle', 'this kind has no bits-back coding')
+    if obstacle:
+      raise errors.UserError(f'cannot compress with this model: {obstacle}')
+    if not 1 <= bucket_bits <= 16:
+      raise errors.ConfigError(f'--bucket_bits={bucket_bits} must be in 1..16 (the coder works to 24 bits)')
+    if batch_size < 1:
+      raise errors.ConfigError(f'--batch_size={batch_size} must be >= 1')
+    self.model, self.params, self.bits, self.batch_size = model, params, bucket_bits, batch_size
+    self.image_shape = tuple(int(d) for d in image_shape)
+    self.head = type(model.likelihood)
+    self.num_symbols = self.head.num_symbols
+    bounds = np.cumsum((0,) + tuple(model.group_sizes))
+    self.groups = [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+    self.latent_dim = int(bounds[-1])
+    apply = lambda p, *args, method: model.apply({'params': p}, *args, method=method)
+
+    def masses(p, x, z, g):
+      pm, plv, qm, qlv = apply(p, x, z, method=model.latent_gaussians)[g]
+      return bucket_masses(pm, plv, qm, qlv, bucket_bits)
+
+    def values(p, z, index, g):
+      pm, plv, _, _ = apply(p, None, z, method=model.latent_gaussians)[g]
+      return bucket_values(pm, plv, index, bucket_bits)
+
+    self._masses = jax.jit(masses, static_argnums=3)
+    self._values = jax.jit(values, static_argnums=3)
+    self._symbol_probs = jax.jit(lambda p, z: self.head.symbol_probs(apply(p, z, method=model.decode)))
+    self._canonical = jax.jit(lambda s: self.head.from_symbols(s))
+
+  def _pad(self, a: np.ndarray) -> np.ndarray:
+    return np.concatenate([a, np.zeros((self.batch_size - len(a), *a.shape[1:]), a.dtype)])
+
+  def _categorical(self, probs, real: int) -> np.ndarray:
+    """The first `real` rows of per-symbol probabilities, flat (symbols, alphabet), for constriction."""
+    probs = np.asarray(probs)[:real]
+    return np.ascontiguousarray(probs.reshape(-1, probs.shape[-1]), dtype=np.float32)
+
+  def _latent_value(self, z: np.ndarray, index: np.ndarray, g: int) -> None:
+    z[:, self.groups[g]] = np.asarray(self._values(self.params, z, index[:, self.groups[g]], g))
+
+  def _partial(self, z: np.ndarray, g: int) -> np.ndarray:
+    """z with group g and those below it zero: what compression had chosen when it coded group g."""
+    out = z.copy()
+    out[:, self.groups[g].start:] = 0.0
+    return out
+
+  def compress(self, symbols: np.ndarray) -> np.ndarray:
+    """The ANS words that code `symbols` (n, H, W, C) int, the images' values as symbol indices."""
+    ans = constriction.stream.stack.AnsCoder(seed_words(self.latent_dim, self.bits))
+    uniform = constriction.stream.model.Uniform(2**self.bits)
+    start = 0
+    for real in chunk_sizes(len(symbols), self.batch_size):
+      s = self._pad(symbols[start:start + real])
+      x = self._canonical(s)
+      z = np.zeros((self.batch_size, self.latent_dim), np.float32)
+      index = np.zeros((self.batch_size, self.latent_dim), np.int32)
+      for g, group in enumerate(self.groups):  # pop z_g ~ Q(z_g | x, z_<g), top first
+        probs = self._categorical(self._masses(self.params, x, z, g), real)
+        index[:real, group] = ans.decode(_CATEGORICAL, probs).reshape(real, -1)
+        self._latent_value(z, index, g)
+      ans.encode_reverse(s[:real].ravel(), _CATEGORICAL, self._categorical(self._symbol_probs(self.params, z), real))
+      for group in reversed(self.groups):  # push z_g with its prior: a uniform bucket index
+        ans.encode_reverse(np.ascontiguousarray(index[:real, group].ravel()), uniform)
+      start += real
+    return ans.get_compressed()
+
+  def decompress(self, words: np.ndarray, n: int) -> np.ndarray:
+    """The symbols (n, H, W, C) that `compress` coded into `words`; refuses a stack that does not end
+    where compression began."""
+    ans = constriction.stream.stack.AnsCoder(words)
+    uniform = constriction.stream.model.Uniform(2**self.bits)
+    sizes = chunk_sizes(n, self.batch_size)
+    starts = np.cumsum([0] + sizes[:-1])
+    out = np.zeros((n, *self.image_shape), np.int32)
+    for start, real in reversed(list(zip(starts, sizes))):
+      z = np.zeros((self.batch_size, self.latent_dim), np.float32)
+      index = np.zeros((self.batch_size, self.latent_dim), np.int32)
+      for g, group in enumerate(self.groups):
+        index[:real, group] = ans.decode(uniform, real * (group.stop - group.start)).reshape(real, -1)
+        self._latent_value(z, index, g)
+      probs = self._categorical(self._symbol_probs(self.params, z), real)
+      s = ans.decode(_CATEGORICAL, probs).reshape(real, *self.image_shape)
+      out[start:start + real] = s
+      x = self._canonical(self._pad(s))
+      for g in reversed(range(len(self.groups))):  # push z_g back with Q, undoing compression's pops
+        probs = self._categorical(self._masses(self.params, x, self._partial(z, g), g), real)
+        ans.encode_reverse(np.ascontiguousarray(index[:real, self.groups[g]].ravel()), _CATEGORICAL, probs)
+    if not np.array_equal(ans.get_compressed(), seed_words(self.latent_dim, self.bits)):
+      raise CompressedFileError('decoding did not end at the stack compression began with: the file was made '
+                                'with other parameters or is damaged')
+    return out
+
+
+def to_symbols(head, images: np.ndarray, image_shape) -> tuple[np.ndarray, int]:
+  """Symbol indices of `images` for the head, and the scale the array stores them at; refuses values
+  outside the head's alphabet with one line."""
+  images = np.asarray(images)
+  shape = tuple(int(d) for d in image_shape)
+  if images.ndim == len(shape) and shape[-1] == 1:
+    images = images[..., None]
+  if images.ndim != len(shape) + 1 or images.shape[1:] != shape:
+    raise errors.DataError(f'the images have shape {images.shape}; this run codes images of shape '
+                           f'(n, {", ".join(map(str, shape))})')
+  scale = 1 if head.num_symbols == 2 or np.issubdtype(images.dtype, np.integer) else head.num_symbols - 1
+  symbols = np.round(images.astype(np.float64) * scale)
+  inside = symbols.size and symbols.min() >= 0 and symbols.max() < head.num_symbols
+  # Exactly the array that decompression will rebuild from the symbols, or refused.
+  if not inside or not np.array_equal(_rebuild(symbols, images.dtype, scale), images):
+    allowed = ('0 and 1' if head.num_symbols == 2 else
+               f'the integers 0..{head.num_symbols - 1}, or k/{head.num_symbols - 1} for those k')
+    raise errors.DataError(f'the images hold values other than {allowed}, which this run\'s likelihood codes')
+  return symbols.astype(np.int32), scale
+
+
+def _rebuild(symbols: np.ndarray, dtype, scale: int) -> np.ndarray:
+  dtype = np.dtype(dtype)
+  out = symbols.astype(dtype)
+  return out if scale == 1 else out / dtype.type(scale)
+
+
+def from_symbols(symbols: np.ndarray, header: Header) -> np.ndarray:
+  """The array compression was given, from its symbols."""
+  return _rebuild(symbols, header.dtype, header.scale).reshape(header.image_shape)
+
+
+def timed(fn, *args):
+  t0 = time.perf_counter()
+  result = fn(*args)
+  return result, time.perf_counter() - t0
+
+
+def _coder(run, bucket_bits: int, batch_size: int) -> Coder:
+  return Coder(run.model, run.params, run.image_shape, bucket_bits, batch_size)
+
+
+def compress_run(run, images: np.ndarray, out: os.PathLike, bucket_bits: int = DEFAULT_BUCKET_BITS,
+                 batch_size: int = DEFAULT_BATCH_SIZE) -> dict:
+  """Compresses `images` with a loaded run (`vae_jax.run.load_run`) into the file `out`; returns its figures."""
+  coder = _coder(run, bucket_bits, batch_size)
+  symbols, scale = to_symbols(coder.head, images, run.image_shape)
+  words, seconds = timed(coder.compress, symbols)
+  header = Header(config_sha256=config_hash(run.config), params_sha256=params_hash(run.params), step=run.step,
+                  image_shape=tuple(np.asarray(images).shape), dtype=str(np.asarray(images).dtype), scale=scale,
+                  bucket_bits=bucket_bits, batch_size=batch_size, backend=jax.default_backend())
+  size = write_file(out, header, words)
+  dims = symbols.size
+  return {'file': os.fspath(out), 'num_images': len(symbols), 'file_bytes': size,
+          'payload_bits': 32 * len(words), 'seed_bits': 32 * len(seed_words(coder.latent_dim, bucket_bits)),
+          'bits_per_dim': 8 * size / dims, 'payload_bits_per_dim': 32 * len(words) / dims,
+          'bucket_bits': bucket_bits, 'compress_seconds': round(seconds, 2),
+          'compress_images_per_sec': round(len(symbols) / seconds, 1)}
+
+
+def decompress_run(run, path: os.PathLike) -> tuple[np.ndarray, dict]:
+  """The images the file at `path` holds, decoded with a loaded run, and the figures of decoding."""
+  header, words = read_file(path)
+  checks = [('config', header.config_sha256, config_hash(run.config)),
+            ('parameters', header.params_sha256, params_hash(run.params))]
+  for what, made, have in checks:
+    if made != have:
+      raise CompressedFileError(f'{path} was made with another run ({what} hash {made[:12]}, this run\'s is '
+                                f'{have[:12]}, step {run.step}); decompress it with the run and checkpoint that '
+                                f'made it (step {header.step})')
+  if header.backend != jax.default_backend():
+    raise CompressedFileError(f'{path} was made on {header.backend} and this is {jax.default_backend()}: the '
+                              'probabilities must be computed bit for bit as when it was made; decompress it on '
+                              f'{header.backend}')
+  coder = _coder(run, header.bucket_bits, header.batch_size)
+  try:
+    symbols, seconds = timed(coder.decompress, words, header.image_shape[0])
+  except ValueError as e:  # constriction refuses data that no coder could have written
+    raise CompressedFileError(f'{path} is damaged: {e}') from None
+  return from_symbols(symbols, header), {'num_images': len(symbols), 'decompress_seconds': round(seconds, 2),
+                                         'decompress_images_per_sec': round(len(symbols) / seconds, 1)}

@@ -1,0 +1,46 @@
+"""Restores images compressed by `vae_jax.compress`, exactly:
+
+  python -m vae_jax.decompress --workdir=RUN --in=FILE --out=ARRAY.npy
+
+RUN must be the run (and checkpoint) that made FILE, on the same backend;
+another run, or a damaged file, is refused with one line (exit 2) and nothing
+is written. The array has the shape and dtype that were compressed.
+"""
+
+import json
+import os
+
+from absl import flags
+import numpy as np
+
+from vae_jax import bitsback
+from vae_jax import cli
+from vae_jax import run as run_lib
+
+
+def _define_flags() -> None:
+  flags.DEFINE_string('workdir', None, 'The run that made the file.')
+  flags.DEFINE_string('in', None, 'The compressed file.')
+  flags.DEFINE_string('out', None, 'The .npy array to write.')
+  flags.DEFINE_integer('step', None, 'Checkpoint step (default: the latest).')
+  flags.mark_flags_as_required(['workdir', 'in', 'out'])
+
+
+def save_array(path: str, array: np.ndarray) -> None:
+  """np.save to a temporary name, then a rename: never a half-written array under `path`."""
+  tmp = f'{path}.tmp-{os.getpid()}.npy'
+  np.save(tmp, array, allow_pickle=False)
+  os.replace(tmp, path)
+
+
+def _decompress():
+  f = flags.FLAGS
+  run = run_lib.load_run(f.workdir, f.step)
+  images, figures = bitsback.decompress_run(run, getattr(f, 'in'))
+  save_array(f.out, images)
+  print(json.dumps(dict(figures, out=f.out), indent=2))
+
+
+if __name__ == '__main__':
+  _define_flags()
+  cli.run(_decompress)
