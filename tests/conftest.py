@@ -39,6 +39,7 @@ def tiny_config(**overrides):
   c.eval.num_importance_samples = 10
   c.eval.sample_chunk = 4
   c.eval.num_images = 16
+  c.eval.measures = False  # on where a test reads them (tiny_vae_run, the cvae): they cost seconds a run
   c.steps_per_dispatch = 10
   c.dispatch = 'scan'  # fixed, so runs in different workdirs compare bit for bit; test_dispatch covers auto
   c.log_every_steps = 10
@@ -64,7 +65,7 @@ def tiny_vae_run(tmp_path_factory):
   and add their own eval files."""
   from vae_jax import train  # pylint: disable=g-import-not-at-top
   workdir = tmp_path_factory.mktemp('tiny_vae_run')
-  return workdir, train.train_and_evaluate(tiny_config(), workdir)
+  return workdir, train.train_and_evaluate(tiny_config(**{'eval.measures': True}), workdir)
 
 
 def pytest_sessionfinish(session, exitstatus):

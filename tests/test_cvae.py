@@ -76,7 +76,7 @@ def test_a_prior_of_y_needs_a_conditional_kind(make_config):
 @pytest.fixture(scope='module')
 def cvae_run(tmp_path_factory):
   from conftest import tiny_config  # pylint: disable=g-import-not-at-top
-  config = tiny_config(**{'model.kind': 'cvae', 'eval.samples_per_class': 20})
+  config = tiny_config(**{'model.kind': 'cvae', 'eval.samples_per_class': 20, 'eval.measures': True})
   workdir = tmp_path_factory.mktemp('cvae')
   return workdir, config, train.train_and_evaluate(config, workdir)
 

@@ -99,6 +99,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.eval.binarization_seed = 0       # validation/test images are binarized once, with this seed
   c.eval.num_images = 64             # images in samples.png / reconstructions.png
   c.eval.samples_per_class = 1000    # conditional kinds: samples of each class the classifier labels
+  c.eval.measures = True             # probe/kNN accuracy and Frechet distances (vae_jax/measures.py) at the end
 
   c.steps_per_dispatch = 100         # train steps between returns to Python; logging and
                                      # checkpoints happen between them

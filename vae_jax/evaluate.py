@@ -28,6 +28,7 @@ from vae_jax import dispatch
 from vae_jax import errors
 from vae_jax import evaluation
 from vae_jax import feeds
+from vae_jax import measures
 from vae_jax import models
 from vae_jax import parallel
 from vae_jax import train
@@ -71,7 +72,8 @@ def evaluate_run(workdir: epath.PathLike, num_importance_samples: int, split: st
   if binarization != 'none':
     binarization += f' ({split} binarized once, seed {config.eval.binarization_seed})'
   results = dict(results, split=split, step=loaded_step, binarization=binarization, eval_seconds=round(seconds, 2),
-                 **evaluation.sample_measures(model, params, train.measures_key(config.seed), config))
+                 **(measures.all_measures(model, params, train.measures_key(config.seed), config, dataset)
+                    if config.eval.measures else {}))
   if model.stochastic:
     gflop = evaluator.gflop_per_example(params, images[0]) * len(images)
     results['eval_gflop_per_sec'] = round(gflop / seconds, 1)

@@ -18,7 +18,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vae_jax import classifier
 from vae_jax import dispatch
 from vae_jax import likelihoods
 from vae_jax import objectives
@@ -34,39 +33,6 @@ def active_units(means: np.ndarray, threshold: float = ACTIVE_UNIT_THRESHOLD) ->
   `means`: (examples, latent), the posterior means of the evaluated examples.
   """
   return int(np.sum(np.var(np.asarray(means, np.float64), axis=0) > threshold))
-
-
-def conditional_sample_accuracy(model, params, key: jax.Array, trained_classifier, per_class: int,
-                                batch_size: int = 1000) -> float:
-  """The share of class-conditional samples that the dataset's classifier labels with their class.
-
-  For each class y, `per_class` images E[x|z, y] with z ~ p(z|y) at
-  temperature 1, drawn from fold_in(key, batch); the classifier reads the
-  grey means, as it was trained to.
-  """
-  sample = jax.jit(functools.partial(model.apply, method=model.sample), static_argnums=(2, 3))
-  labels = np.repeat(np.arange(model.num_classes, dtype=np.int32), per_class)
-  hits = 0
-  for i, start in enumerate(range(0, len(labels), batch_size)):
-    y = labels[start:start + batch_size]
-    drawn = sample({'params': params}, jax.random.fold_in(key, i), len(y), 1.0, jnp.asarray(y))
-    hits += int(np.sum(trained_classifier.predict(np.asarray(type(model.likelihood).mean(drawn))) == y))
-  return hits / len(labels)
-
-
-def sample_measures(model, params, key: jax.Array, config) -> dict:
-  """What the project's classifier says about a model's samples (eval.json keys).
-
-  A conditional model: `conditional_sample_accuracy`, beside the classifier's
-  own test accuracy. Other kinds: nothing yet.
-  """
-  if not model.conditional:
-    return {}
-  trained = classifier.load_or_train(config.data.name)
-  return {'conditional_sample_accuracy': conditional_sample_accuracy(model, params, key, trained,
-                                                                     config.eval.samples_per_class),
-          'conditional_samples': model.num_classes * config.eval.samples_per_class,
-          'classifier_test_accuracy': trained.test_accuracy}
 
 
 class Evaluator:

@@ -58,7 +58,17 @@ _EVAL_ROWS = (
     ('codes_used', 'codes assigned to at least one test vector', 'count'),
     ('conditional_sample_accuracy', "share of class-conditional samples the dataset's classifier gives their "
      'class', 'fraction'),
-    ('classifier_test_accuracy', "that classifier's accuracy on the grey test images", 'fraction'),
+    ('classifier_test_accuracy', "the dataset's classifier's accuracy on the grey test images", 'fraction'),
+    ('probe_accuracy', 'linear probe (logistic regression) on the encodings: train split fit, test split score',
+     'fraction'),
+    ('knn_accuracy', '5-nearest-neighbour accuracy of the test encodings among the training encodings',
+     'fraction'),
+    ('sample_frechet_distance', 'Fréchet distance, prior samples vs test images, in the classifier\'s features '
+     '(not Inception FID)', 'squared feature units'),
+    ('reconstruction_frechet_distance', 'Fréchet distance, reconstructions vs test images, same features',
+     'squared feature units'),
+    ('train_frechet_distance', 'Fréchet distance, training images vs test images (the floor), same features',
+     'squared feature units'),
 )
 
 

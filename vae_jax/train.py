@@ -31,6 +31,7 @@ from vae_jax import data
 from vae_jax import errors
 from vae_jax import evaluation
 from vae_jax import feeds
+from vae_jax import measures
 from vae_jax import models
 from vae_jax import objectives
 from vae_jax import optimizer
@@ -58,7 +59,7 @@ _VALIDATION_KEYS = ('elbo_nats', 'recon_nats', 'kl_nats', 'active_units', 'codeb
 
 
 def measures_key(seed: int) -> jax.Array:
-  """The key of the sample measures (`evaluation.sample_measures`), here and in vae_jax.evaluate."""
+  """The key of the sample measures (`measures.sample_measures`), here and in vae_jax.evaluate."""
   return jax.random.fold_in(jax.random.key(seed), _MEASURES)
 
 
@@ -340,8 +341,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
     binarization += f' (test binarized once, seed {config.eval.binarization_seed})'
   results = dict(results, split='test', step=step, binarization=binarization,
                  parameters='ema' if state.ema_params is not None else 'final',
-                 **evaluation.sample_measures(setup.model, optimizer.eval_params(state), measures_key(config.seed),
-                                              config),
+                 **(measures.all_measures(setup.model, optimizer.eval_params(state), measures_key(config.seed), config,
+                                           dataset) if config.eval.measures else {}),
                  eval_seconds=round(time.perf_counter() - t0, 2))
   writer.write_scalars(step, {f'test/{k}': v for k, v in results.items()
                               if k.endswith(('_nats', '_accuracy')) or k in ('bits_per_dim', 'active_units')

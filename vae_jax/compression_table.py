@@ -1,0 +1,289 @@
+"""A run's bits-back compression beside the standard lossless codecs, on the same images:
+
+  python -m vae_jax.compression_table --workdir=RUN --split=test [--out=FILE.json]
+  python -m vae_jax.compression_table --images=ARRAY.npy            (the codecs alone)
+
+With --workdir, the images are compressed and decompressed with the run
+(`vae_jax.bitsback`, checked exact), and its row gives the file's bits/dim,
+its distance from the run's test -ELBO (eval.json) and the speed each way.
+
+Binary images (every value 0 or 1): gzip, bzip2 and xz on the whole array
+packed 8 pixels to a byte; PNG (1-bit, optimized with optipng) and JBIG
+(pbmtojbg). 8-bit images (uint8, or k/255 floats): gzip, bzip2 and xz on the
+raw bytes; PNG (8-bit grey, optipng), WebP lossless (cwebp) and JPEG XL
+lossless (cjxl). Each image codec gets its best chance: every image coded
+alone (the sizes summed) and all images tiled into one near-square mosaic,
+with each of its listed settings; the smallest is reported, with the command
+that made it. Every mosaic is decoded again and compared with the images, so a
+setting that is not lossless is an error, never a row. Sizes are whole files,
+headers included, in bits per dimension (8 * bytes / pixels).
+
+The tools come from Debian: apt-get install -y optipng jbigkit-bin webp
+libjxl-tools (gzip, bzip2 and xz are in every install). A missing tool is one
+line naming the package; exit 2.
+"""
+
+import bz2
+import concurrent.futures
+import gzip
+import io
+import json
+import lzma
+import math
+import os
+import shutil
+import subprocess
+import tempfile
+
+from absl import flags
+from absl import logging
+import numpy as np
+from PIL import Image
+
+from vae_jax import bitsback
+from vae_jax import cli
+from vae_jax import compress
+from vae_jax import errors
+from vae_jax import run as run_lib
+
+PACKAGES = {'optipng': 'optipng', 'pbmtojbg': 'jbigkit-bin', 'jbgtopbm': 'jbigkit-bin', 'cwebp': 'webp',
+            'dwebp': 'webp', 'cjxl': 'libjxl-tools', 'djxl': 'libjxl-tools'}
+
+
+def _tool(name: str) -> str:
+  path = shutil.which(name)
+  if path is None:
+    raise errors.UserError(f'{name} is not installed: apt-get install -y {PACKAGES[name]}')
+  return path
+
+
+def _run(*args) -> None:
+  subprocess.run(args, check=True, capture_output=True)
+
+
+def as_pixels(images: np.ndarray) -> tuple[np.ndarray, bool]:
+  """(n, H, W) uint8 pixel values and whether they are binary; one channel only."""
+  images = np.asarray(images)
+  if images.ndim == 4:
+    if images.shape[-1] != 1:
+      raise errors.DataError(f'images of shape {images.shape}: only one channel is supported')
+    images = images[..., 0]
+  if images.ndim != 3:
+    raise errors.DataError(f'images of shape {images.shape}: expected (n, H, W) or (n, H, W, 1)')
+  values = np.unique(images)
+  if np.all(np.isin(values, (0, 1))):
+    return images.astype(np.uint8), True
+  scaled = images if np.issubdtype(images.dtype, np.integer) else np.round(images * 255.0)
+  if scaled.min() < 0 or scaled.max() > 255 or not np.allclose(scaled, np.round(scaled)):
+    raise errors.DataError('the images are neither binary nor 8-bit (uint8 or k/255 values)')
+  return np.round(scaled).astype(np.uint8), False
+
+
+def mosaic(pixels: np.ndarray) -> np.ndarray:
+  """All images tiled row by row into a near-square grid; the unused tiles of the last row are 0."""
+  n, h, w = pixels.shape
+  cols = math.ceil(math.sqrt(n))
+  rows = math.ceil(n / cols)
+  grid = np.zeros((rows * cols, h, w), np.uint8)
+  grid[:n] = pixels
+  return grid.reshape(rows, cols, h, w).transpose(0, 2, 1, 3).reshape(rows * h, cols * w)
+
+
+def _untile(image: np.ndarray, n: int, h: int, w: int) -> np.ndarray:
+  rows, cols = image.shape[0] // h, image.shape[1] // w
+  return image.reshape(rows, h, cols, w).transpose(0, 2, 1, 3).reshape(rows * cols, h, w)[:n]
+
+
+# Each image codec: (name, its settings as a list of (label, encode(src_png, src_pbm, dst), decode(dst) -> array)).
+def _png(binary: bool):
+  def encode(level):
+    def fn(png, pbm, dst):
+      del pbm
+      shutil.copy(png, dst)
+      _run(_tool('optipng'), f'-o{level}', '-quiet', dst)
+    return fn
+  decode = lambda path: np.asarray(Image.open(path).convert('L' if not binary else '1'), np.uint8)
+  return 'PNG' + (' (1-bit)' if binary else ' (8-bit)'), [
+      (f'optipng -o{level} IMAGE.png', encode(level), decode) for level in (7,)]
+
+
+def _jbig():
+  def encode(options):
+    return lambda png, pbm, dst: _run(_tool('pbmtojbg'), *options, pbm, dst)
+
+  def decode(path):
+    out = path + '.pbm'
+    _run(_tool('jbgtopbm'), path, out)
+    return 1 - np.asarray(Image.open(out).convert('1'), np.uint8)  # PBM: 1 is black; ours: 1 is ink
+  return 'JBIG (pbmtojbg)', [(f'pbmtojbg {" ".join(o)} IMAGE.pbm IMAGE.jbg'.replace('  ', ' '), encode(o), decode)
+                             for o in ((), ('-q',))]
+
+
+def _webp():
+  def encode(png, pbm, dst):
+    del pbm
+    _run(_tool('cwebp'), '-lossless', '-z', '9', '-quiet', png, '-o', dst)
+
+  def decode(path):
+    out = path + '.png'
+    _run(_tool('dwebp'), '-quiet', path, '-o', out)
+    return np.asarray(Image.open(out).convert('L'), np.uint8)
+  return 'WebP lossless', [('cwebp -lossless -z 9 IMAGE.png -o IMAGE.webp', encode, decode)]
+
+
+def _jxl():
+  def encode(png, pbm, dst):
+    del pbm
+    _run(_tool('cjxl'), png, dst, '-d', '0', '-e', '9', '--quiet')
+
+  def decode(path):
+    out = path + '.png'
+    _run(_tool('djxl'), path, out, '--quiet')
+    return np.asarray(Image.open(out).convert('L'), np.uint8)
+  return 'JPEG XL lossless', [('cjxl IMAGE.png IMAGE.jxl -d 0 -e 9', encode, decode)]
+
+
+def _write_sources(pixels2d: np.ndarray, stem: str, binary: bool) -> tuple[str, str]:
+  """IMAGE.png (1-bit or 8-bit grey) and, for binary images, IMAGE.pbm (ink = 1 = black)."""
+  png, pbm = stem + '.png', stem + '.pbm'
+  if binary:
+    Image.fromarray((pixels2d * 255).astype(np.uint8)).convert('1').save(png)
+    Image.fromarray(((1 - pixels2d) * 255).astype(np.uint8)).convert('1').save(pbm)
+  else:
+    Image.fromarray(pixels2d, 'L').save(png)
+  return png, pbm
+
+
+def _image_codec_sizes(pixels: np.ndarray, binary: bool, codec, tmp: str, workers: int) -> list[dict]:
+  name, settings = codec
+  n, h, w = pixels.shape
+  rows = []
+  big = mosaic(pixels)
+  src = _write_sources(big if not binary else big, os.path.join(tmp, 'mosaic'), binary)
+  for label, encode, decode in settings:
+    dst = os.path.join(tmp, 'mosaic.out')
+    encode(*src, dst)
+    back = decode(dst)
+    if not np.array_equal(_untile(back, n, h, w), pixels):
+      raise RuntimeError(f'{name} with "{label}" did not restore the mosaic exactly')
+    rows.append({'codec': name, 'how': 'all images in one mosaic', 'command': label,
+                 'bytes': os.path.getsize(dst)})
+
+    def one(i):
+      stem = os.path.join(tmp, f'img{i}')
+      png, pbm = _write_sources(pixels[i], stem, binary)
+      out = stem + '.out'
+      encode(png, pbm, out)
+      size = os.path.getsize(out)
+      for path in (png, pbm, out):
+        if os.path.exists(path):
+          os.remove(path)
+      return size
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+      total = sum(pool.map(one, range(n)))
+    rows.append({'codec': name, 'how': 'each image alone (sizes summed)', 'command': label, 'bytes': total})
+  return rows
+
+
+def general_purpose_sizes(pixels: np.ndarray, binary: bool) -> list[dict]:
+  """gzip -9, bzip2 -9 and xz -9e (the same algorithms as the command-line tools, from Python's standard
+  library) on the whole array, packed to bits when binary; each is decompressed and checked."""
+  raw = np.packbits(pixels.reshape(-1)).tobytes() if binary else pixels.tobytes()
+  what = 'the packed array (8 pixels a byte)' if binary else 'the raw array (a byte a pixel)'
+  codecs = [('gzip', 'gzip -9', lambda b: gzip.compress(b, 9, mtime=0), gzip.decompress),
+            ('bzip2', 'bzip2 -9', lambda b: bz2.compress(b, 9), bz2.decompress),
+            ('xz', 'xz -9e', lambda b: lzma.compress(b, preset=9 | lzma.PRESET_EXTREME), lzma.decompress)]
+  rows = []
+  for name, command, compress, decompress in codecs:
+    blob = compress(raw)
+    if decompress(blob) != raw:
+      raise RuntimeError(f'{name} did not restore the array')
+    rows.append({'codec': name, 'how': what, 'command': command, 'bytes': len(blob)})
+  return rows
+
+
+def measure(images: np.ndarray, workers: int = 2) -> dict:
+  """Every codec's sizes on `images`, and the best row of each codec, in bits/dim."""
+  pixels, binary = as_pixels(images)
+  codecs = [_png(binary)] + ([_jbig()] if binary else [_webp(), _jxl()])
+  for tool in ('optipng',) + (('pbmtojbg', 'jbgtopbm') if binary else ('cwebp', 'dwebp', 'cjxl', 'djxl')):
+    _tool(tool)  # every tool present before any work starts
+  rows = general_purpose_sizes(pixels, binary)
+  with tempfile.TemporaryDirectory() as tmp:
+    for codec in codecs:
+      logging.info('%s on %d images', codec[0], len(pixels))
+      rows += _image_codec_sizes(pixels, binary, codec, tmp, workers)
+  dims = pixels.size
+  for row in rows:
+    row['bits_per_dim'] = 8 * row['bytes'] / dims
+  best = {}
+  for row in rows:
+    if row['codec'] not in best or row['bytes'] < best[row['codec']]['bytes']:
+      best[row['codec']] = row
+  return {'num_images': len(pixels), 'binary': binary, 'dims': dims, 'rows': rows, 'best': list(best.values())}
+
+
+def model_row(run, images: np.ndarray, bucket_bits: int, batch_size: int, source: str) -> dict:
+  """The run's own compression of `images`: file size, speed, and the check that it restores them."""
+  with tempfile.TemporaryDirectory() as tmp:
+    path = os.path.join(tmp, 'images.vbb')
+    figures = bitsback.compress_run(run, images, path, bucket_bits, batch_size)
+    restored, back = bitsback.decompress_run(run, path)
+  if not np.array_equal(restored, images):
+    raise RuntimeError('bits-back decompression did not restore the images exactly')
+  m = run.config.model
+  return dict(figures, **back, codec=f'vae_jax bits-back ({m.kind}, {m.likelihood})',
+              how=f'ANS, {bucket_bits}-bit latent buckets, header and seed words included',
+              command=f'python -m vae_jax.compress --workdir={run.workdir} {source} --out=FILE',
+              bytes=figures['file_bytes'])
+
+
+def _define_flags() -> None:
+  flags.DEFINE_string('workdir', None, 'Also compress with this run (its row leads the table).')
+  flags.DEFINE_enum('split', None, ['test', 'validation', 'train'], "The run's split to compress.")
+  flags.DEFINE_string('images', None, 'A .npy array of images instead of a split.')
+  flags.DEFINE_integer('bucket_bits', bitsback.DEFAULT_BUCKET_BITS, 'Latent buckets of the bits-back coder.')
+  flags.DEFINE_integer('batch_size', bitsback.DEFAULT_BATCH_SIZE, 'Images per network batch of the coder.')
+  flags.DEFINE_string('out', None, 'Also write the figures here as JSON.')
+  flags.DEFINE_integer('workers', 2, 'Images coded at once by the per-image codec runs.')
+
+
+def _main():
+  f = flags.FLAGS
+  run = None
+  if f.workdir:
+    run = run_lib.load_run(f.workdir)
+    images = compress.load_images(run, f.split, f.images)
+  elif f.images:
+    try:
+      images = np.load(f.images, allow_pickle=False)
+    except (OSError, ValueError) as e:
+      raise errors.DataError(f'cannot read --images={f.images} as a .npy array: {e}') from None
+  else:
+    raise errors.ConfigError('give --workdir (with --split or --images), or --images for the codecs alone')
+  result = measure(images, f.workers)
+  if run is not None:
+    source = f'--split={f.split}' if f.split else f'--images={f.images}'
+    row = model_row(run, images, f.bucket_bits, f.batch_size, source)
+    row['bits_per_dim'] = 8 * row['bytes'] / result['dims']
+    eval_file = run.workdir / 'eval.json'
+    if f.split == 'test' and eval_file.exists():
+      elbo = json.loads(eval_file.read_text())['elbo_nats']
+      row['elbo_bits_per_dim'] = -elbo / (math.log(2) * result['dims'] / len(images))
+      row['over_elbo_percent'] = 100 * (row['bits_per_dim'] / row['elbo_bits_per_dim'] - 1)
+    result['model'] = row
+    result['best'].insert(0, row)
+  if f.out:
+    with open(f.out + '.tmp', 'w') as fh:
+      json.dump(result, fh, indent=2, default=str)
+    os.replace(f.out + '.tmp', f.out)
+  print('| codec | bits/dim | how | command |\n|---|---|---|---|')
+  for row in sorted(result['best'], key=lambda r: r['bits_per_dim']):
+    print(f"| {row['codec']} | {row['bits_per_dim']:.4f} | {row['how']} | `{row['command']}` |")
+  if run is not None:
+    print(json.dumps({k: v for k, v in result['model'].items() if k not in ('codec', 'how', 'command')}))
+
+
+if __name__ == '__main__':
+  _define_flags()
+  cli.run(_main)

@@ -1,0 +1,185 @@
+"""What a model learned beyond its likelihood: its representations and its samples (eval.json keys).
+
+Representations (every kind; `encode`'s output, a VAE's posterior means,
+an autoencoder's codes, a hierarchy's means of all groups, a conditional
+kind's means of q(z|x, y)):
+  probe_accuracy   logistic regression (scikit-learn, inputs standardized)
+                   fitted on the training split's encodings, scored on the test
+                   split's: how linearly the classes can be read off.
+  knn_accuracy     the majority label of the k = 5 nearest training encodings
+                   (Euclidean, in latent space) of each test encoding.
+The training images are binarized once (seed eval.binarization_seed + 2)
+when the run binarizes them dynamically, as the model was trained to read them.
+
+Samples (every kind that samples), in the feature space of the project's own
+classifier for the dataset (`vae_jax.classifier`: its penultimate layer of
+128 ReLU units), not Inception's, so not comparable with any published FID.
+Every set is in the test images' form: model draws x ~ p(x|z) (binary for a
+Bernoulli model, as the binarized test images are), training images
+binarized once when the run's test images are.
+  sample_frechet_distance          prior samples, as many as there are test
+                                   images, against the test images;
+  train_frechet_distance           as many training images against the test
+                                   images: the floor a model can hope to reach;
+  reconstruction_frechet_distance  reconstructions x ~ p(x|z), z ~ q(z|x), of
+                                   the test images, against the test images.
+Fréchet distance between Gaussians fitted to two sets of features:
+|mu_1 - mu_2|^2 + Tr(S_1 + S_2 - 2 (S_1 S_2)^(1/2)), in squared feature units.
+
+A conditional kind also gets `conditional_sample_accuracy`.
+"""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from sklearn import linear_model
+from sklearn import neighbors
+from sklearn import pipeline
+from sklearn import preprocessing
+
+from vae_jax import classifier
+from vae_jax import data
+
+KNN_NEIGHBOURS = 5
+FEATURES = 'penultimate layer (128 ReLU units) of the vae_jax classifier trained on the dataset'
+
+
+def _batched(fn, arrays, batch_size: int = 1000) -> np.ndarray:
+  """fn over the arrays in batches (the last one shorter), outputs concatenated."""
+  n = len(arrays[0])
+  return np.concatenate([np.asarray(fn(*(None if a is None else jnp.asarray(a[i:i + batch_size]) for a in arrays)))
+                         for i in range(0, n, batch_size)])
+
+
+def encodings(model, params, images: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
+  """`encode`'s representation of every image: (n, latent_dim)."""
+  encode = jax.jit(lambda x, y: model.apply({'params': params}, x, y, method=model.encode)[0])
+  return _batched(encode, (images, labels))
+
+
+def probe_accuracy(train_x, train_y, test_x, test_y) -> float:
+  probe = pipeline.make_pipeline(preprocessing.StandardScaler(), linear_model.LogisticRegression(max_iter=2000))
+  return float(probe.fit(train_x, train_y).score(test_x, test_y))
+
+
+def knn_accuracy(train_x, train_y, test_x, test_y, k: int = KNN_NEIGHBOURS) -> float:
+  return float(neighbors.KNeighborsClassifier(k).fit(train_x, train_y).score(test_x, test_y))
+
+
+def representation_measures(model, params, dataset, config) -> dict:
+  """probe_accuracy and knn_accuracy of the model's encodings (nothing for an unlabelled dataset)."""
+  train, test = dataset.train, dataset.test
+  if train.labels is None or test.labels is None:
+    return {}
+  train_images = _binarized_like_test(train.images, config, 2)
+  train_z = encodings(model, params, train_images, train.labels)
+  test_z = encodings(model, params, test.images, test.labels)
+  return {'probe_accuracy': probe_accuracy(train_z, train.labels, test_z, test.labels),
+          'knn_accuracy': knn_accuracy(train_z, train.labels, test_z, test.labels),
+          'representation': 'posterior means (encode)' if model.stochastic else 'codes (encode)'}
+
+
+def frechet_distance(features_a: np.ndarray, features_b: np.ndarray) -> float:
+  """Fréchet distance between Gaussians fitted to two sets of feature vectors (n, d)."""
+  a, b = np.asarray(features_a, np.float64), np.asarray(features_b, np.float64)
+  return frechet_distance_of_moments(a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False))
+
+
+def _sqrt_psd(s: np.ndarray) -> np.ndarray:
+  values, vectors = np.linalg.eigh(s)
+  return (vectors * np.sqrt(np.clip(values, 0.0, None))) @ vectors.T
+
+
+def frechet_distance_of_moments(mu_a, cov_a, mu_b, cov_b) -> float:
+  """|mu_a - mu_b|^2 + Tr(S_a + S_b - 2 (S_a S_b)^(1/2)); the trace term through the symmetric
+  S_a^(1/2) S_b S_a^(1/2), which has the same eigenvalues as S_a S_b."""
+  root_a = _sqrt_psd(cov_a)
+  cross = np.sum(np.sqrt(np.clip(np.linalg.eigvalsh(root_a @ cov_b @ root_a), 0.0, None)))
+  return float(np.sum((mu_a - mu_b)**2) + np.trace(cov_a) + np.trace(cov_b) - 2.0 * cross)
+
+
+def conditional_sample_accuracy(model, params, key: jax.Array, trained_classifier, per_class: int,
+                                batch_size: int = 1000) -> float:
+  """The share of class-conditional samples that the dataset's classifier labels with their class.
+
+  For each class y, `per_class` images E[x|z, y] with z ~ p(z|y) at
+  temperature 1, drawn from fold_in(key, batch); the classifier reads the
+  grey means, as it was trained to.
+  """
+  sample = jax.jit(functools.partial(model.apply, method=model.sample), static_argnums=(2, 3))
+  labels = np.repeat(np.arange(model.num_classes, dtype=np.int32), per_class)
+  hits = 0
+  for i, start in enumerate(range(0, len(labels), batch_size)):
+    y = labels[start:start + batch_size]
+    drawn = sample({'params': params}, jax.random.fold_in(key, i), len(y), 1.0, jnp.asarray(y))
+    hits += int(np.sum(trained_classifier.predict(np.asarray(type(model.likelihood).mean(drawn))) == y))
+  return hits / len(labels)
+
+
+def _binarized_like_test(images: np.ndarray, config, seed_offset: int) -> np.ndarray:
+  """Training images in the test images' form: binarized once when the run's data are binarized dynamically
+  (static: already binary; none: grey)."""
+  if config.data.binarize == 'dynamic':
+    return data.binarize(images, config.eval.binarization_seed + seed_offset)
+  return images
+
+
+def _prior_draws(model, params, key: jax.Array, n: int, batch_size: int = 1000) -> np.ndarray:
+  """n draws x ~ p(x|z), z ~ p(z), batch i from fold_in(key, i) (a conditional kind draws the classes in turn)."""
+  def draw(k, m):
+    k_z, k_x = jax.random.split(k)
+    return type(model.likelihood).sample(k_x, model.apply({'params': params}, k_z, m, method=model.sample))
+  fn = jax.jit(draw, static_argnums=1)
+  return np.concatenate([np.asarray(fn(jax.random.fold_in(key, i), min(batch_size, n - start)))
+                         for i, start in enumerate(range(0, n, batch_size))])
+
+
+def _reconstruction_draws(model, params, key: jax.Array, images, labels) -> np.ndarray:
+  """x ~ p(x|z), z ~ q(z|x) for each image i, its keys folded from i."""
+  k_z, k_x = jax.random.split(key)
+  sample = type(model.likelihood).sample
+
+  def draw(x, y, idx):
+    per_example = lambda k: jax.vmap(lambda i: jax.random.fold_in(k, i))(idx)
+    out = model.apply({'params': params}, x, per_example(k_z), y, method=model.reconstruct)
+    one = lambda k, p: sample(k, jax.tree.map(lambda a: a[None], p))[0]
+    return jax.vmap(one)(per_example(k_x), out)
+  return _batched(jax.jit(draw), (images, labels, np.arange(len(images), dtype=np.int32)))
+
+
+def sample_measures(model, params, key: jax.Array, config, dataset) -> dict:
+  """The classifier's view of the model's samples and reconstructions (eval.json keys)."""
+  if dataset.name not in data.NUM_CLASSES:
+    return {}
+  trained = classifier.load_or_train(dataset.name)
+  out = {'classifier_test_accuracy': trained.test_accuracy}
+  if model.conditional:
+    out.update(conditional_sample_accuracy=conditional_sample_accuracy(model, params, key, trained,
+                                                                       config.eval.samples_per_class),
+               conditional_samples=model.num_classes * config.eval.samples_per_class)
+  if not model.stochastic:
+    return out
+  test = dataset.test
+  test_features = trained.features(test.images)
+  n = len(test.images)
+  k_samples, k_recon = jax.random.split(jax.random.fold_in(key, 2**31 - 1))  # apart from the batches' fold_ins
+  pick = np.random.default_rng(config.eval.binarization_seed).choice(len(dataset.train.images),
+                                                                     size=min(n, len(dataset.train.images)),
+                                                                     replace=False)
+  train_images = _binarized_like_test(dataset.train.images[np.sort(pick)], config, 3)
+  out.update(
+      sample_frechet_distance=frechet_distance(trained.features(_prior_draws(model, params, k_samples, n)),
+                                               test_features),
+      reconstruction_frechet_distance=frechet_distance(
+          trained.features(_reconstruction_draws(model, params, k_recon, test.images, test.labels)), test_features),
+      train_frechet_distance=frechet_distance(trained.features(train_images), test_features),
+      frechet_features=FEATURES, frechet_samples=n)
+  return out
+
+
+def all_measures(model, params, key: jax.Array, config, dataset) -> dict:
+  """Representation and sample measures together, as eval.json carries them."""
+  return {**representation_measures(model, params, dataset, config),
+          **sample_measures(model, params, key, config, dataset)}
