@@ -73,3 +73,9 @@ def pytest_sessionfinish(session, exitstatus):
   for directory in (_CACHE_DIR, _CLASSIFIER_CACHE):
     if directory is not None:
       shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture
+def finished(tiny_vae_run):
+  """The workdir of the session's tiny trained run (tests that change it work on a copy)."""
+  return tiny_vae_run[0]

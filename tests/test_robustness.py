@@ -78,14 +78,6 @@ def test_sigterm_saves_and_the_rerun_matches_an_uninterrupted_run_bit_for_bit(tm
 # ---------------------------------------------------------------- checkpoints
 
 
-@pytest.fixture(scope='module')
-def finished(tmp_path_factory):
-  from conftest import tiny_config  # pylint: disable=g-import-not-at-top
-  workdir = tmp_path_factory.mktemp('finished')
-  train.train_and_evaluate(tiny_config(), workdir)
-  return workdir
-
-
 def test_unreadable_latest_checkpoint_resumes_from_the_previous(finished, tmp_path, make_config, caplog):
   copy = tmp_path / 'copy'
   shutil.copytree(finished, copy)

@@ -172,11 +172,54 @@ def test_slurm_script_has_one_array_index_per_point(tmp_path):
   assert len(commands) == 4
   s = sweeps.load(SMOKE, tmp_path)
   for i, p in enumerate(s.points):
-    assert commands[i].strip().startswith(f'{i}) exec ')
+    assert commands[i].strip().startswith(f'{i}) point=(')
     assert f'--workdir={p.workdir}' in commands[i] and commands[i].endswith(
-        f'--config.model.beta={p.overrides["model.beta"]} --config.model.latent_dim={p.overrides["model.latent_dim"]} ;;')
+        f'--config.model.beta={p.overrides["model.beta"]} --config.model.latent_dim={p.overrides["model.latent_dim"]}) ;;')
+  assert '#SBATCH --requeue\n' in script and '#SBATCH --signal=B:USR1@300\n' in script
   subprocess.run(['bash', '-n'], input=script, text=True, check=True)  # valid bash
   assert '--partition' not in _sweep(SMOKE, f'--root={tmp_path}', '--slurm', '--dry-run').stdout
+
+
+def _stand_in(bin_dir, name, log):
+  tool = bin_dir / name
+  tool.write_text(f'#!/bin/sh\necho "{name} $@" >> {log}\n')
+  tool.chmod(tool.stat().st_mode | stat.S_IEXEC)
+
+
+@pytest.mark.parametrize('signum', [signal.SIGUSR1, signal.SIGTERM], ids=['time-limit', 'preemption'])
+def test_a_slurm_task_saves_and_requeues_itself(tmp_path, signum):
+  """The array task's script under a stand-in scontrol: USR1 (SLURM's warning before the time limit) or
+  TERM (preemption, which SLURM sends to every process of the job) makes the point save and exit 75, and
+  the task asks `scontrol requeue` for itself."""
+  body = """
+      BASE_CONFIG = 'configs/digits.py'
+      FIXED = {'num_epochs': 200, 'steps_per_dispatch': 10, 'log_every_steps': 10,
+               'checkpoint_every_steps': 100000, 'eval.every_epochs': 100, 'dispatch': 'scan'}
+      def get_sweep():
+        return [{'model.latent_dim': 2}]
+      """
+  s = sweeps.load(_write_sweep(tmp_path, body, 'long'), tmp_path / 'root')
+  script = tmp_path / 'task.sh'
+  script.write_text(sweeps.slurm_script(s, workdir=str(ROOT)))
+  bin_dir, log = tmp_path / 'bin', tmp_path / 'calls'
+  bin_dir.mkdir()
+  _stand_in(bin_dir, 'scontrol', log)
+  env = _env(PATH=f'{bin_dir}:{os.environ["PATH"]}', SLURM_ARRAY_JOB_ID='123', SLURM_ARRAY_TASK_ID='0')
+  task = subprocess.Popen(['bash', str(script)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True, start_new_session=True)
+  metrics = pathlib.Path(s.points[0].workdir) / 'metrics.jsonl'
+  deadline = time.time() + 240
+  while time.time() < deadline and not (metrics.exists() and 'train/loss' in metrics.read_text()):
+    time.sleep(0.5)
+  if signum == signal.SIGTERM:
+    os.killpg(task.pid, signum)  # preemption: every process of the task, the shell and the point
+  else:
+    task.send_signal(signum)  # --signal=B:USR1: the batch shell only
+  _, stderr = task.communicate(timeout=240)
+  assert task.returncode == 75, stderr[-2000:]
+  assert 'saved the checkpoint' in stderr and 'requeueing 123_0' in stderr
+  assert log.read_text().split() == ['scontrol', 'requeue', '123_0']
+  assert sweeps.latest_checkpoint(s.points[0].workdir)  # what the requeued task resumes from
 
 
 def test_slurm_submits_the_script_with_sbatch(tmp_path):

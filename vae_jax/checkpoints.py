@@ -6,8 +6,11 @@ config.json are read through etils.epath, so a notebook can load a run from
 anywhere orbax can (a local path, gs://bucket/run).
 """
 
+import errno
 import json
 import pathlib
+import re
+import shutil
 
 from absl import logging
 from etils import epath
@@ -17,9 +20,12 @@ import orbax.checkpoint as ocp
 
 from vae_jax import config_lib
 from vae_jax import errors
+from vae_jax import files
 
 CONFIG_FILE = 'config.json'
 CHECKPOINT_DIR = 'checkpoints'
+CONFIG_DAMAGED_FIX = ('restore it from a copy of the run (it holds the resolved config the run was started '
+                      'with), or pass --replace_run to the training command to move this run aside and start afresh')
 
 
 def _absolute(workdir: epath.PathLike) -> epath.Path:
@@ -90,6 +96,50 @@ def restore_readable(mngr: ocp.CheckpointManager, state, workdir: pathlib.Path):
   return state, 0
 
 
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+_DISK_FULL_TEXT = ('No space left on device', 'Disk quota exceeded', "os_error_code='28'", "os_error_code='122'")
+PARTIAL_SUFFIX = '.orbax-checkpoint-tmp'
+
+
+def is_disk_full(error: BaseException) -> bool:
+  """Whether `error`, or one it was raised from, is a write that failed for lack of space (orbax reports
+  its background writes' OSError as a ValueError with the OS message)."""
+  seen = set()
+  while error is not None and id(error) not in seen:
+    seen.add(id(error))
+    if isinstance(error, OSError) and error.errno in _DISK_FULL:
+      return True
+    if any(text in str(error) for text in _DISK_FULL_TEXT):
+      return True
+    error = error.__cause__ or error.__context__
+  return False
+
+
+def finished_steps(workdir: pathlib.Path) -> list[int]:
+  """The steps whose checkpoint directories are complete (orbax renames a step's directory when done)."""
+  path = pathlib.Path(workdir) / CHECKPOINT_DIR
+  return sorted(int(p.name) for p in path.iterdir() if p.name.isdigit()) if path.is_dir() else []
+
+
+def disk_full_message(workdir: pathlib.Path, error: BaseException) -> str:
+  saving = re.search(r'/(\d+)' + re.escape(PARTIAL_SUFFIX), str(error))
+  what = f'saving the checkpoint of step {saving.group(1)}' if saving else 'writing the run'
+  steps = finished_steps(workdir)
+  last = f'step {steps[-1]}' if steps else 'none'
+  return (f'no space left on the device while {what} in {workdir}; the last good checkpoint is {last}. Free '
+          'space and rerun the same command to continue from it')
+
+
+def remove_partial(workdir: pathlib.Path) -> None:
+  """Deletes the temporary directories of checkpoints whose save never finished (a crash, a full disk)."""
+  path = pathlib.Path(workdir) / CHECKPOINT_DIR
+  if jax.process_index() != 0 or not path.is_dir():
+    return
+  for partial in path.glob(f'*{PARTIAL_SUFFIX}*'):
+    logging.warning('Removing %s: a checkpoint save that never finished', partial)
+    shutil.rmtree(partial, ignore_errors=True)
+
+
 def write_config(workdir: str | pathlib.Path, config: ml_collections.ConfigDict) -> None:
   path = pathlib.Path(workdir) / CONFIG_FILE
   tmp = path.with_suffix('.json.tmp')
@@ -102,4 +152,4 @@ def read_config(workdir: epath.PathLike) -> ml_collections.ConfigDict:
   path = epath.Path(workdir) / CONFIG_FILE
   if not path.exists():
     raise errors.RunNotFound(f'{workdir} has no {CONFIG_FILE}: not a vae_jax run directory')
-  return config_lib.with_defaults(json.loads(path.read_text()))
+  return config_lib.with_defaults(files.read_json(path, CONFIG_DAMAGED_FIX))

@@ -1,9 +1,12 @@
 """What every vae_jax command shares: absl flags and logging, orbax's INFO
 chatter filtered out, and bad input reported as one line with no traceback.
 
-Exit codes: 0 done; 2 bad input (flags, config, data, workdir), nothing
-written; 75 (errors.PREEMPTED_EXIT_CODE) stopped by SIGTERM/SIGINT after
-saving a checkpoint, rerun to continue; 1 anything else (a bug: traceback).
+Exit codes: 0 done; 2 bad input (flags, config, data, a damaged file, a
+workdir another process holds), nothing written; 74 (errors.DISK_FULL_EXIT_CODE)
+a write failed for lack of disk space, the earlier checkpoints intact, free
+space and rerun to continue; 75 (errors.PREEMPTED_EXIT_CODE) stopped by
+SIGTERM/SIGINT after saving a checkpoint, rerun to continue; 1 anything else
+(a bug: traceback).
 """
 
 import logging as logging_lib
@@ -19,10 +22,16 @@ from vae_jax import errors
 
 
 class _QuietLibraries(logging_lib.Filter):
-  """Drops INFO chatter of orbax (several lines per save); its warnings still show."""
+  """Drops INFO chatter of orbax (several lines per save), and its tracebacks of a write that failed for lack
+  of space, which the command reports in one line (errors.DiskFull); its other warnings and errors show."""
 
   def filter(self, record):
-    return record.levelno >= logging_lib.WARNING or '/orbax/' not in record.pathname
+    if '/orbax/' not in record.pathname:
+      return True
+    if record.levelno < logging_lib.WARNING:
+      return False
+    text = record.getMessage() + (record.exc_text or '') + (str(record.exc_info[1]) if record.exc_info else '')
+    return not any(t in text for t in ('No space left on device', 'Disk quota exceeded', 'RESOURCE_EXHAUSTED'))
 
 
 def run(command: Callable[..., None], positional: bool = False) -> None:
@@ -46,6 +55,9 @@ def run(command: Callable[..., None], positional: bool = False) -> None:
     except errors.Preempted as e:
       print(f'preempted: {e}', file=sys.stderr)
       sys.exit(errors.PREEMPTED_EXIT_CODE)
+    except errors.DiskFull as e:
+      print(f'disk full: {e}', file=sys.stderr)
+      sys.exit(errors.DISK_FULL_EXIT_CODE)
 
   app.run(main, flags_parser=_parse_flags)
 

@@ -32,3 +32,20 @@ PREEMPTED_EXIT_CODE = 75
 
 class Preempted(Exception):
   """Training stopped on a signal after saving a checkpoint at the current step."""
+
+
+class DamagedFileError(UserError):
+  """A file of the run that cannot be read back (truncated, corrupted) and cannot be rebuilt on its own."""
+
+
+class RunLockedError(WorkdirError):
+  """Another process holds the run directory (a double launch, or a requeue while the old task runs)."""
+
+
+# The exit code of a run stopped because a write failed for lack of space (EX_IOERR); the checkpoints
+# written before are intact, and rerunning after freeing space continues from the last of them.
+DISK_FULL_EXIT_CODE = 74
+
+
+class DiskFull(Exception):
+  """A write of the run failed because the disk (or quota) is full."""

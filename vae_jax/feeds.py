@@ -18,11 +18,13 @@ import pathlib
 import time
 from typing import TYPE_CHECKING
 
+from absl import logging
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from vae_jax import dispatch
+from vae_jax import files
 from vae_jax import parallel
 
 if TYPE_CHECKING:
@@ -172,7 +174,8 @@ def choose_feed(setup: 'train.Setup', state, workdir: pathlib.Path | None = None
   if path is not None and path.exists():
     try:
       record = json.loads(path.read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError) as e:
+      logging.warning('%s is damaged (%s); measuring the dispatch modes again', path, files.damage(path, e))
       record = {}
     if record.get('machine') == machine and record.get('mode') in dispatch.MODES:
       return make_feed(setup, record['mode']), f'measured at the start of this run: {record.get("measured")}'

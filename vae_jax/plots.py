@@ -26,6 +26,7 @@ import matplotlib
 from matplotlib.figure import Figure
 import numpy as np
 
+from vae_jax import files
 from vae_jax import writers
 
 EVAL_FILE = 'eval.json'
@@ -105,9 +106,9 @@ def _finish(fig: Figure, path: str | os.PathLike | None) -> Figure:
 
 def _describe(run) -> str:
   """One line naming the run, for the second line of every title."""
-  m = run.config.model
-  return (f'{epath.Path(run.workdir).name}: {run.config.data.name}, {m.kind} {m.encoder}, '
-          f'latent_dim={run.model.latent_dim}, step {run.step}')
+  m, name, dataset = run.config.model, epath.Path(run.workdir).name, run.config.data.name
+  what = f'{m.kind} {m.encoder} on {dataset}, latent_dim={run.model.latent_dim}, step {run.step}'
+  return what if name == dataset else f'{name}: {what}'  # the default workdir is named for its dataset
 
 
 def _show_grid(ax, grid: np.ndarray) -> None:
@@ -151,7 +152,8 @@ def encode_means(run, images, batch_size: int = 1000, labels=None) -> np.ndarray
 def read_eval(workdir: epath.PathLike) -> dict | None:
   """The run's eval.json, or None when it has not been evaluated yet."""
   path = epath.Path(workdir) / EVAL_FILE
-  return json.loads(path.read_text()) if path.exists() else None
+  fix = f'python -m vae_jax.evaluate --workdir={workdir} writes it again'
+  return files.read_json(path, fix) if path.exists() else None
 
 
 def _no_per_dim_kl(run) -> NotApplicable:

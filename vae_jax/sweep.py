@@ -33,6 +33,9 @@ _SLURM = flags.DEFINE_bool('slurm', False, 'Write a SLURM array job script and s
 _PARTITION = flags.DEFINE_string('partition', None, 'SLURM partition (#SBATCH --partition).')
 _SBATCH = flags.DEFINE_multi_string('sbatch', [], 'Extra #SBATCH option, repeatable: --sbatch=--gpus=1 '
                                     '--sbatch=--time=04:00:00.')
+_SIGNAL_LEAD = flags.DEFINE_integer('signal_lead', sweeps.SIGNAL_LEAD_SECONDS, 'With --slurm: seconds before the '
+                                    'time limit at which a point is asked to save and requeue itself; more than '
+                                    'one dispatch plus one checkpoint of the slowest point.')
 
 
 def _dash_dash_dry_run(argv: list[str]) -> list[str]:
@@ -47,7 +50,8 @@ def _sweep(args: list[str]) -> None:
     raise errors.UserError(f'--parallel={_PARALLEL.value} must be >= 1')
   s = sweeps.load(args[0], _ROOT.value)
   if _SLURM.value:
-    script = sweeps.slurm_script(s, _PARTITION.value, _SBATCH.value, _PARALLEL.value)
+    script = sweeps.slurm_script(s, _PARTITION.value, _SBATCH.value, _PARALLEL.value,
+                                 signal_lead=_SIGNAL_LEAD.value)
     if _DRY_RUN.value:
       print(script, end='')
       return

@@ -24,6 +24,7 @@ import pathlib
 from typing import Any, Sequence
 
 from absl import flags
+from absl import logging
 from matplotlib.figure import Figure
 
 from vae_jax import cli
@@ -82,6 +83,9 @@ def gather(directory: str | os.PathLike) -> tuple[list[str], list[Row]]:
   if not directory.is_dir():
     raise errors.UserError(f'no sweep directory {directory}')
   record = _read(directory / sweeps.SWEEP_FILE)
+  if record is None and (directory / sweeps.SWEEP_FILE).exists():
+    logging.warning('%s is damaged; reading the points from the run directories instead (running the sweep '
+                    'again writes it anew)', directory / sweeps.SWEEP_FILE)
   if record:
     points = [(p['name'], directory / p['name'], p['overrides']) for p in record['points']]
     fields = list(dict.fromkeys(f for _, _, o in points for f in o))

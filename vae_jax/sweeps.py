@@ -514,26 +514,60 @@ def summary(results: Sequence[Result]) -> str:
 # ---- SLURM -----------------------------------------------------------------------------------
 
 
+SIGNAL_LEAD_SECONDS = 300  # warning before the time limit: a dispatch plus a checkpoint, with SLURM's 60 s slack
+
+
 def slurm_script(s: Sweep, partition: str | None = None, sbatch_options: Sequence[str] = (),
-                 parallel: int | None = None, workdir: str | None = None) -> str:
-  """A SLURM array job: array index i runs point i's command line, from `workdir` (default: here)."""
+                 parallel: int | None = None, workdir: str | None = None,
+                 signal_lead: int = SIGNAL_LEAD_SECONDS) -> str:
+  """A SLURM array job: array index i runs point i's command line, from `workdir` (default: here).
+
+  A point stopped before it finishes requeues itself and resumes from its checkpoint:
+  - at the time limit: --signal=B:USR1@signal_lead sends the batch shell USR1
+    that many seconds before; it passes SIGTERM to the point, which saves
+    and exits 75 (errors.PREEMPTED_EXIT_CODE), and the shell then runs
+    `scontrol requeue` on its own array task;
+  - on preemption SLURM sends SIGTERM to every process of the job itself: the
+    shell ignores it (so the point gets one, not two: a second would kill it
+    unsaved), the point saves and exits 75, and SLURM requeues the task
+    (--requeue) or the shell does.
+  --open-mode=append keeps each attempt's output in the task's one file.
+  """
   directory = os.path.abspath(s.directory)
   array = f'0-{len(s.points) - 1}' + (f'%{parallel}' if parallel else '')
   lines = ['#!/bin/bash',
            f'# Sweep {s.name} ({s.file}): {len(s.points)} points, one per array index.',
            '# Written by python -m vae_jax.sweep, which submits only the unfinished points when run again;',
            '# a task of a finished point returns at once, one of an interrupted point resumes it.',
+           '# A point preempted or at its time limit saves, requeues itself and resumes (experiments/README.md).',
            f'#SBATCH --job-name={s.name}',
            f'#SBATCH --array={array}',
-           f'#SBATCH --output={directory}/slurm/%A_%a.out']
+           f'#SBATCH --output={directory}/slurm/%A_%a.out',
+           '#SBATCH --open-mode=append',
+           '#SBATCH --requeue',
+           f'#SBATCH --signal=B:USR1@{int(signal_lead)}']
   if partition:
     lines.append(f'#SBATCH --partition={partition}')
   lines += [f'#SBATCH {option}' for option in sbatch_options]
-  lines += ['set -euo pipefail', f'cd {shlex.quote(os.path.abspath(workdir or os.getcwd()))}',
+  lines += ['set -uo pipefail', f'cd {shlex.quote(os.path.abspath(workdir or os.getcwd()))}',
             'case "$SLURM_ARRAY_TASK_ID" in']
   for p in s.points:
-    lines.append(f'  {p.index}) exec {shlex.join(p.command)} ;;')
-  lines += ['  *) echo "sweep ' + s.name + ' has no point $SLURM_ARRAY_TASK_ID" >&2; exit 2 ;;', 'esac', '']
+    lines.append(f'  {p.index}) point=({shlex.join(p.command)}) ;;')
+  lines += ['  *) echo "sweep ' + s.name + ' has no point $SLURM_ARRAY_TASK_ID" >&2; exit 2 ;;', 'esac',
+            '"${point[@]}" &',
+            'child=$!',
+            "trap 'echo \"time limit near: asking the point to save\" >&2; kill -TERM \"$child\" 2>/dev/null' USR1",
+            "trap ':' TERM  # preemption: SLURM signals the point itself",
+            'while :; do',
+            '  wait "$child"; status=$?',
+            '  kill -0 "$child" 2>/dev/null || break  # wait returns early when a trapped signal arrives',
+            'done',
+            f'if [ "$status" -eq {errors.PREEMPTED_EXIT_CODE} ]; then',
+            '  task="${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}"',
+            '  echo "the point saved its checkpoint and stopped: requeueing $task to resume it" >&2',
+            '  scontrol requeue "$task" || echo "scontrol requeue $task failed: run the sweep again to resume" >&2',
+            'fi',
+            'exit "$status"', '']
   return '\n'.join(lines)
 
 

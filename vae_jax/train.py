@@ -12,7 +12,6 @@ when it fits, dispatched the way it measured fastest.
 
 import dataclasses
 import functools
-import json
 import pathlib
 import time
 from typing import Callable
@@ -31,6 +30,7 @@ from vae_jax import data
 from vae_jax import errors
 from vae_jax import evaluation
 from vae_jax import feeds
+from vae_jax import files
 from vae_jax import measures
 from vae_jax import models
 from vae_jax import objectives
@@ -169,27 +169,50 @@ def _crossed(before: int, after: int, period: int) -> bool:
   return before // period < after // period
 
 
-def _write_images(workdir, writer, model, params, dataset, config, step, key) -> None:
-  """samples.png (decoded prior draws) and reconstructions.png (test images and theirs)."""
-  if jax.process_index() != 0:
-    return
-  n = config.eval.num_images
-  variables = {'params': params}
-  mean_image = lambda p: np.asarray(type(model.likelihood).mean(p))
-  images = {}
-  if model.stochastic:
-    sample = jax.jit(functools.partial(model.apply, method=model.sample), static_argnums=2)
-    drawn = sample(variables, jax.random.fold_in(key, 0), n)
-    images['samples'] = plots.image_grid(mean_image(drawn))
-    plots.save_grid(workdir / 'samples.png', images['samples'],
-                    f'{n} samples: mean of p(x|z), z ~ p(z) (step {step})')
-  x, labels = jnp.asarray(dataset.test.images[:n]), jnp.asarray(dataset.test.labels[:n])
-  reconstruct = jax.jit(functools.partial(model.apply, method=model.reconstruct))
-  decoded = reconstruct(variables, x, jax.random.split(jax.random.fold_in(key, 1), len(x)), labels)
-  images['reconstructions'] = plots.reconstruction_grid(np.asarray(x), mean_image(decoded))
-  plots.save_grid(workdir / 'reconstructions.png', images['reconstructions'],
-                  f'Test images (odd rows) and reconstructions, mean of p(x|z), z ~ q(z|x) (step {step})')
-  writer.write_images(step, images)
+class _Images:
+  """Prior samples and test reconstructions of the current parameters, for TensorBoard at every
+  validation (with the step) and for samples.png / reconstructions.png at the end. Jitted once."""
+
+  def __init__(self, model, dataset, config, key):
+    self.model, self.key, self.n = model, key, config.eval.num_images
+    self.x = jnp.asarray(dataset.test.images[:self.n])
+    self.labels = jnp.asarray(dataset.test.labels[:self.n])
+    self._sample = jax.jit(functools.partial(model.apply, method=model.sample), static_argnums=2)
+    self._reconstruct = jax.jit(functools.partial(model.apply, method=model.reconstruct))
+
+  def grids(self, params) -> dict[str, np.ndarray]:
+    variables = {'params': params}
+    mean_image = lambda p: np.asarray(type(self.model.likelihood).mean(p))
+    images = {}
+    if self.model.stochastic:
+      images['samples'] = plots.image_grid(mean_image(self._sample(variables, jax.random.fold_in(self.key, 0),
+                                                                   self.n)))
+    decoded = self._reconstruct(variables, self.x, jax.random.split(jax.random.fold_in(self.key, 1), len(self.x)),
+                                self.labels)
+    images['reconstructions'] = plots.reconstruction_grid(np.asarray(self.x), mean_image(decoded))
+    return images
+
+  def write(self, writer, params, step: int, workdir=None) -> None:
+    """The grids to TensorBoard at `step`; with `workdir`, also as its PNG files."""
+    if jax.process_index() != 0:
+      return
+    images = self.grids(params)
+    writer.write_images(step, images)
+    if workdir is not None:
+      if 'samples' in images:
+        plots.save_grid(workdir / 'samples.png', images['samples'],
+                        f'{self.n} samples: mean of p(x|z), z ~ p(z) (step {step})')
+      plots.save_grid(workdir / 'reconstructions.png', images['reconstructions'],
+                      f'Test images (odd rows) and reconstructions, mean of p(x|z), z ~ q(z|x) (step {step})')
+
+
+def _format_metrics(values: dict, decimals: int = 2) -> str:
+  """key value pairs for the log: counts as integers, other numbers with `decimals` decimals."""
+  def one(k, v):
+    if k.startswith(('active_units', 'codes_used')) and isinstance(v, (int, float, np.number)):
+      return f'{k} {int(round(float(v)))}'
+    return f'{k} {v:.{decimals}f}' if isinstance(v, (float, np.floating)) else f'{k} {v}'
+  return ', '.join(one(k, v) for k, v in values.items())
 
 
 def _group_scalars(results: dict) -> dict[str, float]:
@@ -207,9 +230,27 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
   """Trains (or resumes) the run in `workdir`, evaluates on test, returns eval.json's contents.
 
   A workdir holding a run of another config (seed, batch_size, data, model) is
-  refused, or with `replace_run` moved to WORKDIR.old-N first. SIGTERM/SIGINT
-  save a checkpoint and raise errors.Preempted; rerunning continues the run.
+  refused, or with `replace_run` moved to WORKDIR.old-N first; a workdir another
+  process is training in is refused (errors.RunLockedError). SIGTERM/SIGINT
+  save a checkpoint and raise errors.Preempted; rerunning continues the run. A
+  write that fails for lack of space raises errors.DiskFull, which names the
+  last good checkpoint; the next start removes the partial one.
   """
+  lock = workdir_lib.RunLock(pathlib.Path(workdir))
+  try:
+    return _train_and_evaluate(config, pathlib.Path(workdir), replace_run, lock)
+  except Exception as e:  # pylint: disable=broad-except
+    if not checkpoints.is_disk_full(e):
+      raise
+    raise errors.DiskFull(checkpoints.disk_full_message(pathlib.Path(workdir), e)) from None
+  finally:
+    lock.release()
+
+
+def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: pathlib.Path, replace_run: bool,
+                        lock: workdir_lib.RunLock) -> dict:
+  """train_and_evaluate's body; `lock` is taken once the config and data are known good, before the
+  workdir is touched."""
   config_lib.validate(config)
   dataset = data.load(config)
   setup = make_setup(config, dataset)
@@ -220,7 +261,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
                   num_train=len(dataset.train.images), num_validation=len(dataset.validation.images),
                   num_test=len(dataset.test.images), data_source=dataset.source, jax_version=jax.__version__,
                   devices=[str(d) for d in jax.devices()], process_count=jax.process_count())
-  workdir_lib.prepare(workdir, config, resolved, replace_run)
+  workdir_lib.check_readable(workdir, replace_run)  # a damaged config.json refuses before anything is written
+  lock.acquire()
+  workdir_lib.prepare(workdir, config, resolved, replace_run, lock)
   logging.info('%s from %s: %d train / %d validation / %d test images of shape %s', dataset.name,
                dataset.source, len(dataset.train.images), len(dataset.validation.images),
                len(dataset.test.images), dataset.image_shape)
@@ -229,6 +272,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
   logging.info('%s with %s parameters; %d steps (%d per epoch) on %d device(s)', config.model.kind,
                f'{sum(p.size for p in jax.tree.leaves(state.params)):,}', total_steps, spe, jax.device_count())
   models.log_kl_kind(setup.model)
+  checkpoints.remove_partial(workdir)
   mngr = checkpoints.manager(workdir, config.keep_checkpoints)
   state, start = checkpoints.restore_readable(mngr, state, workdir)
   stage = setup.stage_index(start)
@@ -240,9 +284,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
         f'{p.stage.name} (steps {p.start}-{p.end})' for p in setup.plans), start, setup.plans[stage].stage.name)
   eval_path = workdir / EVAL_FILE
   if start >= total_steps and eval_path.exists():
-    mngr.close()
-    logging.info('Run in %s is finished (step %d); its test metrics are in %s', workdir, start, eval_path)
-    return json.loads(eval_path.read_text())
+    try:
+      results = files.read_json(eval_path, 'evaluating the run again')
+      mngr.close()
+      logging.info('Run in %s is finished (step %d); its test metrics are in %s', workdir, start, eval_path)
+      return results
+    except errors.DamagedFileError as e:  # derived from the checkpoint: rebuilt, not refused
+      logging.warning('%s', e)
 
   writers.truncate_metrics(workdir, start)
   writer = writers.MetricWriter(workdir)
@@ -251,6 +299,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
                config.steps_per_dispatch, feed.mode, why)
   stage_feeds = {stage: feed}
   val_evaluator = evaluation.Evaluator(setup.model, config.eval.batch_size, 1, 1, setup.mesh)
+  images = _Images(setup.model, dataset, config, setup.key(_IMAGES))
 
   step, buffer = start, []
   consecutive_skips, total_skips = 0, 0
@@ -310,8 +359,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
         val = {k: v for k, v in val.items()
                if k in _VALIDATION_KEYS and v is not None} | _group_scalars(val)
         writer.write_scalars(step, {f'validation/{k}': v for k, v in val.items()})
-        logging.info('validation at step %d: %s', step,
-                     ', '.join(f'{k} {v:.2f}' if isinstance(v, float) else f'{k} {v}' for k, v in val.items()))
+        logging.info('validation at step %d: %s', step, _format_metrics(val))
+        images.write(writer, optimizer.eval_params(state), step)
         last_time += time.perf_counter() - eval_start  # keep evaluation out of the throughput
 
       if _crossed(before, step, config.checkpoint_every_steps) or step == total_steps:
@@ -347,11 +396,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
   writer.write_scalars(step, {f'test/{k}': v for k, v in results.items()
                               if k.endswith(('_nats', '_accuracy')) or k in ('bits_per_dim', 'active_units')
                               if isinstance(v, (int, float))} | {f'test/{k}': v for k, v in _group_scalars(results).items()})
-  _write_images(workdir, writer, setup.model, optimizer.eval_params(state), dataset, config, step,
-                setup.key(_IMAGES))
+  images.write(writer, optimizer.eval_params(state), step, workdir)
   writer.close()
   if jax.process_index() == 0:
     workdir_lib.write_json(eval_path, results)
-  logging.info('test: %s', ', '.join(f'{k} {v:.3f}' if isinstance(v, float) else f'{k} {v}'
-                                     for k, v in results.items() if not isinstance(v, list)))
+  logging.info('test: %s', _format_metrics({k: v for k, v in results.items() if not isinstance(v, list)}, 3))
   return results

@@ -1,12 +1,24 @@
-"""The run directory: refusing (or moving aside) another config's run, and writing config.json.
+"""The run directory: one process at a time, refusing (or moving aside) another config's run, and writing
+config.json.
+
+A training run holds WORKDIR/run.lock with flock(2) from start to end: the
+operating system releases it when the process exits, however it exits, so a
+crashed run never leaves a stale lock, and a second launch on the same
+workdir (a double launch, a requeue while the old task still runs) is
+refused at once with the host and process that hold it. Readers (evaluate,
+report, load_run) never take it. A gs:// workdir has no lock.
 
 The workdir is the run: rerunning the same command resumes from it. Only the
 fields that define what its checkpoints are (`RUN_DEFINING`) must match; the
 rest (epochs, learning rate, evaluation, logging, speed) may change on resume.
 """
 
+import datetime
+import fcntl
 import json
+import os
 import pathlib
+import socket
 
 from absl import logging
 import jax
@@ -15,6 +27,7 @@ import ml_collections
 from vae_jax import checkpoints
 from vae_jax import config_lib
 from vae_jax import errors
+from vae_jax import files
 
 EVAL_FILE = 'eval.json'
 RUN_DEFINING = ('seed', 'batch_size', 'data', 'model')
@@ -36,11 +49,26 @@ def _defining(config_json: dict) -> dict:
   return _flatten({k: v for k, v in full.to_dict().items() if k in RUN_DEFINING})
 
 
-def prepare(workdir: pathlib.Path, config: ml_collections.ConfigDict, resolved: dict, replace_run: bool) -> None:
-  """Refuses (or, with replace_run, moves aside) a run of another config, then writes config.json."""
+def check_readable(workdir: pathlib.Path, replace_run: bool) -> None:
+  """Raises errors.DamagedFileError for a config.json that cannot be read (unless it is to be replaced)."""
+  path = workdir / checkpoints.CONFIG_FILE
+  if path.exists() and not replace_run:
+    files.read_json(path, checkpoints.CONFIG_DAMAGED_FIX)
+
+
+def prepare(workdir: pathlib.Path, config: ml_collections.ConfigDict, resolved: dict, replace_run: bool,
+            lock: 'RunLock | None' = None) -> None:
+  """Refuses (or, with replace_run, moves aside) a run of another config, then writes config.json.
+
+  `lock`, held on the workdir, is taken again on the fresh workdir when the old run is moved aside."""
   path = workdir / checkpoints.CONFIG_FILE
   if path.exists():
-    old = _defining(json.loads(path.read_text()))
+    try:
+      old = _defining(files.read_json(path, checkpoints.CONFIG_DAMAGED_FIX))
+    except errors.DamagedFileError:
+      if not replace_run:
+        raise
+      old = {'config.json': 'damaged'}  # with --replace_run a run whose config cannot be read is moved aside
     new = _defining(json.loads(config.to_json_best_effort()))
     changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
     if changed and not replace_run:
@@ -57,11 +85,53 @@ def prepare(workdir: pathlib.Path, config: ml_collections.ConfigDict, resolved: 
       aside = workdir.with_name(f'{workdir.name}.old-{n}')
       workdir.rename(aside)
       logging.warning('Moved the run of another config from %s to %s', workdir, aside)
+      if lock is not None:
+        lock.acquire()
   workdir.mkdir(parents=True, exist_ok=True)
   if jax.process_index() == 0:
     full = ml_collections.ConfigDict(config.to_dict())
     full.resolved = resolved
     checkpoints.write_config(workdir, full)
+
+
+LOCK_FILE = 'run.lock'
+
+
+class RunLock:
+  """Holds WORKDIR/run.lock while a run trains (process 0 only); see the module docstring."""
+
+  def __init__(self, workdir: pathlib.Path):
+    self.workdir = pathlib.Path(workdir)
+    self._file = None
+
+  def acquire(self) -> 'RunLock':
+    if jax.process_index() != 0 or '://' in str(self.workdir):
+      return self
+    self.release()
+    self.workdir.mkdir(parents=True, exist_ok=True)
+    path = self.workdir / LOCK_FILE
+    f = open(path, 'a+', encoding='utf-8')  # pylint: disable=consider-using-with  (held until release)
+    try:
+      fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+      f.seek(0)
+      holder = f.read().strip() or 'another process'
+      f.close()
+      raise errors.RunLockedError(
+          f'workdir {self.workdir} is in use by {holder}: a run is training there. Wait for it or stop it '
+          'before starting another on the same workdir') from None
+    f.seek(0)
+    f.truncate()
+    f.write(f'process {os.getpid()} on host {socket.gethostname()}, since '
+            f'{datetime.datetime.now().isoformat(timespec="seconds")}\n')
+    f.flush()
+    self._file = f
+    return self
+
+  def release(self) -> None:
+    if self._file is not None:
+      self._file.close()  # closing the descriptor releases the lock
+      self._file = None
 
 
 def write_json(path: pathlib.Path, contents: dict) -> None:

@@ -5,6 +5,7 @@ import json
 import math
 import pathlib
 
+from absl import logging
 from etils import epath
 import jax
 import numpy as np
@@ -50,19 +51,38 @@ class MetricWriter:
       self._tb.close()
 
 
+def _records(path, text: str) -> list[dict]:
+  """The records of a metrics.jsonl text; a damaged line (the torn last line a crash or a full disk leaves
+  mid-write) is dropped with a warning, and the rest are kept."""
+  records = []
+  lines = text.splitlines()
+  for i, line in enumerate(lines):
+    if not line.strip():
+      continue
+    try:
+      record = json.loads(line)
+      if not isinstance(record, dict) or not isinstance(record.get('step'), int):
+        raise ValueError('no step')
+    except ValueError:
+      where = 'its last line' if i == len(lines) - 1 else f'line {i + 1}'
+      logging.warning('%s: %s is damaged (%r); dropped it', path, where, line[:60])
+      continue
+    records.append(record)
+  return records
+
+
 def truncate_metrics(workdir: str | pathlib.Path, after_step: int) -> None:
-  """Drops metrics.jsonl records past `after_step`: a resumed run logs them again."""
+  """Drops metrics.jsonl records past `after_step` (a resumed run logs them again) and damaged lines."""
   path = pathlib.Path(workdir) / METRICS_FILE
   if jax.process_index() != 0 or not path.exists():
     return
-  kept = [line for line in path.read_text().splitlines()
-          if line.strip() and json.loads(line)['step'] <= after_step]
+  kept = [r for r in _records(path, path.read_text(errors='replace')) if r['step'] <= after_step]
   tmp = path.with_suffix('.jsonl.tmp')
-  tmp.write_text(''.join(line + '\n' for line in kept))
+  tmp.write_text(''.join(json.dumps(r) + '\n' for r in kept))
   tmp.replace(path)
 
 
 def read_metrics(workdir: epath.PathLike) -> list[dict]:
-  """All records of metrics.jsonl; epath, so a notebook can read a run on a bucket."""
+  """All readable records of metrics.jsonl; epath, so a notebook can read a run on a bucket."""
   path = epath.Path(workdir) / METRICS_FILE
-  return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+  return _records(path, path.read_bytes().decode('utf-8', 'replace'))

@@ -80,6 +80,16 @@ ignores them, and the trainer and the evaluation always pass them.)
   update_state(x, labels, key) -> a partial tree of parameters, only where
       `updates_state`: their new values after a step on the batch x.
 
+Bits-back coding (`vae_jax.bitsback`), for kinds whose latent groups are diagonal Gaussians
+  coding_obstacle  None when the kind can be coded, else one line saying why not
+               (a flow posterior, a mixture prior, a label to carry, a point
+               mass, a continuous likelihood); every kind has it.
+  latent_gaussians(x, z, labels=None) -> [(prior_mean, prior_log_var, q_mean, q_log_var)]
+      per group, top first, each (n, size of the group): p(z_g | z_<g) and
+      q(z_g | x, z_<g) with z_<g read from the flat z (the groups at and below
+      g are ignored); x=None gives the priors alone (q's None). The coder calls
+      it once per group, top first, with the groups chosen so far.
+
 All outputs are float32 whatever `model.dtype` computes the layers in.
 
 Adding a kind: write `models/<kind>.py` with a module that has the members

@@ -1,0 +1,36 @@
+"""Reading the run directory's small JSON files, which a crash or a full disk can leave damaged.
+
+Every such file is written to a temporary name and renamed, so damage means
+something outside the run (a copy cut short, a disk error, a hand edit). A
+damaged file is one line naming it, what is wrong and what to do
+(errors.DamagedFileError, exit 2), never a traceback.
+"""
+
+import json
+
+from etils import epath
+
+from vae_jax import errors
+
+
+def damage(path, error: Exception) -> str:
+  """What is wrong with the file, in a few words: empty, or where the JSON breaks off."""
+  if isinstance(error, json.JSONDecodeError):
+    if not error.doc.strip():
+      return 'it is empty'
+    return f'not valid JSON: {error.msg} at line {error.lineno} column {error.colno}, of {len(error.doc)} characters'
+  if isinstance(error, UnicodeDecodeError):
+    return 'it is not text'
+  return f'{type(error).__name__}: {error}'
+
+
+def read_json(path: epath.PathLike, fix: str) -> dict:
+  """The JSON object in `path`; a damaged file is a DamagedFileError that ends with `fix`."""
+  path = epath.Path(path)
+  try:
+    value = json.loads(path.read_text())
+  except (ValueError, UnicodeDecodeError) as e:
+    raise errors.DamagedFileError(f'{path} is damaged ({damage(path, e)}); {fix}') from None
+  if not isinstance(value, dict):
+    raise errors.DamagedFileError(f'{path} is damaged (it holds a {type(value).__name__}, not an object); {fix}')
+  return value
