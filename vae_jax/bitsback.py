@@ -58,6 +58,7 @@ MAGIC = b'VAEJAXBB'
 FORMAT_VERSION = 1
 DEFAULT_BUCKET_BITS = 8
 DEFAULT_BATCH_SIZE = 200
+MAX_TABLE = 2**23  # symbol probabilities per network batch
 _CATEGORICAL = constriction.stream.model.Categorical(perfect=False)
 
 
@@ -186,10 +187,13 @@ class Coder:
       raise errors.ConfigError(f'--bucket_bits={bucket_bits} must be in 1..16 (the coder works to 24 bits)')
     if batch_size < 1:
       raise errors.ConfigError(f'--batch_size={batch_size} must be >= 1')
-    self.model, self.params, self.bits, self.batch_size = model, params, bucket_bits, batch_size
+    self.model, self.params, self.bits = model, params, bucket_bits
     self.image_shape = tuple(int(d) for d in image_shape)
     self.head = type(model.likelihood)
     self.num_symbols = self.head.num_symbols
+    # An 8-bit head's table is 256 probabilities a pixel (and its mixture's work ten times that): keep a
+    # batch's table near 2^23 floats. The batch is part of the file's header, so decoding uses the same.
+    self.batch_size = min(batch_size, max(1, MAX_TABLE // (math.prod(self.image_shape) * self.num_symbols)))
     bounds = np.cumsum((0,) + tuple(model.group_sizes))
     self.groups = [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
     self.latent_dim = int(bounds[-1])
@@ -322,7 +326,7 @@ def compress_run(run, images: np.ndarray, out: os.PathLike, bucket_bits: int = D
   words, seconds = timed(coder.compress, symbols)
   header = Header(config_sha256=config_hash(run.config), params_sha256=params_hash(run.params), step=run.step,
                   image_shape=tuple(np.asarray(images).shape), dtype=str(np.asarray(images).dtype), scale=scale,
-                  bucket_bits=bucket_bits, batch_size=batch_size, backend=jax.default_backend())
+                  bucket_bits=bucket_bits, batch_size=coder.batch_size, backend=jax.default_backend())
   size = write_file(out, header, words)
   dims = symbols.size
   return {'file': os.fspath(out), 'num_images': len(symbols), 'file_bytes': size,
