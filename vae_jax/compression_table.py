@@ -159,7 +159,7 @@ def _image_codec_sizes(pixels: np.ndarray, binary: bool, codec, tmp: str, worker
   n, h, w = pixels.shape
   rows = []
   big = mosaic(pixels)
-  src = _write_sources(big if not binary else big, os.path.join(tmp, 'mosaic'), binary)
+  src = _write_sources(big, os.path.join(tmp, 'mosaic'), binary)
   for label, encode, decode in settings:
     dst = os.path.join(tmp, 'mosaic.out')
     encode(*src, dst)
