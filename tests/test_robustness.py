@@ -41,7 +41,8 @@ def _assert_bitwise_equal(a, b):
 _PREEMPTIBLE = ['--config=configs/digits.py', '--config.num_epochs=60', '--config.steps_per_dispatch=10',
                 '--config.dispatch=scan',  # two workdirs, compared bit for bit: the same programs
                 '--config.log_every_steps=10', '--config.checkpoint_every_steps=400',
-                '--config.eval.num_importance_samples=5', '--config.eval.every_epochs=20']
+                '--config.eval.num_importance_samples=5', '--config.eval.every_epochs=20',
+                '--config.eval.measures=false']
 
 
 def _main(workdir, *args):

@@ -36,14 +36,19 @@ def _define_flags() -> None:
   flags.mark_flags_as_required(['workdir', 'out'])
 
 
+def read_images(path: str) -> np.ndarray:
+  """The images in a .npy file; a DataError names the file if it cannot be read."""
+  try:
+    return np.load(path, allow_pickle=False)
+  except (OSError, ValueError) as e:
+    raise errors.DataError(f'cannot read --images={path} as a .npy array: {e}') from None
+
+
 def load_images(run, split: str | None, images: str | None) -> np.ndarray:
   if (split is None) == (images is None):
     raise errors.ConfigError('give exactly one of --split and --images')
   if images is not None:
-    try:
-      return np.load(images, allow_pickle=False)
-    except (OSError, ValueError) as e:
-      raise errors.DataError(f'cannot read --images={images} as a .npy array: {e}') from None
+    return read_images(images)
   return getattr(data.load(run.config), split).images
 
 

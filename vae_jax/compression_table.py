@@ -94,75 +94,73 @@ def _untile(image: np.ndarray, n: int, h: int, w: int) -> np.ndarray:
   return image.reshape(rows, h, cols, w).transpose(0, 2, 1, 3).reshape(rows * cols, h, w)[:n]
 
 
-# Each image codec: (name, its settings as a list of (label, encode(src_png, src_pbm, dst), decode(dst) -> array)).
+# Each image codec: (name, the source format it reads ('png' or 'pbm'), its settings as a list of
+# (label, encode(src, dst), decode(dst) -> array)).
 def _png(binary: bool):
   def encode(level):
-    def fn(png, pbm, dst):
-      del pbm
+    def fn(png, dst):
       shutil.copy(png, dst)
       _run(_tool('optipng'), f'-o{level}', '-quiet', dst)
     return fn
   decode = lambda path: np.asarray(Image.open(path).convert('L' if not binary else '1'), np.uint8)
-  return 'PNG' + (' (1-bit)' if binary else ' (8-bit)'), [
+  return 'PNG' + (' (1-bit)' if binary else ' (8-bit)'), 'png', [
       (f'optipng -o{level} IMAGE.png', encode(level), decode) for level in (7,)]
 
 
 def _jbig():
   def encode(options):
-    return lambda png, pbm, dst: _run(_tool('pbmtojbg'), *options, pbm, dst)
+    return lambda pbm, dst: _run(_tool('pbmtojbg'), *options, pbm, dst)
 
   def decode(path):
     out = path + '.pbm'
     _run(_tool('jbgtopbm'), path, out)
     return 1 - np.asarray(Image.open(out).convert('1'), np.uint8)  # PBM: 1 is black; ours: 1 is ink
-  return 'JBIG (pbmtojbg)', [(f'pbmtojbg {" ".join(o)} IMAGE.pbm IMAGE.jbg'.replace('  ', ' '), encode(o), decode)
+  return 'JBIG (pbmtojbg)', 'pbm', [(f'pbmtojbg {" ".join(o)} IMAGE.pbm IMAGE.jbg'.replace('  ', ' '), encode(o), decode)
                              for o in ((), ('-q',))]
 
 
 def _webp():
-  def encode(png, pbm, dst):
-    del pbm
+  def encode(png, dst):
     _run(_tool('cwebp'), '-lossless', '-z', '9', '-quiet', png, '-o', dst)
 
   def decode(path):
     out = path + '.png'
     _run(_tool('dwebp'), '-quiet', path, '-o', out)
     return np.asarray(Image.open(out).convert('L'), np.uint8)
-  return 'WebP lossless', [('cwebp -lossless -z 9 IMAGE.png -o IMAGE.webp', encode, decode)]
+  return 'WebP lossless', 'png', [('cwebp -lossless -z 9 IMAGE.png -o IMAGE.webp', encode, decode)]
 
 
 def _jxl():
-  def encode(png, pbm, dst):
-    del pbm
+  def encode(png, dst):
     _run(_tool('cjxl'), png, dst, '-d', '0', '-e', '9', '--quiet')
 
   def decode(path):
     out = path + '.png'
     _run(_tool('djxl'), path, out, '--quiet')
     return np.asarray(Image.open(out).convert('L'), np.uint8)
-  return 'JPEG XL lossless', [('cjxl IMAGE.png IMAGE.jxl -d 0 -e 9', encode, decode)]
+  return 'JPEG XL lossless', 'png', [('cjxl IMAGE.png IMAGE.jxl -d 0 -e 9', encode, decode)]
 
 
-def _write_sources(pixels2d: np.ndarray, stem: str, binary: bool) -> tuple[str, str]:
-  """IMAGE.png (1-bit or 8-bit grey) and, for binary images, IMAGE.pbm (ink = 1 = black)."""
-  png, pbm = stem + '.png', stem + '.pbm'
-  if binary:
-    Image.fromarray((pixels2d * 255).astype(np.uint8)).convert('1').save(png)
-    Image.fromarray(((1 - pixels2d) * 255).astype(np.uint8)).convert('1').save(pbm)
+def _write_source(pixels2d: np.ndarray, stem: str, binary: bool, kind: str) -> str:
+  """STEM.png (1-bit or 8-bit grey), or STEM.pbm for binary images (ink = 1 = black)."""
+  path = f'{stem}.{kind}'
+  if kind == 'pbm':
+    Image.fromarray(((1 - pixels2d) * 255).astype(np.uint8)).convert('1').save(path)
+  elif binary:
+    Image.fromarray((pixels2d * 255).astype(np.uint8)).convert('1').save(path)
   else:
-    Image.fromarray(pixels2d, 'L').save(png)
-  return png, pbm
+    Image.fromarray(pixels2d, 'L').save(path)
+  return path
 
 
 def _image_codec_sizes(pixels: np.ndarray, binary: bool, codec, tmp: str, workers: int) -> list[dict]:
-  name, settings = codec
+  name, kind, settings = codec
   n, h, w = pixels.shape
   rows = []
-  big = mosaic(pixels)
-  src = _write_sources(big, os.path.join(tmp, 'mosaic'), binary)
+  src = _write_source(mosaic(pixels), os.path.join(tmp, 'mosaic'), binary, kind)
   for label, encode, decode in settings:
     dst = os.path.join(tmp, 'mosaic.out')
-    encode(*src, dst)
+    encode(src, dst)
     back = decode(dst)
     if not np.array_equal(_untile(back, n, h, w), pixels):
       raise RuntimeError(f'{name} with "{label}" did not restore the mosaic exactly')
@@ -171,13 +169,12 @@ def _image_codec_sizes(pixels: np.ndarray, binary: bool, codec, tmp: str, worker
 
     def one(i):
       stem = os.path.join(tmp, f'img{i}')
-      png, pbm = _write_sources(pixels[i], stem, binary)
+      source = _write_source(pixels[i], stem, binary, kind)
       out = stem + '.out'
-      encode(png, pbm, out)
+      encode(source, out)
       size = os.path.getsize(out)
-      for path in (png, pbm, out):
-        if os.path.exists(path):
-          os.remove(path)
+      for path in (source, out):
+        os.remove(path)
       return size
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
       total = sum(pool.map(one, range(n)))
@@ -255,10 +252,7 @@ def _main():
     run = run_lib.load_run(f.workdir)
     images = compress.load_images(run, f.split, f.images)
   elif f.images:
-    try:
-      images = np.load(f.images, allow_pickle=False)
-    except (OSError, ValueError) as e:
-      raise errors.DataError(f'cannot read --images={f.images} as a .npy array: {e}') from None
+    images = compress.read_images(f.images)
   else:
     raise errors.ConfigError('give --workdir (with --split or --images), or --images for the codecs alone')
   result = measure(images, f.workers)

@@ -34,3 +34,13 @@ def read_json(path: epath.PathLike, fix: str) -> dict:
   if not isinstance(value, dict):
     raise errors.DamagedFileError(f'{path} is damaged (it holds a {type(value).__name__}, not an object); {fix}')
   return value
+
+
+def read_json_or_none(path: epath.PathLike) -> dict | None:
+  """The JSON object in `path`, or None if it is missing or damaged: for readers that report a state
+  (sweeps, sweep reports) and say themselves what a missing file means."""
+  try:
+    value = json.loads(epath.Path(path).read_text())
+  except (OSError, ValueError, UnicodeDecodeError):
+    return None
+  return value if isinstance(value, dict) else None

@@ -17,7 +17,6 @@ config fields whose values differ between them.
 import csv
 import dataclasses
 import io
-import json
 import math
 import os
 import pathlib
@@ -29,6 +28,7 @@ from matplotlib.figure import Figure
 
 from vae_jax import cli
 from vae_jax import errors
+from vae_jax import files
 from vae_jax import sweeps
 
 RESULTS_MD = 'results.md'
@@ -70,19 +70,12 @@ def _flat(config: dict, prefix: str = '') -> dict[str, Any]:
   return out
 
 
-def _read(path: pathlib.Path) -> dict | None:
-  try:
-    return json.loads(path.read_text())
-  except (OSError, ValueError):
-    return None
-
-
 def gather(directory: str | os.PathLike) -> tuple[list[str], list[Row]]:
   """(swept fields, one Row per point) of the sweep in `directory`, in the sweep file's order."""
   directory = pathlib.Path(directory)
   if not directory.is_dir():
     raise errors.UserError(f'no sweep directory {directory}')
-  record = _read(directory / sweeps.SWEEP_FILE)
+  record = files.read_json_or_none(directory / sweeps.SWEEP_FILE)
   if record is None and (directory / sweeps.SWEEP_FILE).exists():
     logging.warning('%s is damaged; reading the points from the run directories instead (running the sweep '
                     'again writes it anew)', directory / sweeps.SWEEP_FILE)
@@ -97,7 +90,7 @@ def gather(directory: str | os.PathLike) -> tuple[list[str], list[Row]]:
     fields = []
   configs = {}
   for name, workdir, _ in points:
-    config = _read(workdir / sweeps.CONFIG_FILE)
+    config = files.read_json_or_none(workdir / sweeps.CONFIG_FILE)
     configs[name] = _flat({k: v for k, v in config.items() if k != 'resolved'}) if config else {}
   if not record:  # the fields whose values differ between the runs
     every = list(dict.fromkeys(f for c in configs.values() for f in c))
@@ -107,7 +100,7 @@ def gather(directory: str | os.PathLike) -> tuple[list[str], list[Row]]:
     settings = {f: overrides.get(f, configs[name].get(f)) for f in fields}
     settings = {f: tuple(v) if isinstance(v, list) else v for f, v in settings.items()}
     state = sweeps.status(workdir)
-    rows.append(Row(name, state, settings, _read(workdir / sweeps.EVAL_FILE) if state == 'finished' else None))
+    rows.append(Row(name, state, settings, files.read_json_or_none(workdir / sweeps.EVAL_FILE) if state == 'finished' else None))
   return fields, rows
 
 

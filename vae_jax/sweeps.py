@@ -42,6 +42,7 @@ from ml_collections import config_flags
 
 from vae_jax import config_lib
 from vae_jax import errors
+from vae_jax import files
 
 SWEEP_FILE = 'sweep.json'     # in ROOT/SWEEP: the points, their overrides and command lines
 SLURM_FILE = 'slurm.sh'       # in ROOT/SWEEP, with --slurm
@@ -321,14 +322,6 @@ def _write_json(path: str, record: dict) -> None:
   os.replace(tmp, path)
 
 
-def _read_json(path: str | os.PathLike) -> dict | None:
-  try:
-    with open(path, encoding='utf-8') as f:
-      return json.load(f)
-  except (OSError, ValueError):
-    return None
-
-
 # ---- The state of a point --------------------------------------------------------------------
 
 
@@ -343,8 +336,8 @@ def latest_checkpoint(workdir: str | os.PathLike) -> int | None:
 
 def is_finished(workdir: str | os.PathLike) -> bool:
   """eval.json is there and was written at the run's last step (config.json's resolved total_steps)."""
-  results = _read_json(os.path.join(workdir, EVAL_FILE))
-  config = _read_json(os.path.join(workdir, CONFIG_FILE))
+  results = files.read_json_or_none(os.path.join(workdir, EVAL_FILE))
+  config = files.read_json_or_none(os.path.join(workdir, CONFIG_FILE))
   if not results or not config:
     return False
   total = config.get('resolved', {}).get('total_steps')
@@ -355,10 +348,10 @@ def status(workdir: str | os.PathLike) -> str:
   """finished | failed (exit N) | running or interrupted (step S of T) | not started."""
   if is_finished(workdir):
     return 'finished'
-  launch = _read_json(os.path.join(workdir, LAUNCH_FILE)) or {}
+  launch = files.read_json_or_none(os.path.join(workdir, LAUNCH_FILE)) or {}
   if launch.get('returncode') not in (None, 0):
     return f'failed (exit {launch["returncode"]})'
-  config = _read_json(os.path.join(workdir, CONFIG_FILE))
+  config = files.read_json_or_none(os.path.join(workdir, CONFIG_FILE))
   if config is None and not launch:
     return 'not started'
   step = latest_checkpoint(workdir) or 0
