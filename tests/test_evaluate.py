@@ -57,6 +57,7 @@ def test_cli_writes_eval_json(run):
   assert proc.returncode == 0, proc.stderr[-2000:]
   printed = json.loads(proc.stdout)
   assert printed['num_importance_samples'] == 20 and printed['step'] == 80
+  assert printed['parameters'] == 'final'  # no EMA in this run: as the training's own eval.json says
   assert (workdir / 'eval_step80.json').exists()
   assert 'evaluated 300/300 examples' in proc.stderr
 

@@ -71,7 +71,9 @@ def evaluate_run(workdir: epath.PathLike, num_importance_samples: int, split: st
   binarization = config.data.binarize
   if binarization != 'none':
     binarization += f' ({split} binarized once, seed {config.eval.binarization_seed})'
-  results = dict(results, split=split, step=loaded_step, binarization=binarization, eval_seconds=round(seconds, 2),
+  results = dict(results, split=split, step=loaded_step, binarization=binarization,
+                 parameters='ema' if config.optim.ema_decay else 'final',  # what restore_params gave, as train says
+                 eval_seconds=round(seconds, 2),
                  **(measures.all_measures(model, params, train.measures_key(config.seed), config, dataset)
                     if config.eval.measures else {}))
   if model.stochastic:
