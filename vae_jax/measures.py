@@ -34,10 +34,6 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
-from sklearn import linear_model
-from sklearn import neighbors
-from sklearn import pipeline
-from sklearn import preprocessing
 
 from vae_jax import classifier
 from vae_jax import data
@@ -59,12 +55,16 @@ def encodings(model, params, images: np.ndarray, labels: np.ndarray | None) -> n
   return _batched(encode, (images, labels))
 
 
+# scikit-learn is imported where it is used: it takes a second and a half to import, which every command
+# that imports vae_jax (a config error, a sweep driver) would pay.
 def probe_accuracy(train_x, train_y, test_x, test_y) -> float:
+  from sklearn import linear_model, pipeline, preprocessing  # pylint: disable=g-import-not-at-top
   probe = pipeline.make_pipeline(preprocessing.StandardScaler(), linear_model.LogisticRegression(max_iter=2000))
   return float(probe.fit(train_x, train_y).score(test_x, test_y))
 
 
 def knn_accuracy(train_x, train_y, test_x, test_y, k: int = KNN_NEIGHBOURS) -> float:
+  from sklearn import neighbors  # pylint: disable=g-import-not-at-top
   return float(neighbors.KNeighborsClassifier(k).fit(train_x, train_y).score(test_x, test_y))
 
 

@@ -15,19 +15,23 @@ A picture that does not apply to a run (prior samples of an autoencoder, the
 2-D manifold of a 50-D latent space) raises `NotApplicable` saying why.
 """
 
+from __future__ import annotations  # Figure in annotations, matplotlib imported where it draws
+
 import json
 import math
 import os
 import statistics
+from typing import TYPE_CHECKING
 
 from etils import epath
 import jax
-import matplotlib
-from matplotlib.figure import Figure
 import numpy as np
 
 from vae_jax import files
 from vae_jax import writers
+
+if TYPE_CHECKING:
+  from matplotlib.figure import Figure
 
 EVAL_FILE = 'eval.json'
 NATS = 'nats per example'
@@ -66,6 +70,7 @@ def save_grid(path: str | os.PathLike, grid: np.ndarray, title: str) -> None:
   """Saves a grid from `image_grid` as a PNG with a title."""
   h, w, c = grid.shape
   scale = max(4.0, 8.0 * max(h, w) / 300.0) / max(h, w)
+  from matplotlib.figure import Figure  # pylint: disable=g-import-not-at-top
   fig = Figure(figsize=(max(w * scale, 4.0), h * scale + 0.6), dpi=100)
   ax = fig.add_subplot()
   ax.imshow(grid[..., 0] if c == 1 else grid, cmap='gray' if c == 1 else None, vmin=0, vmax=1,
@@ -91,6 +96,7 @@ def reconstruction_grid(originals: np.ndarray, reconstructions: np.ndarray, num_
 
 
 def _figure(width: float, height: float) -> Figure:
+  from matplotlib.figure import Figure  # pylint: disable=g-import-not-at-top
   return Figure(figsize=(width, height), dpi=_DPI, layout='constrained')
 
 
@@ -408,6 +414,7 @@ def latent_scatter(run, images, labels, class_names=None, path: str | os.PathLik
   order = np.random.default_rng(0).permutation(len(xy))  # no class drawn entirely on top of another
   size = 12 if len(xy) <= 2000 else 3
   if len(classes) <= 10:
+    import matplotlib  # pylint: disable=g-import-not-at-top
     cmap = matplotlib.colormaps['tab10']
     colors = np.asarray([cmap(int(np.searchsorted(classes, c))) for c in labels])
     ax.scatter(xy[order, 0], xy[order, 1], c=colors[order], s=size, alpha=0.7, linewidths=0)
