@@ -40,7 +40,6 @@ def read_json_or_none(path: epath.PathLike) -> dict | None:
   """The JSON object in `path`, or None if it is missing or damaged: for readers that report a state
   (sweeps, sweep reports) and say themselves what a missing file means."""
   try:
-    value = json.loads(epath.Path(path).read_text())
-  except (OSError, ValueError, UnicodeDecodeError):
+    return read_json(path, '')
+  except (OSError, errors.DamagedFileError):
     return None
-  return value if isinstance(value, dict) else None
