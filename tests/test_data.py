@@ -85,6 +85,12 @@ def test_digits(make_config):
   assert ds.train.images.dtype == np.float32
   assert 0.0 <= ds.train.images.min() and ds.train.images.max() <= 1.0
   assert ds.train.labels.shape == (1297,)
+  # The table is read without importing scikit-learn; it must be exactly load_digits.
+  from sklearn import datasets as sk_datasets  # pylint: disable=g-import-not-at-top
+  digits = sk_datasets.load_digits()
+  grey = data.load(make_config(**{'data.binarize': 'none', 'model.likelihood': 'gaussian'}))
+  np.testing.assert_array_equal(grey.test.images[..., 0], (digits.images[-300:] / 16.0).astype(np.float32))
+  np.testing.assert_array_equal(ds.test.labels, digits.target[-300:])
 
 
 def test_missing_idx_dir_is_a_clear_error(tmp_path, make_config):

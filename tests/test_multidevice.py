@@ -35,8 +35,13 @@ train.train_and_evaluate(tiny_config(**json.loads(overrides)), workdir)
 """
 
 
+def _xla_flags(num_devices):
+  """The suite's XLA_FLAGS (conftest) with `num_devices` virtual CPU devices added."""
+  return f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={num_devices}".strip()
+
+
 def _start(workdir, num_devices, overrides, num_processes=1, process_id=0, port=0):
-  env = dict(os.environ, JAX_PLATFORMS='cpu', XLA_FLAGS=f'--xla_force_host_platform_device_count={num_devices}')
+  env = dict(os.environ, JAX_PLATFORMS='cpu', XLA_FLAGS=_xla_flags(num_devices))
   args = [str(workdir), json.dumps(overrides), str(num_devices), str(num_processes), str(process_id), str(port)]
   return subprocess.Popen([sys.executable, '-c', _SCRIPT, *args], cwd=TESTS, env=env, stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, text=True)
@@ -145,7 +150,7 @@ def test_every_kind_on_eight_devices_matches_one():
   cases = {name: KINDS[name] for name in ('hvae-mlp-vampprior', 'cvae-class-prior', 'vqvae-ema-restarts')}
   out = {}
   for devices in (1, 8):
-    env = dict(os.environ, JAX_PLATFORMS='cpu', XLA_FLAGS=f'--xla_force_host_platform_device_count={devices}')
+    env = dict(os.environ, JAX_PLATFORMS='cpu', XLA_FLAGS=_xla_flags(devices))
     proc = subprocess.run([sys.executable, '-c', _KINDS_SCRIPT, json.dumps(cases), str(devices)], cwd=TESTS,
                           env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]

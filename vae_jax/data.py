@@ -94,11 +94,21 @@ def load_idx_dir(directory: os.PathLike) -> dict[str, tuple[np.ndarray, np.ndarr
 # ---------------------------------------------------------------- sources
 
 
+def _digits_file() -> pathlib.Path:
+  """scikit-learn's bundled digits table, found without importing scikit-learn: that import costs
+  about 2 s, paid by every process that trains on digits (most of the test suite's subprocesses)."""
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  spec = importlib.util.find_spec('sklearn')
+  if spec is None or not spec.submodule_search_locations:
+    raise errors.DataError('the digits dataset needs scikit-learn: pip install scikit-learn')
+  return pathlib.Path(spec.submodule_search_locations[0]) / 'datasets' / 'data' / 'digits.csv.gz'
+
+
 def _digits(config):
-  from sklearn import datasets as sk_datasets  # pylint: disable=g-import-not-at-top
-  digits = sk_datasets.load_digits()
-  images = (digits.images / 16.0).astype(np.float32)[..., None]
-  labels = digits.target.astype(np.int32)
+  # The rows of scikit-learn's load_digits: 64 pixel values in 0..16, then the label.
+  table = np.loadtxt(_digits_file(), delimiter=',', dtype=np.float64)
+  images = (table[:, :-1].reshape(-1, 8, 8) / 16.0).astype(np.float32)[..., None]
+  labels = table[:, -1].astype(np.int32)
   num_test = 300
   return ((images[:-num_test], labels[:-num_test]), (images[-num_test:], labels[-num_test:]),
           'scikit-learn load_digits')
