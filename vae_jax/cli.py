@@ -10,6 +10,7 @@ SIGTERM/SIGINT after saving a checkpoint, rerun to continue; 1 anything else
 """
 
 import logging as logging_lib
+import os
 import re
 import sys
 from typing import Callable
@@ -23,12 +24,14 @@ from vae_jax import errors
 
 class _QuietLibraries(logging_lib.Filter):
   """Drops INFO chatter of orbax (several lines per save), and its tracebacks of a write that failed for lack
-  of space, which the command reports in one line (errors.DiskFull); its other warnings and errors show."""
+  of space, which the command reports in one line (errors.DiskFull); its other warnings and errors show.
+  The same tracebacks come again from asyncio, as the failed futures of orbax's writes are collected at exit,
+  after that line."""
 
   def filter(self, record):
-    if '/orbax/' not in record.pathname:
+    if '/orbax/' not in record.pathname and '/asyncio/' not in record.pathname:
       return True
-    if record.levelno < logging_lib.WARNING:
+    if record.levelno < logging_lib.WARNING and '/orbax/' in record.pathname:
       return False
     text = record.getMessage() + (record.exc_text or '') + (str(record.exc_info[1]) if record.exc_info else '')
     return not any(t in text for t in ('No space left on device', 'Disk quota exceeded', 'RESOURCE_EXHAUSTED'))
@@ -57,7 +60,11 @@ def run(command: Callable[..., None], positional: bool = False) -> None:
       sys.exit(errors.PREEMPTED_EXIT_CODE)
     except errors.DiskFull as e:
       print(f'disk full: {e}', file=sys.stderr)
-      sys.exit(errors.DISK_FULL_EXIT_CODE)
+      # The failed save leaves orbax's writer threads and futures behind; at interpreter exit they print
+      # tracebacks after this line (seen under load). What the run owns is closed by now, so end here.
+      sys.stdout.flush()
+      sys.stderr.flush()
+      os._exit(errors.DISK_FULL_EXIT_CODE)  # pylint: disable=protected-access
 
   app.run(main, flags_parser=_parse_flags)
 

@@ -10,6 +10,7 @@ Speed: the train step is a pure function; `feeds` hands it to the device
 when it fits, dispatched the way it measured fastest.
 """
 
+import contextlib
 import dataclasses
 import functools
 import pathlib
@@ -238,19 +239,19 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
   """
   lock = workdir_lib.RunLock(pathlib.Path(workdir))
   try:
-    return _train_and_evaluate(config, pathlib.Path(workdir), replace_run, lock)
+    with contextlib.ExitStack() as cleanup:
+      cleanup.callback(lock.release)
+      return _train_and_evaluate(config, pathlib.Path(workdir), replace_run, lock, cleanup)
   except Exception as e:  # pylint: disable=broad-except
     if not checkpoints.is_disk_full(e):
       raise
     raise errors.DiskFull(checkpoints.disk_full_message(pathlib.Path(workdir), e)) from None
-  finally:
-    lock.release()
 
 
 def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: pathlib.Path, replace_run: bool,
-                        lock: workdir_lib.RunLock) -> dict:
+                        lock: workdir_lib.RunLock, cleanup: contextlib.ExitStack) -> dict:
   """train_and_evaluate's body; `lock` is taken once the config and data are known good, before the
-  workdir is touched."""
+  workdir is touched; what it opens goes on `cleanup`, closed on every way out."""
   config_lib.validate(config)
   dataset = data.load(config)
   setup = make_setup(config, dataset)
@@ -293,7 +294,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: pathlib.Path
       logging.warning('%s', e)
 
   writers.truncate_metrics(workdir, start)
-  writer = writers.MetricWriter(workdir)
+  writer = cleanup.enter_context(writers.MetricWriter(workdir))
   feed, why = feeds.choose_feed(setup.for_stage(stage), state, workdir, total_steps - start)
   logging.info('Training set on the %s; %d steps per dispatch, dispatched as %s (%s)', feed.placement,
                config.steps_per_dispatch, feed.mode, why)
@@ -326,7 +327,6 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: pathlib.Path
       applied = np.flatnonzero(skipped == 0)
       consecutive_skips = consecutive_skips + num_steps if not len(applied) else num_steps - 1 - applied[-1]
       if consecutive_skips >= config.max_consecutive_skips:
-        writer.close()
         mngr.wait_until_finished()
         raise errors.TrainingError(
             f'{consecutive_skips} steps in a row were skipped by step {step} (loss or gradient norm not finite, '
@@ -370,7 +370,6 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: pathlib.Path
           checkpoints.save(mngr, step, state)
         mngr.wait_until_finished()
         mngr.close()
-        writer.close()
         raise errors.Preempted(
             f'{stop.name()} received: saved the checkpoint '
             f'at step {step} of {total_steps} in {workdir / checkpoints.CHECKPOINT_DIR}; rerun the same command '

@@ -1,6 +1,7 @@
 """Metrics go to TensorBoard event files and to metrics.jsonl (one JSON object
 per write, with its `step`), from process 0 only."""
 
+import contextlib
 import json
 import math
 import pathlib
@@ -46,9 +47,24 @@ class MetricWriter:
       self._tb.add_image(tag, np.clip(np.asarray(image), 0, 1), int(step), dataformats='HWC')
 
   def close(self) -> None:
+    """Flushes and closes; a second call does nothing."""
     if self.enabled:
+      self.enabled = False
       self._jsonl.close()
       self._tb.close()
+
+  def __enter__(self):
+    return self
+
+  def __exit__(self, exc_type, exc, tb):
+    # Closed on every way out: tensorboardX's writer thread, left running, prints a traceback at
+    # interpreter exit, after the command's one-line error. When something already failed (a full
+    # disk), a failing flush must not hide that first error.
+    if exc_type is None:
+      self.close()
+    else:
+      with contextlib.suppress(OSError):
+        self.close()
 
 
 def _records(path, text: str) -> list[dict]:
