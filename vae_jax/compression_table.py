@@ -73,7 +73,7 @@ def as_pixels(images: np.ndarray) -> tuple[np.ndarray, bool]:
   values = np.unique(images)
   if np.all(np.isin(values, (0, 1))):
     return images.astype(np.uint8), True
-  scaled = images if np.issubdtype(images.dtype, np.integer) else np.round(images * 255.0)
+  scaled = images if np.issubdtype(images.dtype, np.integer) else images * 255.0
   if scaled.min() < 0 or scaled.max() > 255 or not np.allclose(scaled, np.round(scaled)):
     raise errors.DataError('the images are neither binary nor 8-bit (uint8 or k/255 values)')
   return np.round(scaled).astype(np.uint8), False
