@@ -13,6 +13,7 @@ import logging as logging_lib
 import os
 import re
 import sys
+import threading
 from typing import Callable
 
 from absl import app
@@ -37,6 +38,20 @@ class _QuietLibraries(logging_lib.Filter):
     return not any(t in text for t in ('No space left on device', 'Disk quota exceeded', 'RESOURCE_EXHAUSTED'))
 
 
+def _thread_disk_full_as_one_line(default_hook):
+  """A library's writer thread (tensorboardX's) that dies on a full disk prints its traceback mid-run;
+  this says it in one warning line instead. The save that fails next reports the full disk as the
+  command's last line; any other error in a thread keeps its traceback."""
+
+  def hook(args):
+    from vae_jax import checkpoints  # pylint: disable=g-import-not-at-top
+    if args.exc_value is not None and checkpoints.is_disk_full(args.exc_value):
+      logging.warning('%s stopped: %s', getattr(args.thread, 'name', 'a thread'), args.exc_value)
+      return
+    default_hook(args)
+  return hook
+
+
 def run(command: Callable[..., None], positional: bool = False) -> None:
   """Parses flags and runs `command()`; a UserError exits 2 after printing `error: <message>`.
 
@@ -47,6 +62,7 @@ def run(command: Callable[..., None], positional: bool = False) -> None:
     if len(argv) > 1 and not positional:
       raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
     logging.get_absl_handler().addFilter(_QuietLibraries())
+    threading.excepthook = _thread_disk_full_as_one_line(threading.excepthook)
     try:
       if positional:
         command(argv[1:])
