@@ -52,6 +52,22 @@ def _thread_disk_full_as_one_line(default_hook):
   return hook
 
 
+def _late_writes_as_one_line(default_hook):
+  """When a checkpoint write fails (a full disk), tensorstore's callbacks for the writes still in flight
+  land on orbax's event loop after it closed, and each prints an unraisable RuntimeError traceback (dozens
+  under load). They are said once, in a warning line; any other unraisable error keeps its traceback."""
+  said = []
+
+  def hook(unraisable):
+    if isinstance(unraisable.exc_value, RuntimeError) and str(unraisable.exc_value) == 'Event loop is closed':
+      if not said:
+        said.append(True)
+        logging.warning('checkpoint writes finished after their event loop closed (a save failed); ignored')
+      return
+    default_hook(unraisable)
+  return hook
+
+
 def run(command: Callable[..., None], positional: bool = False) -> None:
   """Parses flags and runs `command()`; a UserError exits 2 after printing `error: <message>`.
 
@@ -63,6 +79,7 @@ def run(command: Callable[..., None], positional: bool = False) -> None:
       raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
     logging.get_absl_handler().addFilter(_QuietLibraries())
     threading.excepthook = _thread_disk_full_as_one_line(threading.excepthook)
+    sys.unraisablehook = _late_writes_as_one_line(sys.unraisablehook)
     try:
       if positional:
         command(argv[1:])
