@@ -26,8 +26,7 @@ from vae_jax import errors
 class _QuietLibraries(logging_lib.Filter):
   """Drops INFO chatter of orbax (several lines per save), and its tracebacks of a write that failed for lack
   of space, which the command reports in one line (errors.DiskFull); its other warnings and errors show.
-  The same tracebacks come again from asyncio, as the failed futures of orbax's writes are collected at exit,
-  after that line."""
+  The same tracebacks come again from asyncio, as the failed futures of orbax's writes are collected."""
 
   def filter(self, record):
     if '/orbax/' not in record.pathname and '/asyncio/' not in record.pathname:

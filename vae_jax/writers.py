@@ -50,8 +50,10 @@ class MetricWriter:
     """Flushes and closes; a second call does nothing."""
     if self.enabled:
       self.enabled = False
-      self._jsonl.close()
-      self._tb.close()
+      try:
+        self._jsonl.close()
+      finally:
+        self._tb.close()  # its thread stops even when the metrics file cannot be flushed
 
   def __enter__(self):
     return self
