@@ -42,6 +42,9 @@ def _untrained(make_config, image_shape, **overrides):
 
 @pytest.mark.parametrize('overrides,uint8', [
     ({'model.kind': 'hvae', 'model.groups_per_stage': (1, 1)}, False),  # two groups, top-down order
+    ({'model.prior': 'vampprior', 'model.prior_components': 3}, False),  # a mixture prior, dimension by dimension
+    ({'model.kind': 'hvae', 'model.groups_per_stage': (1, 1), 'model.prior': 'mog', 'model.prior_components': 4},
+     False),
     ({'model.likelihood': 'logistic_mixture', 'model.logistic_components': 3, 'data.binarize': 'none'}, True),
     ({'model.likelihood': 'categorical', 'data.binarize': 'none'}, False),
 ])
@@ -88,8 +91,29 @@ def test_symbol_probabilities_are_the_likelihood(make_config, name):
   np.testing.assert_allclose(jnp.sum(jnp.log(picked).reshape(2, -1), -1), want, rtol=1e-4, atol=1e-4)
 
 
+def test_mixture_conditionals_multiply_to_the_exact_box_mass():
+  """P(b_0) P(b_1 | b_0) P(b_2 | b_0, b_1) is the mixture's mass on the box of buckets (b_0, b_1, b_2), and
+  each conditional sums to 1 over the buckets."""
+  rng = np.random.default_rng(0)
+  k, d, bits = 3, 3, 2
+  log_w = np.log(rng.dirichlet(np.ones(k)))[None]
+  means, log_vars = rng.normal(size=(1, k, d)), rng.normal(scale=0.5, size=(1, k, d))
+  ref_mean, ref_log_var = (np.asarray(a, np.float64) for a in bitsback.reference_gaussian(log_w, means, log_vars))
+  edges = lambda i: ref_mean[0] + np.exp(0.5 * ref_log_var[0]) * stats.norm.ppf(np.asarray(i) / 2**bits)
+  for box in np.ndindex(*(2**bits,) * d):
+    index = np.array([box])
+    product = 1.0
+    for j in range(d):
+      probs = np.asarray(bitsback.mixture_conditional(log_w, means, log_vars, index, j, bits))
+      assert probs.sum() == pytest.approx(1.0, abs=1e-5)
+      product *= probs[0, box[j]]
+    lo, hi = edges(box), edges(np.array(box) + 1)
+    component = np.prod(stats.norm.cdf(hi, means[0], np.exp(0.5 * log_vars[0]))
+                        - stats.norm.cdf(lo, means[0], np.exp(0.5 * log_vars[0])), axis=-1)
+    assert product == pytest.approx(np.sum(np.exp(log_w[0]) * component), rel=1e-4, abs=1e-7)
+
+
 @pytest.mark.parametrize('overrides,expected', [
-    ({'model.prior': 'vampprior', 'model.prior_components': 3}, 'the prior is a mixture'),
     ({'model.posterior_flow': 'iaf', 'model.flow_hidden_size': 8}, 'posterior flow'),
     ({'model.likelihood': 'gaussian', 'data.binarize': 'none'}, 'is a density'),
     ({'model.kind': 'ae'}, 'no bits to get back'),

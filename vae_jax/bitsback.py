@@ -21,6 +21,16 @@ expected rate, but need more bits on the stack before the first pop;
 DEFAULT_BUCKET_BITS is where the measured rate stopped improving
 (RESULTS.md, "Lossless compression").
 
+A mixture prior (VampPrior, mog) does not factorize over dimensions, so its
+group is cut into the equal-mass buckets of the mixture's moment-matched
+Gaussian, and its bucket indices are pushed one dimension at a time, each
+with its exact conditional under the mixture: P(b_d | b_<d) = sum_k
+w_k(b_<d) P_k(b_d), where P_k is component k's mass on the bucket and w_k is
+proportional to pi_k prod_{d'<d} P_k(b_d'). Their product is the mixture's
+exact mass on the box of buckets, so the rate is still the discretized model's
+negative ELBO. Decompression pops them in the same order, one dimension at a
+time.
+
 The images are coded in chunks, each run through the networks as one padded
 batch of `batch_size`. The first chunks are small (1, 1, 1, 2, 3, ...: each
 at most half of what is already coded), so a few seed words suffice for the
@@ -39,6 +49,7 @@ SHA-256), then the ANS words as little-endian uint32.
 """
 
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -92,6 +103,58 @@ def bucket_masses(prior_mean, prior_log_var, q_mean, q_log_var, bits: int) -> ja
   t = jnp.concatenate([-inf, t, inf], axis=-1)
   lo, hi = t[..., :-1], t[..., 1:]
   return jnp.where(lo > 0, special.ndtr(-lo) - special.ndtr(-hi), special.ndtr(hi) - special.ndtr(lo))
+
+
+def _interval_masses(t: jax.Array) -> jax.Array:
+  """Standard normal mass between consecutive standardized edges t (..., m+1), (..., m), with one erfc an
+  edge (what the mixture's conditionals spend their time on). Each edge's CDF is kept as its tail beyond
+  the edge, signed, plus a step of 1 past 0, so no mass is lost to cancellation in either tail."""
+  tail = 0.5 * jax.lax.erfc(jnp.abs(t) * (1 / math.sqrt(2)))
+  past_zero = t > 0
+  cdf_less_step = jnp.where(past_zero, -tail, tail)  # CDF(t) - [t > 0]
+  step = past_zero.astype(t.dtype)
+  return (cdf_less_step[..., 1:] - cdf_less_step[..., :-1]) + (step[..., 1:] - step[..., :-1])
+
+
+def reference_gaussian(log_weights, means, log_vars) -> tuple[jax.Array, jax.Array]:
+  """The diagonal Gaussian (mean, log_var), each (n, d), whose equal-mass buckets a group is cut into: the
+  prior itself when it is one Gaussian (K = 1), else the mixture's mean and variance per dimension."""
+  if means.shape[-2] == 1:
+    return means[..., 0, :], log_vars[..., 0, :]
+  w = jax.nn.softmax(log_weights, axis=-1)[..., None]
+  mean = jnp.sum(w * means, axis=-2)
+  var = jnp.sum(w * (jnp.exp(log_vars) + jnp.square(means - mean[..., None, :])), axis=-2)
+  return mean, jnp.log(var)
+
+
+def mixture_conditional(log_weights, means, log_vars, index, d, bits: int) -> jax.Array:
+  """P(b_d | b_<d) over the 2^bits buckets of dimension d, (n, 2^bits), under the mixture prior
+  (log_weights (n, K), means and log_vars (n, K, D)), given the bucket indices `index` (n, D) of the
+  dimensions before d; those from d on are not read."""
+  return _mixture_conditional(log_weights, means, log_vars, index, d, means[..., d], log_vars[..., d], bits)
+
+
+def _mixture_conditional(log_weights, means, log_vars, index, d, means_d, log_vars_d, bits: int) -> jax.Array:
+  """mixture_conditional, with dimension d's component parameters (n, K) given apart: XLA:CPU computes the
+  (n, K, 2^bits) grid 3-4 times slower when it slices them out of a traced d inside the fused loop."""
+  count = 2**bits
+  # Each component's mass on the chosen bucket of every dimension, (n, K, D).
+  ref_mean, ref_log_var = reference_gaussian(log_weights, means, log_vars)
+  grid = special.ndtri(jnp.arange(count + 1, dtype=jnp.float32) / count)  # the bucket edges' quantiles, -inf .. inf
+  chosen = jnp.stack([grid[index], grid[index + 1]], axis=-1)  # the chosen bucket's two edges
+  edges = ref_mean[..., None] + jnp.exp(0.5 * ref_log_var)[..., None] * chosen  # (n, D, 2)
+  mass = _interval_masses((edges[:, None] - means[..., None]) * jnp.exp(-0.5 * log_vars)[..., None])[..., 0]
+  before = jnp.arange(index.shape[-1]) < d
+  # A floor keeps a component whose mass underflows from making every weight -inf; both directions
+  # compute the same numbers, so the floor costs a sliver of rate, never exactness.
+  log_w = log_weights + jnp.sum(jnp.where(before, jnp.log(jnp.maximum(mass, 1e-30)), 0.0), axis=-1)
+  # The barrier keeps XLA from fusing the weights' (n, K, D) work into the grid below, once a bucket.
+  w = jax.lax.optimization_barrier(jax.nn.softmax(log_w, axis=-1))
+  # Every component's mass on every bucket of dimension d, (n, K, 2^bits).
+  ref_mean_d, ref_log_var_d = reference_gaussian(log_weights, means_d[..., None], log_vars_d[..., None])
+  t = ((ref_mean_d[..., None] + jnp.exp(0.5 * ref_log_var_d)[..., None] * grid - means_d[..., None])
+       * jnp.exp(-0.5 * log_vars_d)[..., None])
+  return jnp.einsum('nk,nkb->nb', w, _interval_masses(t), precision=jax.lax.Precision.HIGHEST)
 
 
 def bucket_values(prior_mean, prior_log_var, index, bits: int) -> jax.Array:
@@ -200,15 +263,23 @@ class Coder:
     apply = lambda p, *args, method: model.apply({'params': p}, *args, method=method)
 
     def masses(p, x, z, g):
-      pm, plv, qm, qlv = apply(p, x, z, method=model.latent_gaussians)[g]
-      return bucket_masses(pm, plv, qm, qlv, bucket_bits)
+      *prior, qm, qlv = apply(p, x, z, method=model.latent_gaussians)[g]
+      return bucket_masses(*reference_gaussian(*prior), qm, qlv, bucket_bits)
 
     def values(p, z, index, g):
-      pm, plv, _, _ = apply(p, None, z, method=model.latent_gaussians)[g]
-      return bucket_values(pm, plv, index, bucket_bits)
+      *prior, _, _ = apply(p, None, z, method=model.latent_gaussians)[g]
+      return bucket_values(*reference_gaussian(*prior), index, bucket_bits)
 
+    # A mixture group's prior is computed once per batch (for the VampPrior that runs the encoder over
+    # its pseudo-inputs), then each dimension's conditional from it.
+    self._prior = jax.jit(lambda p, z, g: apply(p, None, z, method=model.latent_gaussians)[g][:3], static_argnums=2)
+    self._conditional = jax.jit(functools.partial(_mixture_conditional, bits=bucket_bits))
     self._masses = jax.jit(masses, static_argnums=3)
     self._values = jax.jit(values, static_argnums=3)
+    # The groups whose prior is a mixture (K > 1), from the shapes alone.
+    shapes = jax.eval_shape(lambda p: apply(p, None, jnp.zeros((1, self.latent_dim)), method=model.latent_gaussians),
+                            params)
+    self.mixture_groups = frozenset(g for g, parts in enumerate(shapes) if parts[1].shape[-2] > 1)
     self._symbol_probs = jax.jit(lambda p, z: self.head.symbol_probs(apply(p, z, method=model.decode)))
     self._canonical = jax.jit(lambda s: self.head.from_symbols(s))
 
@@ -244,10 +315,32 @@ class Coder:
         index[:real, group] = ans.decode(_CATEGORICAL, probs).reshape(real, -1)
         self._latent_value(z, index, g)
       ans.encode_reverse(s[:real].ravel(), _CATEGORICAL, self._categorical(self._symbol_probs(self.params, z), real))
-      for group in reversed(self.groups):  # push z_g with its prior: a uniform bucket index
-        ans.encode_reverse(np.ascontiguousarray(index[:real, group].ravel()), uniform)
+      for g in reversed(range(len(self.groups))):  # push z_g with its prior
+        group = self.groups[g]
+        if g in self.mixture_groups:  # dimension by dimension, each under its conditional
+          prior = [np.asarray(a) for a in self._prior(self.params, self._partial(z, g), g)]
+          probs = [self._mixture_probs(prior, self._before(index[:, group], d), d, real)
+                   for d in range(group.stop - group.start)]
+          ans.encode_reverse(np.ascontiguousarray(index[:real, group].T.ravel()), _CATEGORICAL,
+                             np.concatenate(probs))
+        else:  # a uniform bucket index
+          ans.encode_reverse(np.ascontiguousarray(index[:real, group].ravel()), uniform)
       start += real
     return ans.get_compressed()
+
+  @staticmethod
+  def _before(group_index: np.ndarray, d: int) -> np.ndarray:
+    """A group's bucket indices with those of dimension d on zeroed: what decompression has decoded
+    when it decodes dimension d."""
+    out = group_index.copy()
+    out[:, d:] = 0
+    return out
+
+  def _mixture_probs(self, prior, group_index: np.ndarray, d: int, real: int) -> np.ndarray:
+    """P(b_d | b_<d) of the first `real` rows; `prior` is the group's mixture as numpy arrays."""
+    log_weights, means, log_vars = prior
+    dim_d = (np.ascontiguousarray(means[..., d]), np.ascontiguousarray(log_vars[..., d]))
+    return self._categorical(self._conditional(*prior, group_index, d, *dim_d), real)
 
   def decompress(self, words: np.ndarray, n: int) -> np.ndarray:
     """The symbols (n, H, W, C) that `compress` coded into `words`; refuses a stack that does not end
@@ -261,7 +354,12 @@ class Coder:
       z = np.zeros((self.batch_size, self.latent_dim), np.float32)
       index = np.zeros((self.batch_size, self.latent_dim), np.int32)
       for g, group in enumerate(self.groups):
-        index[:real, group] = ans.decode(uniform, real * (group.stop - group.start)).reshape(real, -1)
+        if g in self.mixture_groups:
+          prior = [np.asarray(a) for a in self._prior(self.params, z, g)]
+          for d in range(group.stop - group.start):
+            index[:real, group.start + d] = ans.decode(_CATEGORICAL, self._mixture_probs(prior, index[:, group], d, real))
+        else:
+          index[:real, group] = ans.decode(uniform, real * (group.stop - group.start)).reshape(real, -1)
         self._latent_value(z, index, g)
       probs = self._categorical(self._symbol_probs(self.params, z), real)
       s = ans.decode(_CATEGORICAL, probs).reshape(real, *self.image_shape)

@@ -80,15 +80,18 @@ ignores them, and the trainer and the evaluation always pass them.)
   update_state(x, labels, key) -> a partial tree of parameters, only where
       `updates_state`: their new values after a step on the batch x.
 
-Bits-back coding (`vae_jax.bitsback`), for kinds whose latent groups are diagonal Gaussians
+Bits-back coding (`vae_jax.bitsback`), for kinds whose posterior groups are diagonal Gaussians
   coding_obstacle  None when the kind can be coded, else one line saying why not
-               (a flow posterior, a mixture prior, a label to carry, a point
-               mass, a continuous likelihood); every kind has it.
-  latent_gaussians(x, z, labels=None) -> [(prior_mean, prior_log_var, q_mean, q_log_var)]
-      per group, top first, each (n, size of the group): p(z_g | z_<g) and
-      q(z_g | x, z_<g) with z_<g read from the flat z (the groups at and below
-      g are ignored); x=None gives the priors alone (q's None). The coder calls
-      it once per group, top first, with the groups chosen so far.
+               (a flow posterior, a label to carry, a point mass, a
+               continuous likelihood); every kind has it.
+  latent_gaussians(x, z, labels=None)
+      -> [(prior_log_weights, prior_means, prior_log_vars, q_mean, q_log_var)]
+      per group, top first: p(z_g | z_<g) as a mixture of K diagonal Gaussians
+      ((n, K), (n, K, d), (n, K, d); K = 1 for one Gaussian, priors.as_mixture)
+      and q(z_g | x, z_<g), each (n, d), with z_<g read from the flat z (the
+      groups at and below g are ignored); x=None gives the priors alone (q's
+      None). The coder calls it once per group, top first, with the groups
+      chosen so far.
 
 All outputs are float32 whatever `model.dtype` computes the layers in.
 

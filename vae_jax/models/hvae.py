@@ -377,19 +377,18 @@ class HVAE(nn.Module):
   def coding_obstacle(self) -> str | None:
     if self.flows:
       return 'q(z_g|x, z_<g) goes through a posterior flow, so it is not the diagonal Gaussian the coder discretizes'
-    if not hasattr(self.prior, 'diagonal'):
-      return 'the top prior is a mixture, not the diagonal Gaussian whose equal-mass buckets the coder uses'
     return self.likelihood.coding_obstacle
 
   def latent_gaussians(self, x: jax.Array | None, z: jax.Array, labels: jax.Array | None = None):
-    """Per group, top first: (prior mean, prior log_var, q mean, q log_var), flat, each read from the
-    top-down path through the given z's groups above it; q's are None when x is None."""
+    """Per group, top first: (prior log_weights, means, log_vars, q mean, q log_var), flat, each read from
+    the top-down path through the given z's groups above it; the top prior as priors.as_mixture gives it,
+    the others one Gaussian (K = 1); q's are None when x is None."""
     del labels
     zs = self._split(jnp.asarray(z, jnp.float32))
     records, _ = self._walk(z.shape[0], lambda g, q, p: (zs[g], {}), None if x is None else self.infer(x))
     out = []
     for g, r in enumerate(records):
-      prior = (self.prior.diagonal(z.shape[0], self.group_sizes[0]) if g == 0
-               else (_flat(r['p'][0]), _flat(r['p'][1])))
+      prior = (priors.as_mixture(self.prior, z.shape[0], self.group_sizes[0], self._top_q) if g == 0
+               else (jnp.zeros((z.shape[0], 1)), _flat(r['p'][0])[:, None], _flat(r['p'][1])[:, None]))
       out.append(prior + ((None, None) if x is None else (_flat(r['q'][0]), _flat(r['q'][1]))))
     return out

@@ -5,8 +5,10 @@ A prior is a flax module with
                          such a prior also has kl_per_dim(mean, log_var, cond) (n, d);
   log_prob(z, posterior, cond) log p(z) per example, z (n, d);
   sample(key, n, d, temperature, posterior, cond) n draws, each component's spread scaled by `temperature`;
-and, only when p(z) is one diagonal Gaussian (what bits-back coding discretizes),
-  diagonal(n, d, cond)   its (mean, log_var), each (n, d).
+and, for bits-back coding, either
+  diagonal(n, d, cond)   when p(z) is one diagonal Gaussian: its (mean, log_var), each (n, d); or
+  mixture(posterior)     when it is a mixture of them: (log_weights (K,), means (K, d), log_vars (K, d)).
+`as_mixture` gives either as a mixture, which is what the coder reads.
 
 `posterior(u) -> (mean, log_var)` is the model's own Gaussian q(z|u) of the
 group, which the VampPrior evaluates at its pseudo-inputs; the other priors
@@ -38,6 +40,16 @@ def _mixture_sample(key, n, means, log_vars, log_weights, temperature):
   k = jax.random.categorical(pick_key, log_weights, shape=(n,))
   eps = jax.random.normal(noise_key, (n, means.shape[-1]))
   return means[k] + temperature * jnp.exp(0.5 * log_vars[k]) * eps
+
+
+def as_mixture(prior: nn.Module, n: int, dim: int, posterior: Posterior | None = None, cond=None):
+  """p(z) as a mixture of diagonal Gaussians for every example: (log_weights (n, K), means (n, K, d),
+  log_vars (n, K, d)), K = 1 for a prior that is one Gaussian."""
+  if hasattr(prior, 'diagonal'):
+    mean, log_var = prior.diagonal(n, dim, cond)
+    return jnp.zeros((n, 1)), mean[:, None], log_var[:, None]
+  log_weights, means, log_vars = prior.mixture(posterior)
+  return tuple(jnp.broadcast_to(a, (n, *a.shape)) for a in (log_weights, means, log_vars))
 
 
 SINGLE_SAMPLE_KL_NOTE = (
@@ -114,6 +126,10 @@ class VampPrior(nn.Module):
     means, log_vars = self._components(posterior)
     return _mixture_sample(key, n, means, log_vars, jnp.zeros((self.num_components,)), temperature)
 
+  def mixture(self, posterior: Posterior):
+    means, log_vars = self._components(posterior)
+    return jnp.full((self.num_components,), -math.log(self.num_components)), means, log_vars
+
   def __call__(self, z, posterior, cond=None):
     return self.log_prob(z, posterior, cond)
 
@@ -140,6 +156,11 @@ class MixtureOfGaussians(nn.Module):
              cond=None) -> jax.Array:
     del posterior, dim, cond
     return _mixture_sample(key, n, *self._parameters(), temperature)
+
+  def mixture(self, posterior: Posterior | None = None):
+    del posterior
+    means, log_vars, log_weights = self._parameters()
+    return log_weights, means, log_vars
 
   def __call__(self, z, posterior=None, cond=None):
     return self.log_prob(z, posterior, cond)

@@ -157,15 +157,14 @@ class VAE(nn.Module):
       return 'this model codes x given its class label y, which the file would have to carry as well'
     if self.flow is not None:
       return 'q(z|x) goes through a posterior flow, so it is not the diagonal Gaussian that the coder discretizes'
-    if not hasattr(self.prior, 'diagonal'):
-      return 'the prior is a mixture, not the diagonal Gaussian whose equal-mass buckets the coder uses'
     return self.likelihood.coding_obstacle
 
   def latent_gaussians(self, x: jax.Array | None, z: jax.Array, labels: jax.Array | None = None):
-    """[(prior mean, prior log_var, q mean, q log_var)] for the one group; q's are None when x is None."""
+    """[(prior log_weights, means, log_vars, q mean, q log_var)] for the one group (priors.as_mixture);
+    q's are None when x is None."""
     n = z.shape[0]  # one group: z has nothing above it to condition on
     cond = self.condition(labels, n)
-    prior = self.prior.diagonal(n, self.latent_dim, cond)
+    prior = priors.as_mixture(self.prior, n, self.latent_dim, self._gaussian_q, cond)
     return [prior + ((None, None) if x is None else self.encode(x, labels))]
 
 
