@@ -357,7 +357,8 @@ class Coder:
         if g in self.mixture_groups:
           prior = [np.asarray(a) for a in self._prior(self.params, z, g)]
           for d in range(group.stop - group.start):
-            index[:real, group.start + d] = ans.decode(_CATEGORICAL, self._mixture_probs(prior, index[:, group], d, real))
+            probs = self._mixture_probs(prior, index[:, group], d, real)
+            index[:real, group.start + d] = ans.decode(_CATEGORICAL, probs)
         else:
           index[:real, group] = ans.decode(uniform, real * (group.stop - group.start)).reshape(real, -1)
         self._latent_value(z, index, g)
