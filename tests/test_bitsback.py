@@ -1,9 +1,11 @@
 """Bits-back compression: exact round trips for every codable model shape, a code length at the
 model's -ELBO, the probabilities it codes with against exact answers, and one-line refusals."""
 
+import json
 import math
 import os
 import pathlib
+import struct
 import subprocess
 import sys
 
@@ -42,7 +44,7 @@ def _untrained(make_config, image_shape, **overrides):
 
 @pytest.mark.parametrize('overrides,uint8', [
     ({'model.kind': 'hvae', 'model.groups_per_stage': (1, 1)}, False),  # two groups, top-down order
-    ({'model.prior': 'vampprior', 'model.prior_components': 3}, False),  # a mixture prior, dimension by dimension
+    ({'model.prior': 'vampprior', 'model.prior_components': 3}, False),  # a mixture prior, bits back on its component
     ({'model.kind': 'hvae', 'model.groups_per_stage': (1, 1), 'model.prior': 'mog', 'model.prior_components': 4},
      False),
     ({'model.likelihood': 'logistic_mixture', 'model.logistic_components': 3, 'data.binarize': 'none'}, True),
@@ -91,26 +93,46 @@ def test_symbol_probabilities_are_the_likelihood(make_config, name):
   np.testing.assert_allclose(jnp.sum(jnp.log(picked).reshape(2, -1), -1), want, rtol=1e-4, atol=1e-4)
 
 
-def test_mixture_conditionals_multiply_to_the_exact_box_mass():
-  """P(b_0) P(b_1 | b_0) P(b_2 | b_0, b_1) is the mixture's mass on the box of buckets (b_0, b_1, b_2), and
-  each conditional sums to 1 over the buckets."""
+def test_the_component_codec_costs_the_exact_box_mass():
+  """A mixture group is coded with bits back on the component: q(k | b) and each component's bucket masses
+  are the exact ones, and for every box b and every k, -log P_k(b) - log pi_k + log q(k | b) is
+  -log P(b), the mixture's exact mass on the box."""
   rng = np.random.default_rng(0)
   k, d, bits = 3, 3, 2
-  log_w = np.log(rng.dirichlet(np.ones(k)))[None]
-  means, log_vars = rng.normal(size=(1, k, d)), rng.normal(scale=0.5, size=(1, k, d))
+  log_w = np.log(rng.dirichlet(np.ones(k)))[None].astype(np.float32)
+  means = rng.normal(size=(1, k, d)).astype(np.float32)
+  log_vars = rng.normal(scale=0.5, size=(1, k, d)).astype(np.float32)
   ref_mean, ref_log_var = (np.asarray(a, np.float64) for a in bitsback.reference_gaussian(log_w, means, log_vars))
-  edges = lambda i: ref_mean[0] + np.exp(0.5 * ref_log_var[0]) * stats.norm.ppf(np.asarray(i) / 2**bits)
+  quantiles = stats.norm.ppf(np.arange(2**bits + 1) / 2**bits)
+  edges = ref_mean[0, :, None] + np.exp(0.5 * ref_log_var[0, :, None]) * quantiles
+  want_masses = np.diff(stats.norm.cdf(edges[None], means[0, ..., None], np.exp(0.5 * log_vars[0, ..., None])))
+  masses = np.stack([np.asarray(bitsback.component_masses(log_w, means, log_vars, jnp.array([j]), bits))[0]
+                     for j in range(k)])  # (K, D, 2^bits)
+  np.testing.assert_allclose(masses, want_masses, atol=1e-6)
+  np.testing.assert_allclose(masses.sum(-1), 1.0, atol=1e-5)
   for box in np.ndindex(*(2**bits,) * d):
-    index = np.array([box])
-    product = 1.0
-    for j in range(d):
-      probs = np.asarray(bitsback.mixture_conditional(log_w, means, log_vars, index, j, bits))
-      assert probs.sum() == pytest.approx(1.0, abs=1e-5)
-      product *= probs[0, box[j]]
-    lo, hi = edges(box), edges(np.array(box) + 1)
-    component = np.prod(stats.norm.cdf(hi, means[0], np.exp(0.5 * log_vars[0]))
-                        - stats.norm.cdf(lo, means[0], np.exp(0.5 * log_vars[0])), axis=-1)
-    assert product == pytest.approx(np.sum(np.exp(log_w[0]) * component), rel=1e-4, abs=1e-7)
+    posterior = np.asarray(bitsback.component_posterior(log_w, means, log_vars, jnp.array([box]), bits))[0]
+    component_box = np.prod(want_masses[:, np.arange(d), box], axis=-1)  # P_k(b), (K,)
+    box_mass = np.sum(np.exp(log_w[0]) * component_box)
+    np.testing.assert_allclose(posterior, np.exp(log_w[0]) * component_box / box_mass, rtol=1e-4, atol=1e-7)
+    coded = -np.log(np.prod(masses[:, np.arange(d), box], axis=-1)) - log_w[0] + np.log(posterior)
+    np.testing.assert_allclose(coded, -np.log(box_mass), rtol=1e-4)
+
+
+def test_a_mixture_prior_codes_at_its_elbo(make_config):
+  """With a VampPrior the file costs the model's -ELBO, as with N(0, I): the component's bits come back."""
+  shape = (4, 4, 1)
+  model, params = _untrained(make_config, shape, **{'model.prior': 'vampprior', 'model.prior_components': 5})
+  images = (np.random.default_rng(1).random((300, *shape)) < 0.3).astype(np.float32)
+  coder = bitsback.Coder(model, params, shape, batch_size=100)
+  coded, _ = bitsback.to_symbols(type(model.likelihood), images, shape)
+  words = coder.compress(coded)
+  nats = 32 * (len(words) - len(bitsback.seed_words(coder.latent_dim, coder.bits))) * math.log(2) / len(images)
+  keys = jax.random.split(jax.random.key(2), 20 * len(images))
+  x = jnp.tile(jnp.asarray(images), (20, 1, 1, 1))
+  terms = model.apply({'params': params}, x, keys)
+  elbo = float(jnp.mean(terms['log_px_z'] - jnp.sum(terms['kl'], -1)))
+  assert nats == pytest.approx(-elbo, rel=0.02), (nats, elbo)
 
 
 @pytest.mark.parametrize('overrides,expected', [
@@ -157,3 +179,26 @@ def test_another_run_or_a_damaged_file_is_refused(tiny_vae_run, tmp_path):
   last = proc.stderr.strip().splitlines()[-1]
   assert last.startswith('error: ') and 'is damaged' in last, last
   assert not list(tmp_path.glob('out*'))
+
+
+def _with_version(path, version, out):
+  """A copy of the file at `path` whose header says `version`."""
+  blob = path.read_bytes()
+  start = len(bitsback.MAGIC) + 4
+  (size,) = struct.unpack('<I', blob[len(bitsback.MAGIC):start])
+  meta = json.loads(blob[start:start + size])
+  meta['format_version'] = version
+  header = json.dumps(meta, sort_keys=True).encode()
+  out.write_bytes(bitsback.MAGIC + struct.pack('<I', len(header)) + header + blob[start + size:])
+  return out
+
+
+def test_older_files_of_gaussian_priors_still_decode(tiny_vae_run, tmp_path):
+  """Version 2 changed only the coding of mixture priors; a newer version is refused in one line."""
+  run = run_lib.load_run(tiny_vae_run[0])
+  images = data.load(run.config).test.images[:10]
+  bitsback.compress_run(run, images, tmp_path / 'a.vbb')
+  restored, _ = bitsback.decompress_run(run, _with_version(tmp_path / 'a.vbb', 1, tmp_path / 'v1.vbb'))
+  assert np.array_equal(restored, images)
+  with pytest.raises(bitsback.CompressedFileError, match='format version 3; this vae_jax reads versions 1, 2'):
+    bitsback.decompress_run(run, _with_version(tmp_path / 'a.vbb', 3, tmp_path / 'v3.vbb'))

@@ -21,15 +21,18 @@ expected rate, but need more bits on the stack before the first pop;
 DEFAULT_BUCKET_BITS is where the measured rate stopped improving
 (RESULTS.md, "Lossless compression").
 
-A mixture prior (VampPrior, mog) does not factorize over dimensions, so its
-group is cut into the equal-mass buckets of the mixture's moment-matched
-Gaussian, and its bucket indices are pushed one dimension at a time, each
-with its exact conditional under the mixture: P(b_d | b_<d) = sum_k
-w_k(b_<d) P_k(b_d), where P_k is component k's mass on the bucket and w_k is
-proportional to pi_k prod_{d'<d} P_k(b_d'). Their product is the mixture's
-exact mass on the box of buckets, so the rate is still the discretized model's
-negative ELBO. Decompression pops them in the same order, one dimension at a
-time.
+A mixture prior (VampPrior, mog), P(z) = sum_k pi_k P_k(z), does not factorize
+over dimensions. Its group is cut into the equal-mass buckets of the mixture's
+moment-matched Gaussian, and the component is one more latent, coded with
+bits back (as BB-ANS codes any latent): pop k ~ q(k | b) = pi_k P_k(b) / P(b),
+push the bucket indices b with component k's masses on the buckets (which
+factorize over dimensions), push k with pi. The net cost is
+-log P_k(b) - log pi_k + log q(k | b) = -log P(b) for every k: the mixture's
+exact mass on the box, so the rate is still the discretized model's negative
+ELBO, and every step is one batched call over all dimensions. (Format
+version 1 pushed b one dimension at a time under P(b_d | b_<d): the same
+rate, but 40 sequential calls a chunk, each weighing every component on every
+bucket; 19 times slower on the VampPrior HVAE, RESULTS.md.)
 
 The images are coded in chunks, each run through the networks as one padded
 batch of `batch_size`. The first chunks are small (1, 1, 1, 2, 3, ...: each
@@ -42,7 +45,7 @@ Exactness needs the decoder to compute bit-identical probabilities, so both
 directions run the same compiled functions on the same padded inputs, and a
 file records the backend it was made on and refuses another.
 
-File format (version 1): MAGIC, a little-endian uint32 header length, the
+File format (version 2): MAGIC, a little-endian uint32 header length, the
 header as UTF-8 JSON (format version, the run's config and parameter hashes,
 the image shape, count and dtype, the coding settings, the payload's
 SHA-256), then the ANS words as little-endian uint32.
@@ -66,7 +69,11 @@ import numpy as np
 from vae_jax import errors
 
 MAGIC = b'VAEJAXBB'
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+# Version 1 coded a mixture group one dimension at a time under its exact conditionals; everything else
+# is as in version 2, so its files of Gaussian-prior models still decode.
+READABLE_VERSIONS = (1, 2)
+LAST_COMMIT_FOR_VERSION_1_MIXTURES = 'c41061c'
 DEFAULT_BUCKET_BITS = 8
 DEFAULT_BATCH_SIZE = 200
 MAX_TABLE = 2**23  # symbol probabilities per network batch
@@ -127,34 +134,33 @@ def reference_gaussian(log_weights, means, log_vars) -> tuple[jax.Array, jax.Arr
   return mean, jnp.log(var)
 
 
-def mixture_conditional(log_weights, means, log_vars, index, d, bits: int) -> jax.Array:
-  """P(b_d | b_<d) over the 2^bits buckets of dimension d, (n, 2^bits), under the mixture prior
-  (log_weights (n, K), means and log_vars (n, K, D)), given the bucket indices `index` (n, D) of the
-  dimensions before d; those from d on are not read."""
-  return _mixture_conditional(log_weights, means, log_vars, index, d, means[..., d], log_vars[..., d], bits)
-
-
-def _mixture_conditional(log_weights, means, log_vars, index, d, means_d, log_vars_d, bits: int) -> jax.Array:
-  """mixture_conditional, with dimension d's component parameters (n, K) given apart: XLA:CPU computes the
-  (n, K, 2^bits) grid 3-4 times slower when it slices them out of a traced d inside the fused loop."""
-  count = 2**bits
-  # Each component's mass on the chosen bucket of every dimension, (n, K, D).
+def _bucket_edges(log_weights, means, log_vars, bits: int) -> jax.Array:
+  """The 2^bits + 1 bucket edges of every dimension, (n, D, 2^bits + 1), -inf .. inf: the equal-mass
+  quantiles of the group's reference Gaussian."""
   ref_mean, ref_log_var = reference_gaussian(log_weights, means, log_vars)
-  grid = special.ndtri(jnp.arange(count + 1, dtype=jnp.float32) / count)  # the bucket edges' quantiles, -inf .. inf
-  chosen = jnp.stack([grid[index], grid[index + 1]], axis=-1)  # the chosen bucket's two edges
-  edges = ref_mean[..., None] + jnp.exp(0.5 * ref_log_var)[..., None] * chosen  # (n, D, 2)
-  mass = _interval_masses((edges[:, None] - means[..., None]) * jnp.exp(-0.5 * log_vars)[..., None])[..., 0]
-  before = jnp.arange(index.shape[-1]) < d
+  grid = special.ndtri(jnp.arange(2**bits + 1, dtype=jnp.float32) / 2**bits)
+  return ref_mean[..., None] + jnp.exp(0.5 * ref_log_var)[..., None] * grid
+
+
+def component_posterior(log_weights, means, log_vars, index, bits: int) -> jax.Array:
+  """q(k | b) = pi_k P_k(b) / P(b), (n, K): which of the mixture's components (log_weights (n, K), means
+  and log_vars (n, K, D)) the box of buckets with indices `index` (n, D) came from."""
+  edges = _bucket_edges(log_weights, means, log_vars, bits)
+  chosen = jnp.stack([jnp.take_along_axis(edges, index[..., None], -1)[..., 0],
+                      jnp.take_along_axis(edges, index[..., None] + 1, -1)[..., 0]], axis=-1)  # (n, D, 2)
+  mass = _interval_masses((chosen[:, None] - means[..., None]) * jnp.exp(-0.5 * log_vars)[..., None])[..., 0]
   # A floor keeps a component whose mass underflows from making every weight -inf; both directions
   # compute the same numbers, so the floor costs a sliver of rate, never exactness.
-  log_w = log_weights + jnp.sum(jnp.where(before, jnp.log(jnp.maximum(mass, 1e-30)), 0.0), axis=-1)
-  # The barrier keeps XLA from fusing the weights' (n, K, D) work into the grid below, once a bucket.
-  w = jax.lax.optimization_barrier(jax.nn.softmax(log_w, axis=-1))
-  # Every component's mass on every bucket of dimension d, (n, K, 2^bits).
-  ref_mean_d, ref_log_var_d = reference_gaussian(log_weights, means_d[..., None], log_vars_d[..., None])
-  t = ((ref_mean_d[..., None] + jnp.exp(0.5 * ref_log_var_d)[..., None] * grid - means_d[..., None])
-       * jnp.exp(-0.5 * log_vars_d)[..., None])
-  return jnp.einsum('nk,nkb->nb', w, _interval_masses(t), precision=jax.lax.Precision.HIGHEST)
+  return jax.nn.softmax(log_weights + jnp.sum(jnp.log(jnp.maximum(mass, 1e-30)), axis=-1), axis=-1)
+
+
+def component_masses(log_weights, means, log_vars, component, bits: int) -> jax.Array:
+  """P_k(b_d): the mass of component k = `component` (n,) on every bucket of every dimension,
+  (n, D, 2^bits)."""
+  edges = _bucket_edges(log_weights, means, log_vars, bits)
+  mean = jnp.take_along_axis(means, component[:, None, None], axis=1)[:, 0]
+  log_var = jnp.take_along_axis(log_vars, component[:, None, None], axis=1)[:, 0]
+  return _interval_masses((edges - mean[..., None]) * jnp.exp(-0.5 * log_var)[..., None])
 
 
 def bucket_values(prior_mean, prior_log_var, index, bits: int) -> jax.Array:
@@ -225,9 +231,9 @@ def read_file(path: os.PathLike) -> tuple[Header, np.ndarray]:
   try:
     meta = json.loads(blob[start:start + size].decode())
     version = meta.get('format_version')
-    if version != FORMAT_VERSION:
-      raise CompressedFileError(f'{path} has format version {version}; this vae_jax reads version '
-                                f'{FORMAT_VERSION}')
+    if version not in READABLE_VERSIONS:
+      raise CompressedFileError(f'{path} has format version {version}; this vae_jax reads versions '
+                                f'{", ".join(map(str, READABLE_VERSIONS))}')
     header = Header(**{**meta, 'image_shape': tuple(meta['image_shape'])})
   except (ValueError, TypeError, KeyError, UnicodeDecodeError):
     raise CompressedFileError(f'{path} has a damaged header: the file is truncated or corrupted') from None
@@ -271,9 +277,11 @@ class Coder:
       return bucket_values(*reference_gaussian(*prior), index, bucket_bits)
 
     # A mixture group's prior is computed once per batch (for the VampPrior that runs the encoder over
-    # its pseudo-inputs), then each dimension's conditional from it.
+    # its pseudo-inputs), then the probabilities of its component codec from it.
     self._prior = jax.jit(lambda p, z, g: apply(p, None, z, method=model.latent_gaussians)[g][:3], static_argnums=2)
-    self._conditional = jax.jit(functools.partial(_mixture_conditional, bits=bucket_bits))
+    self._weights = jax.jit(lambda log_weights: jax.nn.softmax(log_weights, axis=-1))
+    self._component_posterior = jax.jit(functools.partial(component_posterior, bits=bucket_bits))
+    self._component_masses = jax.jit(functools.partial(component_masses, bits=bucket_bits))
     self._masses = jax.jit(masses, static_argnums=3)
     self._values = jax.jit(values, static_argnums=3)
     # The groups whose prior is a mixture (K > 1), from the shapes alone.
@@ -317,30 +325,33 @@ class Coder:
       ans.encode_reverse(s[:real].ravel(), _CATEGORICAL, self._categorical(self._symbol_probs(self.params, z), real))
       for g in reversed(range(len(self.groups))):  # push z_g with its prior
         group = self.groups[g]
-        if g in self.mixture_groups:  # dimension by dimension, each under its conditional
-          prior = [np.asarray(a) for a in self._prior(self.params, self._partial(z, g), g)]
-          probs = [self._mixture_probs(prior, self._before(index[:, group], d), d, real)
-                   for d in range(group.stop - group.start)]
-          ans.encode_reverse(np.ascontiguousarray(index[:real, group].T.ravel()), _CATEGORICAL,
-                             np.concatenate(probs))
+        if g in self.mixture_groups:
+          self._push_mixture(ans, self._prior(self.params, self._partial(z, g), g), index[:, group], real)
         else:  # a uniform bucket index
           ans.encode_reverse(np.ascontiguousarray(index[:real, group].ravel()), uniform)
       start += real
     return ans.get_compressed()
 
-  @staticmethod
-  def _before(group_index: np.ndarray, d: int) -> np.ndarray:
-    """A group's bucket indices with those of dimension d on zeroed: what decompression has decoded
-    when it decodes dimension d."""
-    out = group_index.copy()
-    out[:, d:] = 0
-    return out
+  def _push_mixture(self, ans, prior, group_index: np.ndarray, real: int) -> None:
+    """Pushes a mixture group's bucket indices (batch, D) with bits back on the component: pop k ~ q(k | b),
+    push b with component k's masses, push k with the mixture's weights. Net: -log P(b) in expectation."""
+    component = np.zeros(self.batch_size, np.int32)
+    posterior = self._component_posterior(*prior, group_index)
+    component[:real] = ans.decode(_CATEGORICAL, self._categorical(posterior, real))
+    masses = self._component_masses(*prior, component)
+    ans.encode_reverse(np.ascontiguousarray(group_index[:real].ravel()), _CATEGORICAL, self._categorical(masses, real))
+    ans.encode_reverse(component[:real], _CATEGORICAL, self._categorical(self._weights(prior[0]), real))
 
-  def _mixture_probs(self, prior, group_index: np.ndarray, d: int, real: int) -> np.ndarray:
-    """P(b_d | b_<d) of the first `real` rows; `prior` is the group's mixture as numpy arrays."""
-    log_weights, means, log_vars = prior
-    dim_d = (np.ascontiguousarray(means[..., d]), np.ascontiguousarray(log_vars[..., d]))
-    return self._categorical(self._conditional(*prior, group_index, d, *dim_d), real)
+  def _pop_mixture(self, ans, prior, real: int) -> np.ndarray:
+    """Undoes `_push_mixture`: pops k and the bucket indices, pushes k back with q(k | b)."""
+    component = np.zeros(self.batch_size, np.int32)
+    component[:real] = ans.decode(_CATEGORICAL, self._categorical(self._weights(prior[0]), real))
+    masses = self._categorical(self._component_masses(*prior, component), real)
+    group_index = np.zeros((self.batch_size, masses.shape[0] // real), np.int32)
+    group_index[:real] = ans.decode(_CATEGORICAL, masses).reshape(real, -1)
+    posterior = self._component_posterior(*prior, group_index)
+    ans.encode_reverse(component[:real], _CATEGORICAL, self._categorical(posterior, real))
+    return group_index
 
   def decompress(self, words: np.ndarray, n: int) -> np.ndarray:
     """The symbols (n, H, W, C) that `compress` coded into `words`; refuses a stack that does not end
@@ -355,10 +366,7 @@ class Coder:
       index = np.zeros((self.batch_size, self.latent_dim), np.int32)
       for g, group in enumerate(self.groups):
         if g in self.mixture_groups:
-          prior = [np.asarray(a) for a in self._prior(self.params, z, g)]
-          for d in range(group.stop - group.start):
-            probs = self._mixture_probs(prior, index[:, group], d, real)
-            index[:real, group.start + d] = ans.decode(_CATEGORICAL, probs)
+          index[:, group] = self._pop_mixture(ans, self._prior(self.params, z, g), real)
         else:
           index[:real, group] = ans.decode(uniform, real * (group.stop - group.start)).reshape(real, -1)
         self._latent_value(z, index, g)
@@ -450,6 +458,10 @@ def decompress_run(run, path: os.PathLike) -> tuple[np.ndarray, dict]:
                               'probabilities must be computed bit for bit as when it was made; decompress it on '
                               f'{header.backend}')
   coder = _coder(run, header.bucket_bits, header.batch_size)
+  if header.format_version == 1 and coder.mixture_groups:
+    raise CompressedFileError(f'{path} has format version 1, whose coding of a mixture prior this vae_jax no '
+                              f'longer reads; decompress it with vae_jax at commit '
+                              f'{LAST_COMMIT_FOR_VERSION_1_MIXTURES}')
   try:
     symbols, seconds = timed(coder.decompress, words, header.image_shape[0])
   except ValueError as e:  # constriction refuses data that no coder could have written
