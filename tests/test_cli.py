@@ -55,7 +55,8 @@ def test_bad_input_is_one_clear_line(tmp_path, override, expected):
 
 def test_batch_that_does_not_divide_over_the_devices(tmp_path):
   workdir = tmp_path / 'run'
-  proc = _main(workdir, '--config.batch_size=60', env={'XLA_FLAGS': f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=8"})
+  flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=8"
+  proc = _main(workdir, '--config.batch_size=60', env={'XLA_FLAGS': flags})
   assert proc.returncode == 2 and 'Traceback' not in proc.stderr
   assert proc.stderr.strip().splitlines()[-1] == (
       'error: batch_size=60 does not divide over the 8 devices; use a multiple of 8')

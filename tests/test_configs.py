@@ -103,7 +103,8 @@ def test_a_run_written_before_new_fields_reads_with_their_defaults(tmp_path):
 
 def test_combinations_a_kind_cannot_honour_are_refused():
   for overrides, message in (
-      ({'model.kind': 'iwae', 'model.num_importance_samples': 5, 'model.free_bits': 0.5}, 'model.free_bits=0.5 applies'),
+      ({'model.kind': 'iwae', 'model.num_importance_samples': 5, 'model.free_bits': 0.5},
+       'model.free_bits=0.5 applies'),
       ({'model.kind': 'ae', 'model.prior': 'vampprior'}, 'model.kind=ae has no prior'),
       ({'model.kind': 'hvae', 'model.encoder': 'conv', 'model.groups_per_stage': (1, 0)}, 'must hold a latent group'),
       ({'model.likelihood': 'categorical'}, 'use data.binarize=none with the categorical likelihood')):

@@ -173,8 +173,9 @@ def test_slurm_script_has_one_array_index_per_point(tmp_path):
   s = sweeps.load(SMOKE, tmp_path)
   for i, p in enumerate(s.points):
     assert commands[i].strip().startswith(f'{i}) point=(')
+    beta, latent_dim = p.overrides['model.beta'], p.overrides['model.latent_dim']
     assert f'--workdir={p.workdir}' in commands[i] and commands[i].endswith(
-        f'--config.model.beta={p.overrides["model.beta"]} --config.model.latent_dim={p.overrides["model.latent_dim"]}) ;;')
+        f'--config.model.beta={beta} --config.model.latent_dim={latent_dim}) ;;')
   assert '#SBATCH --requeue\n' in script and '#SBATCH --signal=B:USR1@300\n' in script
   subprocess.run(['bash', '-n'], input=script, text=True, check=True)  # valid bash
   assert '--partition' not in _sweep(SMOKE, f'--root={tmp_path}', '--slurm', '--dry-run').stdout

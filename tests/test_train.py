@@ -81,7 +81,8 @@ def test_other_config_on_same_workdir_is_refused(finished_run):
   workdir, config, _ = finished_run
   other = config.copy_and_resolve_references()
   other.model.latent_dim = 7
-  with pytest.raises(errors.WorkdirError, match='holds a run with model.latent_dim=4, but this config has model.latent_dim=7'):
+  message = 'holds a run with model.latent_dim=4, but this config has model.latent_dim=7'
+  with pytest.raises(errors.WorkdirError, match=message):
     train.train_and_evaluate(other, workdir)
 
 

@@ -115,8 +115,8 @@ def _jbig():
     out = path + '.pbm'
     _run(_tool('jbgtopbm'), path, out)
     return 1 - np.asarray(Image.open(out).convert('1'), np.uint8)  # PBM: 1 is black; ours: 1 is ink
-  return 'JBIG (pbmtojbg)', 'pbm', [(f'pbmtojbg {" ".join(o)} IMAGE.pbm IMAGE.jbg'.replace('  ', ' '), encode(o), decode)
-                             for o in ((), ('-q',))]
+  return 'JBIG (pbmtojbg)', 'pbm', [
+      (f'pbmtojbg {" ".join(o)} IMAGE.pbm IMAGE.jbg'.replace('  ', ' '), encode(o), decode) for o in ((), ('-q',))]
 
 
 def _webp():

@@ -198,7 +198,8 @@ def write_report(workdir: epath.PathLike, step: int | None = None, seed: int = 0
   m = run.config.model
   lines = [f'# Run report: `{workdir}`', '',
            f'{m.kind} ({m.encoder} {tuple(m.hidden_sizes)}, latent_dim={run.model.latent_dim} in groups of '
-           f'{tuple(run.model.group_sizes)}, {m.prior} prior, {m.likelihood} likelihood) on {run.config.data.name}, pictures drawn at checkpoint step {run.step}. '
+           f'{tuple(run.model.group_sizes)}, {m.prior} prior, {m.likelihood} likelihood) on '
+           f'{run.config.data.name}, pictures drawn at checkpoint step {run.step}. '
            f'Written by `python -m vae_jax.report --workdir={workdir}`.', '']
   lines += _eval_section(workdir, results)
   lines += ['## Pictures', '']

@@ -100,7 +100,8 @@ def gather(directory: str | os.PathLike) -> tuple[list[str], list[Row]]:
     settings = {f: overrides.get(f, configs[name].get(f)) for f in fields}
     settings = {f: tuple(v) if isinstance(v, list) else v for f, v in settings.items()}
     state = sweeps.status(workdir)
-    rows.append(Row(name, state, settings, files.read_json_or_none(workdir / sweeps.EVAL_FILE) if state == 'finished' else None))
+    results = files.read_json_or_none(workdir / sweeps.EVAL_FILE) if state == 'finished' else None
+    rows.append(Row(name, state, settings, results))
   return fields, rows
 
 

@@ -392,9 +392,9 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: pathlib.Path
                  eval_seconds=round(time.perf_counter() - t0, 2),  # the ELBO and NLL, as vae_jax.evaluate times them
                  **(measures.all_measures(setup.model, optimizer.eval_params(state), measures_key(config.seed), config,
                                            dataset) if config.eval.measures else {}))
-  writer.write_scalars(step, {f'test/{k}': v for k, v in results.items()
-                              if k.endswith(('_nats', '_accuracy')) or k in ('bits_per_dim', 'active_units')
-                              if isinstance(v, (int, float))} | {f'test/{k}': v for k, v in _group_scalars(results).items()})
+  scalars = {k: v for k, v in results.items() if isinstance(v, (int, float))
+             if k.endswith(('_nats', '_accuracy')) or k in ('bits_per_dim', 'active_units')}
+  writer.write_scalars(step, {f'test/{k}': v for k, v in (scalars | _group_scalars(results)).items()})
   images.write(writer, optimizer.eval_params(state), step, workdir)
   writer.close()
   if jax.process_index() == 0:
