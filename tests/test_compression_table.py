@@ -1,5 +1,6 @@
 """The codec table of vae_jax.compression_table: what counts as binary or 8-bit, the mosaic, the
-general-purpose compressors on the packed array, and a missing tool as one line."""
+general-purpose compressors on the packed array, a missing tool as one line, and the cache of the
+codecs' sizes."""
 
 import shutil
 
@@ -55,6 +56,37 @@ def test_a_missing_tool_is_one_line_naming_its_package(monkeypatch):
   monkeypatch.setattr(shutil, 'which', lambda name: None if name == 'cjxl' else '/usr/bin/' + name)
   with pytest.raises(errors.UserError, match=r'^cjxl is not installed: apt-get install -y libjxl-tools$'):
     compression_table.measure(np.full((2, 4, 4), 100, np.uint8))
+
+
+def test_codec_sizes_are_cached_per_images_and_tool_versions(monkeypatch, tmp_path):
+  monkeypatch.setenv('VAE_JAX_CACHE', str(tmp_path))
+  versions = {'optipng': 'OptiPNG 0.7.7', 'pbmtojbg': 'PBMtoJBIG 2.1'}
+  calls = []
+
+  def fake_codec(pixels, binary, codec, tmp, workers):
+    calls.append(codec[0])
+    return [{'codec': codec[0], 'how': 'mosaic', 'command': 'c', 'bytes': 10 + len(calls)}]
+  monkeypatch.setattr(compression_table, '_tool', lambda name: name)
+  monkeypatch.setattr(compression_table, '_tool_version', lambda name: versions[name])
+  monkeypatch.setattr(compression_table, '_image_codec_sizes', fake_codec)
+  images = (np.random.default_rng(3).random((4, 6, 6)) < 0.5).astype(np.uint8)
+  first = compression_table.measure(images)
+  assert calls == ['PNG (1-bit)', 'JBIG (pbmtojbg)']
+  assert compression_table.measure(images) == first and len(calls) == 2  # from the cache
+  assert compression_table.measure(images, cache=False) != first and len(calls) == 4
+  other = images.copy()
+  other[0, 0, 0] ^= 1
+  compression_table.measure(other)  # other pixels: measured
+  assert len(calls) == 6
+  before = set((tmp_path / 'codecs').iterdir())
+  versions['pbmtojbg'] = 'PBMtoJBIG 2.2'
+  compression_table.measure(images)  # another tool version: measured
+  assert len(calls) == 8
+  (cached,) = set((tmp_path / 'codecs').iterdir()) - before
+  cached.write_text('{"rows": [')  # a damaged cache file is measured again and rewritten
+  compression_table.measure(images)
+  assert len(calls) == 10 and compression_table.measure(images)['rows'][-1]['bytes'] == 20 and len(calls) == 10
+  assert not list((tmp_path / 'codecs').glob('*.tmp-*'))
 
 
 @pytest.mark.skipif(not all(shutil.which(t) for t in _TOOLS),

@@ -21,16 +21,26 @@ headers included, in bits per dimension (8 * bytes / pixels).
 The tools come from Debian: apt-get install -y optipng jbigkit-bin webp
 libjxl-tools (gzip, bzip2 and xz are in every install). A missing tool is one
 line naming the package; exit 2.
+
+The codecs' rows depend only on the images and the tools, and on 10,000 8-bit
+images they take an hour of CPU, so they are cached under
+$VAE_JAX_CACHE/codecs/ (default ~/.cache/vae_jax/codecs/), keyed by the
+SHA-256 of the pixels and of every tool's version line: the next run's table
+on the same split measures only the run's own row. --nocodec_cache measures
+them again.
 """
 
 import bz2
 import concurrent.futures
+import datetime
 import gzip
+import hashlib
 import io
 import json
 import lzma
 import math
 import os
+import pathlib
 import shutil
 import subprocess
 import tempfile
@@ -199,17 +209,72 @@ def general_purpose_sizes(pixels: np.ndarray, binary: bool) -> list[dict]:
   return rows
 
 
-def measure(images: np.ndarray, workers: int = 2) -> dict:
-  """Every codec's sizes on `images`, and the best row of each codec, in bits/dim."""
+# What each tool prints as its version (the first line); for the cache key.
+_VERSION_ARGS = {'optipng': ('-v',), 'pbmtojbg': ('-h',), 'cwebp': ('-version',), 'cjxl': ('--version',)}
+CACHE_VERSION = 1  # bump when a codec's settings or the rows' format change
+
+
+def _tool_version(name: str) -> str:
+  proc = subprocess.run([_tool(name), *_VERSION_ARGS[name]], capture_output=True, text=True, check=False)
+  out = (proc.stdout or proc.stderr).strip()
+  return out.splitlines()[0] if out else ''
+
+
+def cache_dir() -> pathlib.Path:
+  """$VAE_JAX_CACHE/codecs, by default ~/.cache/vae_jax/codecs."""
+  return pathlib.Path(os.environ.get('VAE_JAX_CACHE') or pathlib.Path.home() / '.cache' / 'vae_jax') / 'codecs'
+
+
+def _cache_key(pixels: np.ndarray, binary: bool, tools: tuple[str, ...]) -> str:
+  digest = hashlib.sha256(f'v{CACHE_VERSION} {pixels.shape} {binary}'.encode())
+  digest.update(np.ascontiguousarray(pixels).tobytes())
+  for tool in tools:
+    if tool in _VERSION_ARGS:
+      digest.update(f'\n{tool}: {_tool_version(tool)}'.encode())
+  return digest.hexdigest()
+
+
+def _read_cache(path: pathlib.Path) -> list[dict] | None:
+  try:
+    cached = json.loads(path.read_text())
+    rows = cached['rows']
+  except FileNotFoundError:
+    return None
+  except (OSError, ValueError, KeyError, TypeError) as e:
+    logging.warning('the cached codec sizes %s are unreadable (%s); measuring them again', path, e)
+    return None
+  logging.info('codec sizes of these images from the cache %s (measured %s); --nocodec_cache measures them '
+               'again', path, cached.get('measured', '?'))
+  return rows
+
+
+def _write_cache(path: pathlib.Path, rows: list[dict]) -> None:
+  try:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f'{path.name}.tmp-{os.getpid()}')
+    tmp.write_text(json.dumps({'measured': datetime.datetime.now().isoformat(timespec='seconds'), 'rows': rows}))
+    os.replace(tmp, path)
+  except OSError as e:  # the table is still right; only the next one is slower
+    logging.warning('could not cache the codec sizes in %s: %s', path, e)
+
+
+def measure(images: np.ndarray, workers: int = 2, cache: bool = True) -> dict:
+  """Every codec's sizes on `images`, and the best row of each codec, in bits/dim; the rows come from
+  the cache when these pixels were measured with these tools before (and `cache`)."""
   pixels, binary = as_pixels(images)
   codecs = [_png(binary)] + ([_jbig()] if binary else [_webp(), _jxl()])
-  for tool in ('optipng',) + (('pbmtojbg', 'jbgtopbm') if binary else ('cwebp', 'dwebp', 'cjxl', 'djxl')):
+  tools = ('optipng',) + (('pbmtojbg', 'jbgtopbm') if binary else ('cwebp', 'dwebp', 'cjxl', 'djxl'))
+  for tool in tools:
     _tool(tool)  # every tool present before any work starts
-  rows = general_purpose_sizes(pixels, binary)
-  with tempfile.TemporaryDirectory() as tmp:
-    for codec in codecs:
-      logging.info('%s on %d images', codec[0], len(pixels))
-      rows += _image_codec_sizes(pixels, binary, codec, tmp, workers)
+  path = cache_dir() / f'{_cache_key(pixels, binary, tools)}.json'
+  rows = _read_cache(path) if cache else None
+  if rows is None:
+    rows = general_purpose_sizes(pixels, binary)
+    with tempfile.TemporaryDirectory() as tmp:
+      for codec in codecs:
+        logging.info('%s on %d images', codec[0], len(pixels))
+        rows += _image_codec_sizes(pixels, binary, codec, tmp, workers)
+    _write_cache(path, rows)
   dims = pixels.size
   for row in rows:
     row['bits_per_dim'] = 8 * row['bytes'] / dims
@@ -243,6 +308,7 @@ def _define_flags() -> None:
   flags.DEFINE_integer('batch_size', bitsback.DEFAULT_BATCH_SIZE, 'Images per network batch of the coder.')
   flags.DEFINE_string('out', None, 'Also write the figures here as JSON.')
   flags.DEFINE_integer('workers', 2, 'Images coded at once by the per-image codec runs.')
+  flags.DEFINE_bool('codec_cache', True, 'Reuse the codecs\' sizes of the same images from the cache.')
 
 
 def _main():
@@ -255,7 +321,7 @@ def _main():
     images = compress.read_images(f.images)
   else:
     raise errors.ConfigError('give --workdir (with --split or --images), or --images for the codecs alone')
-  result = measure(images, f.workers)
+  result = measure(images, f.workers, f.codec_cache)
   if run is not None:
     source = f'--split={f.split}' if f.split else f'--images={f.images}'
     row = model_row(run, images, f.bucket_bits, f.batch_size, source)
