@@ -7,9 +7,11 @@ import pathlib
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from vae_jax import evaluate
+from vae_jax import evaluation
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -43,6 +45,46 @@ def test_step_and_split(run):
   assert out['step'] == 40 and out['split'] == 'validation' and out['num_examples'] == 200
   saved = json.loads((workdir / 'eval_validation_step40.json').read_text())
   assert saved['nll_nats'] == pytest.approx(out['nll_nats'])
+
+
+class _Stopped(Exception):
+  pass
+
+
+def test_an_interrupted_evaluation_resumes_with_the_same_numbers(run, monkeypatch):
+  workdir, _ = run
+  args = dict(num_importance_samples=20, split='validation', step=80, batch_size=80)  # 200 examples: 3 batches
+  whole = evaluate.evaluate_run(workdir, **args)
+  progress = workdir / 'eval_validation_step80.json.progress.npz'
+  assert not progress.exists()
+  saves, save = [], evaluation.SavedProgress.save
+
+  def save_then_stop(self, terms):
+    save(self, terms)
+    saves.append(len(terms['log_px']))
+    if len(saves) == 2:
+      raise _Stopped
+  monkeypatch.setattr(evaluation.SavedProgress, 'save', save_then_stop)
+  with pytest.raises(_Stopped):
+    evaluate.evaluate_run(workdir, **args)
+  assert saves == [80, 160] and progress.exists()
+  resumed = evaluate.evaluate_run(workdir, **args)
+  assert saves == [80, 160, 200]  # only the last batch was computed again
+  for key in ('elbo_nats', 'nll_nats', 'nll_stderr_nats', 'recon_nats', 'kl_nats', 'active_units'):
+    assert resumed[key] == whole[key], key
+  assert not progress.exists()
+
+
+def test_saved_progress_of_another_evaluation_or_damaged_is_not_resumed(tmp_path):
+  path = tmp_path / 'eval.json.progress.npz'
+  terms = {'log_px': np.arange(3.0), 'mean': np.ones((3, 2), np.float32)}
+  evaluation.SavedProgress(path, {'num_importance_samples': 20}).save(terms)
+  assert evaluation.SavedProgress(path, {'num_importance_samples': 10}).load() is None
+  back = evaluation.SavedProgress(path, {'num_importance_samples': 20}).load()
+  assert back.keys() == terms.keys() and all(np.array_equal(back[k], terms[k]) for k in terms)
+  path.write_bytes(path.read_bytes()[:40])
+  assert evaluation.SavedProgress(path, {'num_importance_samples': 20}).load() is None
+  assert not list(tmp_path.glob('*.tmp'))
 
 
 def _cli(*args):

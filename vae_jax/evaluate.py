@@ -11,6 +11,12 @@ binarized dataset are binarized once with the run's eval.binarization_seed,
 as in the literature; the run draws the same importance samples as training's
 final evaluation, so k equal to the run's eval.num_importance_samples
 reproduces its eval.json.
+
+A long evaluation (5,000 samples of a hierarchical model take an hour on a
+CPU) saves its per-example results after every batch in
+DIR/eval.json.progress.npz (beside the file it will write); if it is stopped,
+the same command goes on from the first example not done, with the same
+numbers, and the progress file is deleted once the eval file is written.
 """
 
 import json
@@ -65,8 +71,15 @@ def evaluate_run(workdir: epath.PathLike, num_importance_samples: int, split: st
   logging.info('Evaluating %s at step %d on %d %s images with %d importance samples on %d device(s), '
                'chunks dispatched as %s', workdir, loaded_step, len(images), split, num_importance_samples,
                jax.device_count(), dispatch_mode)
+  path = workdir / output_name(split, step)
+  # What the per-example results depend on: an interrupted evaluation with the same resumes.
+  progress = evaluation.SavedProgress(
+      path.with_name(path.name + '.progress.npz'),
+      {'step': loaded_step, 'split': split, 'num_examples': len(images), 'seed': config.seed,
+       'num_importance_samples': evaluator.num_samples, 'parameters': 'ema' if config.optim.ema_decay else 'final'})
   t0 = time.perf_counter()
-  results = evaluator.evaluate(params, images, train.eval_key(config.seed, split), config.model.likelihood, labels)
+  results = evaluator.evaluate(params, images, train.eval_key(config.seed, split), config.model.likelihood, labels,
+                               progress)
   seconds = time.perf_counter() - t0
   binarization = config.data.binarize
   if binarization != 'none':
@@ -79,9 +92,9 @@ def evaluate_run(workdir: epath.PathLike, num_importance_samples: int, split: st
   if model.stochastic:
     gflop = evaluator.gflop_per_example(params, images[0]) * len(images)
     results['eval_gflop_per_sec'] = round(gflop / seconds, 1)
-  path = workdir / output_name(split, step)
   if jax.process_index() == 0:
     workdir_lib.write_json(path, results)
+    progress.remove()
   logging.info('wrote %s', path)
   return results
 

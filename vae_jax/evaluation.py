@@ -6,14 +6,20 @@ nll_nats >= 0 estimates -log p(x).
 
 Batches are sharded over every device. Example i of the evaluated array draws
 its samples from fold_in(key, i), so the numbers do not depend on the batch
-size, the sample chunk or the number of devices.
+size, the sample chunk or the number of devices; that is also what lets a long
+evaluation save its per-example results as it goes (`SavedProgress`) and,
+once interrupted, go on from the first example it had not done.
 """
 
 import functools
+import io
+import json
 import math
 import time
+import zipfile
 
 from absl import logging
+from etils import epath
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -33,6 +39,46 @@ def active_units(means: np.ndarray, threshold: float = ACTIVE_UNIT_THRESHOLD) ->
   `means`: (examples, latent), the posterior means of the evaluated examples.
   """
   return int(np.sum(np.var(np.asarray(means, np.float64), axis=0) > threshold))
+
+
+class SavedProgress:
+  """The per-example results of an evaluation so far, in one .npz file that is rewritten after each
+  batch (through a temporary file and a rename). `fingerprint` names what they are results of (the
+  checkpoint, the split, the number of samples, ...); a file with another fingerprint is not resumed."""
+
+  def __init__(self, path: epath.PathLike, fingerprint: dict):
+    self.path = epath.Path(path)
+    self.fingerprint = json.dumps(fingerprint, sort_keys=True)
+
+  def load(self) -> dict[str, np.ndarray] | None:
+    if not self.path.exists():
+      return None
+    try:
+      with self.path.open('rb') as f:
+        saved = dict(np.load(io.BytesIO(f.read()), allow_pickle=False))
+      fingerprint = str(saved.pop('__fingerprint__'))
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+      logging.warning('the saved evaluation progress %s is unreadable (%s); starting from the first example',
+                      self.path, e)
+      return None
+    if fingerprint != self.fingerprint:
+      logging.warning('the saved evaluation progress %s is of another evaluation (%s, not %s); starting from '
+                      'the first example', self.path, fingerprint, self.fingerprint)
+      return None
+    return saved
+
+  def save(self, terms: dict[str, np.ndarray]) -> None:
+    if jax.process_index() != 0:  # one writer; every process reads it back on resuming
+      return
+    buffer = io.BytesIO()
+    np.savez(buffer, __fingerprint__=np.array(self.fingerprint), **terms)
+    tmp = self.path.with_name(self.path.name + '.tmp')
+    tmp.write_bytes(buffer.getvalue())
+    tmp.replace(self.path)
+
+  def remove(self) -> None:
+    if self.path.exists():
+      self.path.unlink()
 
 
 class Evaluator:
@@ -94,17 +140,22 @@ class Evaluator:
 
     return batch_fn
 
-  def per_example(self, params, images: np.ndarray, key: jax.Array, labels: np.ndarray | None = None
-                  ) -> dict[str, np.ndarray]:
+  def per_example(self, params, images: np.ndarray, key: jax.Array, labels: np.ndarray | None = None,
+                  progress: SavedProgress | None = None) -> dict[str, np.ndarray]:
     """Per-example terms (log_px, elbo, recon, kl, kl_per_group, mean; recon and mean for the autoencoder).
 
-    `labels`: the images' classes, which a conditional model needs (others ignore them)."""
+    `labels`: the images' classes, which a conditional model needs (others ignore them). With
+    `progress`, the terms so far are saved after every batch, and those it holds are not computed again."""
     n, num_devices = len(images), self.mesh.devices.size
     batch_size = min(self.batch_size, n)  # no padding a small split up to a large batch
     batch_size = -(-batch_size // num_devices) * num_devices  # ... but to a multiple of the devices
     sharding = parallel.sharded(self.mesh)
-    parts, t0 = [], time.perf_counter()
-    for start in range(0, n, batch_size):
+    parts, t0, first = [], time.perf_counter(), 0
+    saved = progress.load() if progress is not None else None
+    if saved:
+      parts, first = [saved], min(len(v) for v in saved.values())
+      logging.info('resuming the evaluation from %s: %d of %d examples done', progress.path, first, n)
+    for start in range(first, n, batch_size):
       x = images[start:start + batch_size]
       real = len(x)
       pad = lambda a: np.concatenate([a, np.zeros((batch_size - real, *a.shape[1:]), a.dtype)])
@@ -113,10 +164,13 @@ class Evaluator:
       out = self._batch_fn(params, parallel.to_global(pad(x), sharding), y, parallel.to_global(indices, sharding),
                            key)
       parts.append({k: np.asarray(v)[:real] for k, v in out.items()})
+      if progress is not None:
+        parts = [{k: np.concatenate([p[k] for p in parts]) for k in parts[-1]}]
+        progress.save(parts[0])
       if self.progress:
         done, elapsed = start + real, time.perf_counter() - t0
         logging.info('evaluated %d/%d examples (k=%d) in %.0fs, ETA %.0fs', done, n, self.num_samples, elapsed,
-                     elapsed * (n - done) / done)
+                     elapsed * (n - done) / (done - first))
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
   def gflop_per_example(self, params, example: np.ndarray) -> float:
@@ -131,9 +185,9 @@ class Evaluator:
     return float(cost.get('flops', float('nan'))) / num_devices * math.ceil(self.num_samples / self.chunk) / 1e9
 
   def evaluate(self, params, images: np.ndarray, key: jax.Array, likelihood: str,
-               labels: np.ndarray | None = None) -> dict:
+               labels: np.ndarray | None = None, progress: SavedProgress | None = None) -> dict:
     """Means over `images` (with their `labels`), under the keys of eval.json."""
-    terms = self.per_example(params, images, key, labels)
+    terms = self.per_example(params, images, key, labels, progress)
     num_dims = math.prod(images.shape[1:])
     sizes = tuple(self.model.group_sizes)
     groups = np.split(terms['mean'], np.cumsum(sizes)[:-1], axis=-1)
