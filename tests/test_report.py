@@ -118,6 +118,8 @@ def test_notebook_is_stored_clean_and_installs_from_what_the_user_sets():
   nb = nbformat.read(NOTEBOOK, as_version=4)
   nbformat.validate(nb)
   assert nb.nbformat == 4
+  stored = json.loads(NOTEBOOK.read_text())['cells']  # nbformat 4.5 needs an id on every cell
+  assert all('id' in c for c in stored) and len({c['id'] for c in stored}) == len(stored)
   code = [c for c in nb.cells if c.cell_type == 'code']
   assert all(c.outputs == [] and c.execution_count is None for c in code)
   text = NOTEBOOK.read_text()
