@@ -8,6 +8,7 @@ import pathlib
 import struct
 import subprocess
 import sys
+import types
 
 import jax
 import jax.numpy as jnp
@@ -193,12 +194,23 @@ def _with_version(path, version, out):
   return out
 
 
-def test_older_files_of_gaussian_priors_still_decode(tiny_vae_run, tmp_path):
-  """Version 2 changed only the coding of mixture priors; a newer version is refused in one line."""
+def test_older_files_decode_where_their_coding_is_unchanged(tiny_vae_run, make_config, tmp_path):
+  """Versions 2 and 3 changed the coding of mixture priors and of the logistic mixture only: an older
+  file of another model still decodes, one of those is refused in one line naming the commit that reads
+  it, and a newer version is refused."""
   run = run_lib.load_run(tiny_vae_run[0])
   images = data.load(run.config).test.images[:10]
   bitsback.compress_run(run, images, tmp_path / 'a.vbb')
   restored, _ = bitsback.decompress_run(run, _with_version(tmp_path / 'a.vbb', 1, tmp_path / 'v1.vbb'))
   assert np.array_equal(restored, images)
-  with pytest.raises(bitsback.CompressedFileError, match='format version 3; this vae_jax reads versions 1, 2'):
-    bitsback.decompress_run(run, _with_version(tmp_path / 'a.vbb', 3, tmp_path / 'v3.vbb'))
+  with pytest.raises(bitsback.CompressedFileError, match='format version 4; this vae_jax reads versions 1, 2, 3'):
+    bitsback.decompress_run(run, _with_version(tmp_path / 'a.vbb', 4, tmp_path / 'v4.vbb'))
+  overrides = {'model.likelihood': 'logistic_mixture', 'model.logistic_components': 2, 'data.binarize': 'none'}
+  model, params = _untrained(make_config, (4, 4, 1), **overrides)
+  logistic = types.SimpleNamespace(model=model, params=params, image_shape=(4, 4, 1), step=0,
+                                   config=make_config(**overrides))
+  pixels = np.random.default_rng(0).integers(0, 256, (3, 4, 4, 1)).astype(np.uint8)
+  bitsback.compress_run(logistic, pixels, tmp_path / 'b.vbb')
+  assert np.array_equal(bitsback.decompress_run(logistic, tmp_path / 'b.vbb')[0], pixels)
+  with pytest.raises(bitsback.CompressedFileError, match='coding of a logistic-mixture likelihood .* commit 740e27b'):
+    bitsback.decompress_run(logistic, _with_version(tmp_path / 'b.vbb', 2, tmp_path / 'b2.vbb'))

@@ -45,7 +45,7 @@ Exactness needs the decoder to compute bit-identical probabilities, so both
 directions run the same compiled functions on the same padded inputs, and a
 file records the backend it was made on and refuses another.
 
-File format (version 2): MAGIC, a little-endian uint32 header length, the
+File format (version 3): MAGIC, a little-endian uint32 header length, the
 header as UTF-8 JSON (format version, the run's config and parameter hashes,
 the image shape, count and dtype, the coding settings, the payload's
 SHA-256), then the ANS words as little-endian uint32.
@@ -67,13 +67,16 @@ from jax.scipy import special
 import numpy as np
 
 from vae_jax import errors
+from vae_jax import likelihoods
 
 MAGIC = b'VAEJAXBB'
-FORMAT_VERSION = 2
-# Version 1 coded a mixture group one dimension at a time under its exact conditionals; everything else
-# is as in version 2, so its files of Gaussian-prior models still decode.
-READABLE_VERSIONS = (1, 2)
-LAST_COMMIT_FOR_VERSION_1_MIXTURES = 'c41061c'
+FORMAT_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
+# What each version changed, and the last commit that decodes the older files it touches; the rest of
+# an older file codes as this version does, so it still decodes. Version 2: a mixture prior's group
+# (version 1 pushed it one dimension at a time). Version 3: the logistic mixture's bin masses (one
+# sigmoid an edge rather than four a bin: the same numbers to rounding, but not bit for bit).
+_CHANGED_IN = ((2, 'a mixture prior', 'c41061c'), (3, 'a logistic-mixture likelihood', '740e27b'))
 DEFAULT_BUCKET_BITS = 8
 DEFAULT_BATCH_SIZE = 200
 MAX_TABLE = 2**23  # symbol probabilities per network batch
@@ -113,14 +116,8 @@ def bucket_masses(prior_mean, prior_log_var, q_mean, q_log_var, bits: int) -> ja
 
 
 def _interval_masses(t: jax.Array) -> jax.Array:
-  """Standard normal mass between consecutive standardized edges t (..., m+1), (..., m), with one erfc an
-  edge (what the mixture's conditionals spend their time on). Each edge's CDF is kept as its tail beyond
-  the edge, signed, plus a step of 1 past 0, so no mass is lost to cancellation in either tail."""
-  tail = 0.5 * jax.lax.erfc(jnp.abs(t) * (1 / math.sqrt(2)))
-  past_zero = t > 0
-  cdf_less_step = jnp.where(past_zero, -tail, tail)  # CDF(t) - [t > 0]
-  step = past_zero.astype(t.dtype)
-  return (cdf_less_step[..., 1:] - cdf_less_step[..., :-1]) + (step[..., 1:] - step[..., :-1])
+  """Standard normal mass between consecutive standardized edges t (..., m+1), (..., m)."""
+  return likelihoods.interval_masses(t, lambda s: 0.5 * jax.lax.erfc(s * (1 / math.sqrt(2))))
 
 
 def reference_gaussian(log_weights, means, log_vars) -> tuple[jax.Array, jax.Array]:
@@ -458,10 +455,12 @@ def decompress_run(run, path: os.PathLike) -> tuple[np.ndarray, dict]:
                               'probabilities must be computed bit for bit as when it was made; decompress it on '
                               f'{header.backend}')
   coder = _coder(run, header.bucket_bits, header.batch_size)
-  if header.format_version == 1 and coder.mixture_groups:
-    raise CompressedFileError(f'{path} has format version 1, whose coding of a mixture prior this vae_jax no '
-                              f'longer reads; decompress it with vae_jax at commit '
-                              f'{LAST_COMMIT_FOR_VERSION_1_MIXTURES}')
+  touched = {'a mixture prior': bool(coder.mixture_groups),
+             'a logistic-mixture likelihood': coder.head is likelihoods.LogisticMixture}
+  for version, what, commit in _CHANGED_IN:
+    if header.format_version < version and touched[what]:
+      raise CompressedFileError(f'{path} has format version {header.format_version}, whose coding of {what} this '
+                                f'vae_jax no longer reads; decompress it with vae_jax at commit {commit}')
   try:
     symbols, seconds = timed(coder.decompress, words, header.image_shape[0])
   except ValueError as e:  # constriction refuses data that no coder could have written

@@ -30,6 +30,18 @@ def _sum_per_example(values: jax.Array) -> jax.Array:
   return jnp.sum(values.reshape(values.shape[0], -1), axis=-1)
 
 
+def interval_masses(t: jax.Array, upper_tail: Callable[[jax.Array], jax.Array]) -> jax.Array:
+  """A distribution's mass between consecutive standardized edges t (..., m+1), (..., m), with one
+  `upper_tail` (P(T > s) for s >= 0) an edge. Each edge's CDF is kept as its tail beyond the edge,
+  signed, plus a step of 1 past 0, so no mass is lost to cancellation in either tail. (The coders
+  spend most of their time here: two CDFs a bin, each on its safe side, cost four times as much.)"""
+  tail = upper_tail(jnp.abs(t))
+  past_zero = t > 0
+  cdf_less_step = jnp.where(past_zero, -tail, tail)  # CDF(t) - [t > 0], for a distribution symmetric about 0
+  step = past_zero.astype(t.dtype)
+  return (cdf_less_step[..., 1:] - cdf_less_step[..., :-1]) + (step[..., 1:] - step[..., :-1])
+
+
 class Bernoulli(nn.Module):
   """p(x|z) = prod Bernoulli(x_i; sigmoid(logit_i)). Parameters: the logits."""
   discrete = True
@@ -237,11 +249,9 @@ class LogisticMixture(nn.Module):
     edges = (jnp.arange(1, 256, dtype=jnp.float32) / _LEVELS * 2.0 - 1.0) - 1.0 / _LEVELS  # (255,)
     t = (edges - means[..., None]) * jnp.exp(-log_scales)[..., None]  # (..., K, C, 255)
     inf = jnp.full(t.shape[:-1] + (1,), jnp.inf)
-    t = jnp.concatenate([-inf, t, inf], axis=-1)
-    lo, hi = t[..., :-1], t[..., 1:]
-    mass = jnp.where(lo > 0, jax.nn.sigmoid(-lo) - jax.nn.sigmoid(-hi), jax.nn.sigmoid(hi) - jax.nn.sigmoid(lo))
-    weights = jax.nn.softmax(logits)[..., None, None]  # (..., K, 1, 1)
-    return jnp.sum(weights * mass, axis=-3)  # (..., C, 256)
+    mass = interval_masses(jnp.concatenate([-inf, t, inf], axis=-1), lambda s: jax.nn.sigmoid(-s))
+    # An einsum rather than a weighted sum over K: XLA:CPU runs the reduce several times slower.
+    return jnp.einsum('...k,...kcb->...cb', jax.nn.softmax(logits), mass, precision=jax.lax.Precision.HIGHEST)
 
 
 class Categorical(nn.Module):
