@@ -86,6 +86,19 @@ def tiny_vae_run(tmp_path_factory):
   return workdir, train.train_and_evaluate(tiny_config(**{'eval.measures': True}), workdir)
 
 
+# The longest test files first (seconds on 2 cores, 2026-11-30), so that the two workers end together
+# rather than one waiting on the other's last long file; with `--no-loadscope-reorder` (pyproject.toml)
+# pytest-xdist hands out the files in this order. Files not named keep their order after these.
+_LONGEST_FIRST = ('test_kinds.py', 'test_sweeps.py', 'test_multidevice.py', 'test_robustness.py', 'test_bitsback.py',
+                  'test_vqvae.py', 'test_models.py', 'test_cli.py', 'test_run_faults.py', 'test_evaluate.py',
+                  'test_train.py', 'test_report.py')
+
+
+def pytest_collection_modifyitems(items):
+  rank = {name: i for i, name in enumerate(_LONGEST_FIRST)}
+  items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order
+
+
 def pytest_sessionfinish(session, exitstatus):
   del session, exitstatus
   for directory in (_CACHE_DIR, _CLASSIFIER_CACHE):

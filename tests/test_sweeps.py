@@ -6,6 +6,7 @@ import csv
 import json
 import os
 import pathlib
+import re
 import signal
 import stat
 import subprocess
@@ -270,37 +271,6 @@ def _report_rows(directory):
     return list(csv.DictReader(f))
 
 
-def test_smoke_sweep_two_at_a_time_then_the_report(tmp_path):
-  proc = _sweep(SMOKE, f'--root={tmp_path}', '--parallel=2')
-  assert proc.returncode == 0, proc.stderr[-3000:]
-  assert '4 of 4 points finished' in proc.stdout
-  directory = tmp_path / 'smoke_sweep'
-  for name in SMOKE_NAMES:
-    assert sweeps.is_finished(directory / name)
-    assert (directory / name / 'launch.log').read_text().startswith('# ')
-  # Two ran at once: the third point started only after one of the first two ended.
-  log = proc.stderr
-  assert log.index('started beta=2.0,latent_dim=2') > log.index('[1/4]')
-  assert log.index('started beta=0.5,latent_dim=4') < log.index('[1/4]')
-
-  rows = _report_rows(directory)
-  assert [r['point'] for r in rows] == SMOKE_NAMES
-  assert all(r['status'] == 'finished' for r in rows)
-  assert [(float(r['model.beta']), int(r['model.latent_dim'])) for r in rows] == [(0.5, 2), (0.5, 4), (2, 2), (2, 4)]
-  for r in rows:  # the table holds each point's own eval.json
-    results = json.loads((directory / r['point'] / 'eval.json').read_text())
-    assert float(r['nll_nats']) == pytest.approx(results['nll_nats'])
-    assert float(r['elbo_nats']) == pytest.approx(float(r['recon_nats']) - float(r['kl_nats']), abs=1e-3)
-  md = (directory / 'results.md').read_text()
-  assert md.count('| finished |') == 4
-  assert (directory / 'plot_model_beta.png').stat().st_size > 0
-  assert (directory / 'plot_model_latent_dim.png').stat().st_size > 0
-
-  again = _sweep(SMOKE, f'--root={tmp_path}', '--parallel=2')  # finished points are not started again
-  assert again.returncode == 0 and again.stdout.count('skipped (finished before)') == 4
-  assert 'started' not in again.stderr
-
-
 def _group_alive(pgid):
   try:
     os.killpg(pgid, 0)
@@ -309,7 +279,9 @@ def _group_alive(pgid):
   return True
 
 
-def test_killed_sweep_resumes_without_redoing_finished_points(tmp_path):
+def test_killed_sweep_resumes_two_at_a_time_then_the_report(tmp_path):
+  """Killed after one point: the rerun, two points at a time, skips the finished point, resumes the
+  started one, and the report holds all four."""
   s = sweeps.load(SMOKE, tmp_path)
   workdirs = [pathlib.Path(p.workdir) for p in s.points]
   with open(tmp_path / 'first.log', 'w', encoding='utf-8') as log:
@@ -333,18 +305,42 @@ def test_killed_sweep_resumes_without_redoing_finished_points(tmp_path):
   finally:
     if _group_alive(proc.pid):
       os.killpg(proc.pid, signal.SIGKILL)
-  assert len(finished) < 4
+  assert len(finished) == 1  # the sweep went one point at a time, and was stopped in the second
   before = {w: ((w / 'eval.json').stat().st_mtime_ns, (w / 'metrics.jsonl').stat().st_mtime_ns) for w in finished}
   assert 'unfinished' in sweeps.status(started[0]) or sweeps.status(started[0]) == 'not started'
 
   proc = _sweep(SMOKE, f'--root={tmp_path}', '--parallel=2')
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert proc.stdout.count('skipped (finished before)') == len(finished)
+  assert '4 of 4 points finished' in proc.stdout
+  directory = tmp_path / 'smoke_sweep'
   assert all(sweeps.is_finished(w) for w in workdirs)
   for w, mtimes in before.items():
     assert ((w / 'eval.json').stat().st_mtime_ns, (w / 'metrics.jsonl').stat().st_mtime_ns) == mtimes, w
     assert f'started {w.name} ' not in proc.stderr
-  assert len(_report_rows(tmp_path / 'smoke_sweep')) == 4
+  for w in workdirs:
+    assert (w / 'launch.log').read_text().startswith('# ')
+  # Two ran at once: the third point to start started only after one of the first two ended.
+  log = proc.stderr
+  starts = [m.start() for m in re.finditer(r'started \S+', log)]
+  assert len(starts) == 3 and starts[1] < log.index(' finished in ') < starts[2], log[-3000:]
+
+  rows = _report_rows(directory)
+  assert [r['point'] for r in rows] == SMOKE_NAMES
+  assert all(r['status'] == 'finished' for r in rows)
+  assert [(float(r['model.beta']), int(r['model.latent_dim'])) for r in rows] == [(0.5, 2), (0.5, 4), (2, 2), (2, 4)]
+  for r in rows:  # the table holds each point's own eval.json
+    results = json.loads((directory / r['point'] / 'eval.json').read_text())
+    assert float(r['nll_nats']) == pytest.approx(results['nll_nats'])
+    assert float(r['elbo_nats']) == pytest.approx(float(r['recon_nats']) - float(r['kl_nats']), abs=1e-3)
+  md = (directory / 'results.md').read_text()
+  assert md.count('| finished |') == 4
+  assert (directory / 'plot_model_beta.png').stat().st_size > 0
+  assert (directory / 'plot_model_latent_dim.png').stat().st_size > 0
+
+  again = _sweep(SMOKE, f'--root={tmp_path}', '--parallel=2')  # finished points are not started again
+  assert again.returncode == 0 and again.stdout.count('skipped (finished before)') == 4
+  assert 'started' not in again.stderr
 
 
 def test_a_failed_point_does_not_stop_the_others(tmp_path):
