@@ -7,11 +7,14 @@ import pathlib
 import subprocess
 import sys
 
+import jax
 import numpy as np
 import pytest
 
+from vae_jax import data
 from vae_jax import evaluate
 from vae_jax import evaluation
+from vae_jax import train
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -117,3 +120,23 @@ def test_cli_bad_input(run, args, expected):
   assert proc.returncode != 0 and 'Traceback' not in proc.stderr
   last = proc.stderr.strip().splitlines()[-1]
   assert last.startswith('error: ') and expected in last, proc.stderr[-2000:]
+
+
+def test_flop_count_charges_work_done_once_a_batch_once(make_config):
+  """A VampPrior encodes its pseudo-inputs once a call: the count of 20 examples in one batch is XLA's
+  count of that one call, not 20 times the count of a call on one example (which charges the fixed work
+  to every example)."""
+  config = make_config(**{'model.prior': 'vampprior', 'model.prior_components': 50})
+  setup = train.make_setup(config, data.load(config))
+  params = setup.initial_state().params
+  x = setup.dataset.test.images
+
+  def call_gflop(n):
+    fn = evaluation.Evaluator(setup.model, n, 4, 4, setup.mesh)._batch_fn  # pylint: disable=protected-access
+    cost = fn.lower(params, x[:n], np.zeros(n, np.int32), np.arange(n, dtype=np.int32),
+                    jax.random.key(0)).compile().cost_analysis()
+    return (cost[0] if isinstance(cost, (list, tuple)) else cost)['flops'] / 1e9
+
+  counted = evaluation.Evaluator(setup.model, 20, 8, 4, setup.mesh).gflop(params, x[0], 20)
+  assert counted == pytest.approx(2 * call_gflop(20), rel=0.05)  # two chunks of 4 samples
+  assert 2 * 20 * call_gflop(1) > 1.5 * counted

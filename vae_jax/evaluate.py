@@ -90,7 +90,7 @@ def evaluate_run(workdir: epath.PathLike, num_importance_samples: int, split: st
                  **(measures.all_measures(model, params, train.measures_key(config.seed), config, dataset)
                     if config.eval.measures else {}))
   if model.stochastic:
-    gflop = evaluator.gflop_per_example(params, images[0]) * len(images)
+    gflop = evaluator.gflop(params, images[0], len(images))
     results['eval_gflop_per_sec'] = round(gflop / seconds, 1)
   if jax.process_index() == 0:
     workdir_lib.write_json(path, results)

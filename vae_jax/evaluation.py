@@ -173,16 +173,26 @@ class Evaluator:
                      elapsed * (n - done) / (done - first))
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
-  def gflop_per_example(self, params, example: np.ndarray) -> float:
-    """FLOPs of evaluating one example, from XLA's cost analysis of one sample chunk."""
-    chunk_fn = Evaluator(self.model, 1, self.chunk, self.chunk, self.mesh)._batch_fn
+  def gflop(self, params, example: np.ndarray, num_examples: int) -> float:
+    """GFLOPs of evaluating `num_examples` examples, from XLA's cost analysis of one sample chunk at one
+    and at two examples a device. The difference is the work an example adds; the rest is work done once
+    a call (a VampPrior encodes its pseudo-inputs once a batch), charged once a batch of `batch_size`."""
     num_devices = self.mesh.devices.size
-    x = np.repeat(example[None], num_devices, axis=0)
-    idx = np.arange(num_devices, dtype=np.int32)
-    labels = np.zeros((num_devices,), np.int32)  # read only by a conditional model
-    cost = chunk_fn.lower(params, x, labels, idx, jax.random.key(0)).compile().cost_analysis()
-    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-    return float(cost.get('flops', float('nan'))) / num_devices * math.ceil(self.num_samples / self.chunk) / 1e9
+
+    def flops(n):
+      chunk_fn = Evaluator(self.model, n, self.chunk, self.chunk, self.mesh)._batch_fn
+      x = np.repeat(example[None], n, axis=0)
+      labels = np.zeros((n,), np.int32)  # read only by a conditional model
+      cost = chunk_fn.lower(params, x, labels, np.arange(n, dtype=np.int32), jax.random.key(0)).compile()
+      cost = cost.cost_analysis()
+      cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+      return float(cost.get('flops', float('nan')))
+
+    one, two = flops(num_devices), flops(2 * num_devices)
+    per_example = (two - one) / num_devices
+    per_call = one - per_example * num_devices
+    calls = math.ceil(num_examples / self.batch_size)
+    return (per_example * num_examples + per_call * calls) * math.ceil(self.num_samples / self.chunk) / 1e9
 
   def evaluate(self, params, images: np.ndarray, key: jax.Array, likelihood: str,
                labels: np.ndarray | None = None, progress: SavedProgress | None = None) -> dict:
