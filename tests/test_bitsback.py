@@ -50,6 +50,9 @@ def _untrained(make_config, image_shape, **overrides):
      False),
     ({'model.likelihood': 'logistic_mixture', 'model.logistic_components': 3, 'data.binarize': 'none'}, True),
     ({'model.likelihood': 'categorical', 'data.binarize': 'none'}, False),
+    # pixels that read the pixels before them: coded one pixel at a time
+    ({'model.likelihood': 'logistic_mixture', 'model.logistic_components': 2, 'model.pixel_context': 1,
+      'data.binarize': 'none'}, True),
 ])
 def test_every_codable_shape_round_trips_exactly(make_config, overrides, uint8):
   shape = (4, 4, 1)
@@ -120,11 +123,21 @@ def test_the_component_codec_costs_the_exact_box_mass():
     np.testing.assert_allclose(coded, -np.log(box_mass), rtol=1e-4)
 
 
-def test_a_mixture_prior_codes_at_its_elbo(make_config):
-  """With a VampPrior the file costs the model's -ELBO, as with N(0, I): the component's bits come back."""
+@pytest.mark.parametrize('overrides', [
+    {'model.prior': 'vampprior', 'model.prior_components': 5},
+    {'model.likelihood': 'logistic_mixture', 'model.logistic_components': 2, 'model.pixel_context': 1,
+     'data.binarize': 'none'},
+])
+def test_a_mixture_prior_or_a_pixel_context_codes_at_its_elbo(make_config, overrides):
+  """With a VampPrior the file costs the model's -ELBO, as with N(0, I): the component's bits come back.
+  So it does when each pixel is coded given the pixels before it."""
   shape = (4, 4, 1)
-  model, params = _untrained(make_config, shape, **{'model.prior': 'vampprior', 'model.prior_components': 5})
-  images = (np.random.default_rng(1).random((300, *shape)) < 0.3).astype(np.float32)
+  model, params = _untrained(make_config, shape, **overrides)
+  rng = np.random.default_rng(1)
+  if model.likelihood.discrete and type(model.likelihood).num_symbols == 256:
+    images = (rng.integers(0, 256, size=(300, *shape)) / 255).astype(np.float32)
+  else:
+    images = (rng.random((300, *shape)) < 0.3).astype(np.float32)
   coder = bitsback.Coder(model, params, shape, batch_size=100)
   coded, _ = bitsback.to_symbols(type(model.likelihood), images, shape)
   words = coder.compress(coded)

@@ -60,6 +60,7 @@ def test_bad_input_is_one_clear_line(tmp_path, override, expected):
     ('eval.num_importance_samples', 0, 'eval.num_importance_samples=0 must be >= 1'),
     ('model.num_importance_samples', 0, 'model.num_importance_samples=0 must be >= 1'),
     ('model.likelihood', 'poisson', "model.likelihood='poisson' is not allowed; use one of bernoulli, gaussian"),
+    ('model.pixel_context', 1, 'model.pixel_context=1 is a part of the logistic_mixture likelihood, not of bernoulli'),
 ])
 def test_bad_values_are_refused_before_anything_is_written(tmp_path, make_config, field, value, expected):
   config = make_config(**{field: value})

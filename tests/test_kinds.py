@@ -19,8 +19,9 @@ from vae_jax import writers
 KINDS = {
     'vae': {},
     'ae-categorical': {'model.kind': 'ae', 'data.binarize': 'none', 'model.likelihood': 'categorical'},
-    'iwae-logistic': {'model.kind': 'iwae', 'model.num_importance_samples': 3, 'data.binarize': 'none',
-                      'model.likelihood': 'logistic_mixture', 'model.logistic_components': 3},
+    'iwae-logistic-context': {'model.kind': 'iwae', 'model.num_importance_samples': 3, 'data.binarize': 'none',
+                              'model.likelihood': 'logistic_mixture', 'model.logistic_components': 3,
+                              'model.pixel_context': 1},
     'vae-iaf-mog': {'model.posterior_flow': 'iaf', 'model.flow_hidden_size': 16, 'model.prior': 'mog',
                     'model.prior_components': 4},
     'vae-vampprior': {'model.prior': 'vampprior', 'model.prior_components': 10},

@@ -63,7 +63,7 @@ def test_logistic_mixture_sums_to_one_over_the_256_values_of_a_gray_pixel():
   log_p = jax.vmap(lambda v: likelihoods.LogisticMixture.log_prob(params, jnp.full((3, 1, 1, 1), v)))(_LEVELS)
   np.testing.assert_allclose(jnp.sum(jnp.exp(log_p), axis=0), 1.0, rtol=1e-5)
   # Sharp components (small scales) take the tiny-probability branch and still sum to 1 closely.
-  sharp = params[:2] + (params[2] - 6.0, params[3])
+  sharp = params[:2] + (params[2] - 6.0,) + params[3:]
   log_p = jax.vmap(lambda v: likelihoods.LogisticMixture.log_prob(sharp, jnp.full((3, 1, 1, 1), v)))(_LEVELS)
   np.testing.assert_allclose(jnp.sum(jnp.exp(log_p), axis=0), 1.0, rtol=1e-3)
 
@@ -115,7 +115,7 @@ def test_logistic_tails_match_float64_for_sharp_far_components():
   x = jnp.asarray(values / 255.0, jnp.float32).reshape(5, 1, 1, 1)
   for m, ls in zip(means, log_scales):  # one component, one channel
     params = (jnp.zeros((5, 1, 1, 1)), jnp.full((5, 1, 1, 1, 1), m, jnp.float32),
-              jnp.full((5, 1, 1, 1, 1), ls, jnp.float32), None)
+              jnp.full((5, 1, 1, 1, 1), ls, jnp.float32), None, None)
     got = np.asarray(likelihoods.LogisticMixture.log_prob_per_pixel(params, x))
     xs = values / 255.0 * 2 - 1
     plus = np.where(values == 255, np.inf, (xs + 1 / 255 - m) / np.exp(ls))
@@ -125,3 +125,38 @@ def test_logistic_tails_match_float64_for_sharp_far_components():
     hi, lo = np.where(upper, -minus, plus), np.where(upper, -plus, minus)
     exact = special.log_expit(hi) + np.log(-np.expm1(special.log_expit(lo) - special.log_expit(hi)))
     np.testing.assert_allclose(got.ravel(), exact, rtol=1e-4, atol=1e-3)
+
+
+def test_context_mixture_is_a_normalized_probability_of_whole_images():
+  """Pixel 1 reads pixel 0 (radius 1, a 1 x 2 image): the joint sums to 1 over all 65,536 images only if
+  each pixel's distribution reads nothing but the pixels before it, and pixel by pixel coding probabilities
+  multiply to log_prob."""
+  head = likelihoods.LogisticMixture(num_components=2, channels=1, context=1)
+  outputs = 2.0 * jax.random.normal(jax.random.key(3), (1, 1, 2, head.output_channels(1)))
+  params = head.apply({}, outputs)
+  assert params[4].shape == (1, 1, 2, 1, 4)
+  pairs = jnp.stack(jnp.meshgrid(_LEVELS, _LEVELS, indexing='ij'), -1).reshape(-1, 1, 2, 1)
+  tiled = jax.tree.map(lambda a: jnp.broadcast_to(a, (pairs.shape[0], *a.shape[1:])), params)
+  log_p = likelihoods.LogisticMixture.log_prob(tiled, pairs)
+  assert float(jnp.sum(jnp.exp(log_p))) == pytest.approx(1.0, rel=1e-4)
+  symbols = jnp.round(pairs * 255).astype(jnp.int32)
+  canvas = likelihoods.LogisticMixture.to_canvas(symbols)
+  coded = sum(jnp.log(jnp.take_along_axis(likelihoods.LogisticMixture.pixel_symbol_probs(tiled, canvas, i)[:, 0],
+                                          symbols[:, 0, i], -1)[:, 0]) for i in range(2))
+  np.testing.assert_allclose(coded, log_p, rtol=1e-4, atol=1e-4)
+
+
+def test_context_samples_and_means_follow_their_neighbours():
+  """Sharp components whose means copy the left neighbour: every pixel of a row repeats its first pixel,
+  in samples and in the mean image, which only a pixel-by-pixel pass gives."""
+  head = likelihoods.LogisticMixture(num_components=1, channels=1, context=1)
+  n, height, width = 3, 2, 5
+  levels = np.array([51, 153, 230])  # first pixels on the 256 levels, so rounding a copy keeps it
+  first = jnp.asarray(levels / 255 * 2 - 1, jnp.float32)
+  means = jnp.zeros((n, height, width, 1, 1)).at[:, :, 0, 0, 0].set(first[:, None])
+  context = jnp.zeros((n, height, width, 1, 4)).at[:, :, 1:, 0, 3].set(1.0)  # offset (0, -1): the left pixel
+  params = (jnp.zeros((n, height, width, 1)), means, jnp.full((n, height, width, 1, 1), -10.0), None, context)
+  want = np.broadcast_to(levels[:, None, None, None] / 255, (n, height, width, 1))
+  np.testing.assert_allclose(likelihoods.LogisticMixture.sample(jax.random.key(0), params), want, atol=1e-6)
+  np.testing.assert_allclose(likelihoods.LogisticMixture.mean(params), want, atol=1e-5)
+  assert head.output_channels(1) == 3 + 4

@@ -12,6 +12,11 @@ z_{G-1} and one image x:
 The net cost of an image is -log p(x|z) - log P(z) + log Q(z|x): the
 negative ELBO of the discretized model, in expectation over z ~ Q.
 
+An autoregressive p(x|z) (the logistic mixture with a pixel context) is
+pushed pixel by pixel, the last first, each pixel with its probabilities
+given the pixels before it, so decompression pops them in raster order and
+rebuilds the context as it goes: H x W small steps a batch instead of one.
+
 Discretization (as in BB-ANS): each latent dimension is cut into 2^bucket_bits
 buckets of equal mass under its prior p(z_g | z_<g), a diagonal Gaussian. A
 bucket index then costs exactly bucket_bits under the prior (a uniform
@@ -257,9 +262,12 @@ class Coder:
     self.image_shape = tuple(int(d) for d in image_shape)
     self.head = type(model.likelihood)
     self.num_symbols = self.head.num_symbols
+    self.autoregressive = bool(model.likelihood.autoregressive)
     # An 8-bit head's table is 256 probabilities a pixel (and its mixture's work ten times that): keep a
     # batch's table near 2^23 floats. The batch is part of the file's header, so decoding uses the same.
-    self.batch_size = min(batch_size, max(1, MAX_TABLE // (math.prod(self.image_shape) * self.num_symbols)))
+    # An autoregressive head's table is one pixel of every image at a time.
+    table_pixels = self.image_shape[-1] if self.autoregressive else math.prod(self.image_shape)
+    self.batch_size = min(batch_size, max(1, MAX_TABLE // (table_pixels * self.num_symbols)))
     bounds = np.cumsum((0,) + tuple(model.group_sizes))
     self.groups = [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
     self.latent_dim = int(bounds[-1])
@@ -286,6 +294,10 @@ class Coder:
                             params)
     self.mixture_groups = frozenset(g for g, parts in enumerate(shapes) if parts[1].shape[-2] > 1)
     self._symbol_probs = jax.jit(lambda p, z: self.head.symbol_probs(apply(p, z, method=model.decode)))
+    self._decode = jax.jit(lambda p, z: apply(p, z, method=model.decode))
+    # Pixel i's probabilities given the images' symbols, of which only those before i are read: compression
+    # passes the whole images, decompression those decoded so far, and both get the same numbers.
+    self._pixel_probs = jax.jit(lambda params, s, i: self.head.pixel_symbol_probs(params, self.head.to_canvas(s), i))
     self._canonical = jax.jit(lambda s: self.head.from_symbols(s))
 
   def _pad(self, a: np.ndarray) -> np.ndarray:
@@ -319,7 +331,7 @@ class Coder:
         probs = self._categorical(self._masses(self.params, x, z, g), real)
         index[:real, group] = ans.decode(_CATEGORICAL, probs).reshape(real, -1)
         self._latent_value(z, index, g)
-      ans.encode_reverse(s[:real].ravel(), _CATEGORICAL, self._categorical(self._symbol_probs(self.params, z), real))
+      self._push_images(ans, s, z, real)
       for g in reversed(range(len(self.groups))):  # push z_g with its prior
         group = self.groups[g]
         if g in self.mixture_groups:
@@ -328,6 +340,30 @@ class Coder:
           ans.encode_reverse(np.ascontiguousarray(index[:real, group].ravel()), uniform)
       start += real
     return ans.get_compressed()
+
+  def _push_images(self, ans, s: np.ndarray, z: np.ndarray, real: int) -> None:
+    """Pushes the first `real` images of the batch s with p(x|z): in one call when the pixels are independent
+    given z; else pixel by pixel, the last first, so that decoding pops them in raster order."""
+    if not self.autoregressive:
+      ans.encode_reverse(s[:real].ravel(), _CATEGORICAL, self._categorical(self._symbol_probs(self.params, z), real))
+      return
+    params, flat = self._decode(self.params, z), s.reshape(len(s), -1, s.shape[-1])
+    for i in reversed(range(flat.shape[1])):
+      probs = self._categorical(self._pixel_probs(params, s, np.int32(i)), real)
+      ans.encode_reverse(np.ascontiguousarray(flat[:real, i].ravel()), _CATEGORICAL, probs)
+
+  def _pop_images(self, ans, z: np.ndarray, real: int) -> np.ndarray:
+    """Undoes `_push_images`: the batch's symbols (batch, H, W, C), zero past `real`."""
+    s = np.zeros((self.batch_size, *self.image_shape), np.int32)
+    if not self.autoregressive:
+      probs = self._categorical(self._symbol_probs(self.params, z), real)
+      s[:real] = ans.decode(_CATEGORICAL, probs).reshape(real, *self.image_shape)
+      return s
+    params, flat = self._decode(self.params, z), s.reshape(len(s), -1, s.shape[-1])  # flat is a view of s
+    for i in range(flat.shape[1]):
+      probs = self._categorical(self._pixel_probs(params, s, np.int32(i)), real)
+      flat[:real, i] = ans.decode(_CATEGORICAL, probs).reshape(real, -1)
+    return s
 
   def _push_mixture(self, ans, prior, group_index: np.ndarray, real: int) -> None:
     """Pushes a mixture group's bucket indices (batch, D) with bits back on the component: pop k ~ q(k | b),
@@ -367,10 +403,9 @@ class Coder:
         else:
           index[:real, group] = ans.decode(uniform, real * (group.stop - group.start)).reshape(real, -1)
         self._latent_value(z, index, g)
-      probs = self._categorical(self._symbol_probs(self.params, z), real)
-      s = ans.decode(_CATEGORICAL, probs).reshape(real, *self.image_shape)
-      out[start:start + real] = s
-      x = self._canonical(self._pad(s))
+      s = self._pop_images(ans, z, real)
+      out[start:start + real] = s[:real]
+      x = self._canonical(s)
       for g in reversed(range(len(self.groups))):  # push z_g back with Q, undoing compression's pops
         probs = self._categorical(self._masses(self.params, x, self._partial(z, g), g), real)
         ans.encode_reverse(np.ascontiguousarray(index[:real, self.groups[g]].ravel()), _CATEGORICAL, probs)

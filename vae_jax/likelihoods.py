@@ -16,6 +16,14 @@ alphabet: `num_symbols` values per pixel and channel, `to_symbols(x)` and
 `symbol_probs(params)` -> (n, H, W, C, num_symbols), the probability of every
 value of every pixel and channel, which are independent given z. A head that
 cannot give them says why in `coding_obstacle` (None when it can).
+
+An autoregressive head (`autoregressive` true: the logistic mixture with
+`context` > 0) makes each pixel depend on the pixels before it in raster
+order as well as on z. Its log_prob still takes one parallel pass over x (the
+earlier pixels are known); its mean and samples, and its coding, go pixel by
+pixel, through `pixel_symbol_probs(params, canvas, i)`: pixel i's
+probabilities (n, C, num_symbols) given `canvas` (`to_canvas` of the symbols,
+of which only those before i are read).
 """
 
 import math
@@ -45,6 +53,7 @@ def interval_masses(t: jax.Array, upper_tail: Callable[[jax.Array], jax.Array]) 
 class Bernoulli(nn.Module):
   """p(x|z) = prod Bernoulli(x_i; sigmoid(logit_i)). Parameters: the logits."""
   discrete = True
+  autoregressive = False
 
   @staticmethod
   def output_channels(channels: int) -> int:
@@ -87,6 +96,7 @@ class Gaussian(nn.Module):
   std: float = 0.1
   learn_std: bool = False
   discrete = False
+  autoregressive = False
 
   @staticmethod
   def output_channels(channels: int) -> int:
@@ -128,6 +138,34 @@ def _to_levels(x: jax.Array) -> jax.Array:
   return jnp.clip(jnp.round(x * _LEVELS), 0, _LEVELS).astype(jnp.int32)
 
 
+def context_offsets(radius: int) -> tuple[tuple[int, int], ...]:
+  """(dy, dx) of the pixels before a pixel in raster order within `radius` rows and columns of it: the
+  2r + 1 pixels of each of the r rows above, then the r to its left. In this order they are the first
+  entries of the (r + 1) x (2r + 1) window whose bottom row's middle is the pixel."""
+  return tuple((dy, dx) for dy in range(-radius, 1) for dx in range(-radius, radius + 1) if dy < 0 or dx < 0)
+
+
+def _context_radius(num_neighbours: int) -> int:
+  radius = 0
+  while len(context_offsets(radius)) < num_neighbours:
+    radius += 1
+  return radius
+
+
+def _neighbours(xs: jax.Array, radius: int) -> jax.Array:
+  """The values of each pixel's causal neighbours, (n, H, W, C, m), from images xs (n, H, W, C) on [-1, 1];
+  outside the image they are 0."""
+  height, width = xs.shape[1:3]
+  pad = jnp.pad(xs, ((0, 0), (radius, 0), (radius, radius), (0, 0)))
+  return jnp.stack([pad[:, radius + dy:radius + dy + height, radius + dx:radius + dx + width]
+                    for dy, dx in context_offsets(radius)], axis=-1)
+
+
+def _at(a: jax.Array, h, w) -> jax.Array:
+  """a[:, h, w] for traced h, w."""
+  return jax.lax.dynamic_index_in_dim(jax.lax.dynamic_index_in_dim(a, h, 1, keepdims=False), w, 1, keepdims=False)
+
+
 class LogisticMixture(nn.Module):
   """Discretized mixture of logistics (Salimans et al. 2017, PixelCNN++) over the 256 values of a pixel.
 
@@ -135,28 +173,95 @@ class LogisticMixture(nn.Module):
   means of green and blue depend linearly on the pixel's red (and green)
   value, as in PixelCNN++. Values live on [-1, 1] with bins of width 2/255;
   the end bins take the tails, so the 256 probabilities sum to 1.
+
+  With `context` = r > 0 the pixels are no longer independent given z: every
+  component's mean of a pixel moves by sum_j a_j x_j over its causal
+  neighbours x_j (`context_offsets(r)`: the r rows above and the r pixels to
+  the left, on [-1, 1]), with coefficients a_j that the decoder gives per
+  pixel and channel, shared by the components. A VAE's decoder then models
+  the image's global content and the neighbours its local noise, which a
+  factorized p(x|z) pays for in full on 8-bit data (RESULTS.md). The
+  channels of a pixel each read their own channel's neighbours.
+
   Parameters: (logits (..., K), means (..., K, C), log_scales (..., K, C),
-  coefficients (..., K, 3) or None).
+  coefficients (..., K, 3) or None, context coefficients (n, H, W, C, m) or
+  None).
   """
   num_components: int = 10
   channels: int = 1
+  context: int = 0
   discrete = True
+
+  @property
+  def autoregressive(self) -> bool:
+    return self.context > 0
 
   @staticmethod
   def _coupled(channels: int) -> bool:
     return channels == 3
 
   def output_channels(self, channels: int) -> int:
-    return self.num_components * (1 + 2 * channels + (3 if self._coupled(channels) else 0))
+    mixture = self.num_components * (1 + 2 * channels + (3 if self._coupled(channels) else 0))
+    return mixture + channels * len(context_offsets(self.context))
 
   @nn.compact
   def __call__(self, outputs: jax.Array):
     k, c = self.num_components, self.channels
-    logits = outputs[..., :k]
-    rest = outputs[..., k:].reshape(*outputs.shape[:-1], k, -1)
+    num_context = c * len(context_offsets(self.context))
+    mixture_outputs = outputs[..., :outputs.shape[-1] - num_context]
+    logits = mixture_outputs[..., :k]
+    rest = mixture_outputs[..., k:].reshape(*outputs.shape[:-1], k, -1)
     means, log_scales = rest[..., :c], jnp.maximum(rest[..., c:2 * c], -7.0)
     coeffs = jnp.tanh(rest[..., 2 * c:2 * c + 3]) if self._coupled(c) else None
-    return logits, means, log_scales, coeffs
+    context = None
+    if num_context:
+      context = outputs[..., outputs.shape[-1] - num_context:].reshape(*outputs.shape[:-1], c, -1)
+    return logits, means, log_scales, coeffs, context
+
+  @staticmethod
+  def _with_context(params, xs: jax.Array):
+    """The parameters with every mean moved by its pixel's neighbours in xs (n, H, W, C) on [-1, 1], and no
+    context left: what p(x_i | x_<i, z) is, for every pixel at once."""
+    logits, means, log_scales, coeffs, context = params
+    if context is None:
+      return params
+    shift = jnp.sum(context * _neighbours(xs, _context_radius(context.shape[-1])), axis=-1)  # (n, H, W, C)
+    return logits, means + shift[..., None, :], log_scales, coeffs, None
+
+  @staticmethod
+  def to_canvas(symbols: jax.Array) -> jax.Array:
+    """Images of symbols (n, H, W, C) on the [-1, 1] scale the context reads."""
+    return symbols.astype(jnp.float32) / _LEVELS * 2.0 - 1.0
+
+  @staticmethod
+  def _pixel(params, canvas: jax.Array, i):
+    """p(x_i | x_<i, z) of pixel i (raster order) of every image, as parameters of shape (n, K, ...), from
+    `canvas` (n, H, W, C) on [-1, 1]; only its pixels before i are read (the rest are taken as 0)."""
+    logits, means, log_scales, coeffs, context = params
+    height, width = canvas.shape[1:3]
+    h, w = i // width, i % width
+    radius = _context_radius(context.shape[-1])
+    before = (jnp.arange(height * width) < i).reshape(1, height, width, 1)
+    pad = jnp.pad(jnp.where(before, canvas, 0.0), ((0, 0), (radius, 0), (radius, radius), (0, 0)))
+    window = jax.lax.dynamic_slice(pad, (0, h, w, 0), (pad.shape[0], radius + 1, 2 * radius + 1, pad.shape[3]))
+    window = window.reshape(pad.shape[0], -1, pad.shape[3])[:, :context.shape[-1]]  # (n, m, C)
+    shift = jnp.einsum('ncm,nmc->nc', _at(context, h, w), window, precision=jax.lax.Precision.HIGHEST)
+    return (_at(logits, h, w), _at(means, h, w) + shift[:, None, :], _at(log_scales, h, w),
+            None if coeffs is None else _at(coeffs, h, w), None)
+
+  @staticmethod
+  def _pixel_by_pixel(params, step, key=None) -> jax.Array:
+    """Images (n, H, W, C) on [0, 1] made in raster order, pixel i = step(key_i, p(x_i | x_<i, z)) for x_<i
+    those already made."""
+    shape = params[1].shape[:3] + params[1].shape[-1:]  # (n, H, W, C)
+    width = shape[2]
+
+    def body(i, canvas):
+      value = step(None if key is None else jax.random.fold_in(key, i), LogisticMixture._pixel(params, canvas, i))
+      return jax.lax.dynamic_update_slice(canvas, (2.0 * value - 1.0)[:, None, None, :], (0, i // width, i % width, 0))
+
+    canvas = jax.lax.fori_loop(0, shape[1] * width, body, jnp.zeros(shape, jnp.float32))
+    return (canvas + 1.0) / 2.0
 
   @staticmethod
   def _coupled_means(means, coeffs, x):
@@ -180,8 +285,9 @@ class LogisticMixture(nn.Module):
     exact where PixelCNN++'s density-at-the-centre fallback is off by nats for
     sharp components.
     """
-    logits, means, log_scales, coeffs = params
-    xs = (_to_levels(x).astype(jnp.float32) / _LEVELS * 2.0 - 1.0)[..., None, :]  # (..., 1, C)
+    levels = _to_levels(x).astype(jnp.float32) / _LEVELS * 2.0 - 1.0
+    logits, means, log_scales, coeffs, _ = LogisticMixture._with_context(params, levels)
+    xs = levels[..., None, :]  # (..., 1, C)
     centered = xs - LogisticMixture._coupled_means(means, coeffs, xs)
     inv_s = jnp.exp(-log_scales)
     plus = jnp.where(xs > 0.999, jnp.inf, inv_s * (centered + 1.0 / _LEVELS))
@@ -199,8 +305,12 @@ class LogisticMixture(nn.Module):
 
   @staticmethod
   def mean(params) -> jax.Array:
-    """Sum_k pi_k E[x | k], channels coupled through the earlier channels' component means."""
-    logits, means, _, coeffs = params
+    """Sum_k pi_k E[x | k], channels coupled through the earlier channels' component means. With a context,
+    pixel by pixel, each reading its neighbours' means (the exact mean while no mean is clipped: the shift
+    is linear in them)."""
+    if params[4] is not None:
+      return LogisticMixture._pixel_by_pixel(params, lambda key, pixel: LogisticMixture.mean(pixel))
+    logits, means, _, coeffs, _ = params
     if coeffs is not None:
       m0 = means[..., 0]
       m1 = means[..., 1] + coeffs[..., 0] * m0
@@ -210,7 +320,9 @@ class LogisticMixture(nn.Module):
 
   @staticmethod
   def sample(key: jax.Array, params) -> jax.Array:
-    logits, means, log_scales, coeffs = params
+    if params[4] is not None:
+      return LogisticMixture._pixel_by_pixel(params, LogisticMixture.sample, key)
+    logits, means, log_scales, coeffs, _ = params
     pick_key, noise_key = jax.random.split(key)
     k = jax.random.categorical(pick_key, logits)[..., None, None]
     take = lambda a: jnp.take_along_axis(a, k, axis=-2)[..., 0, :]
@@ -239,13 +351,21 @@ class LogisticMixture(nn.Module):
     return None
 
   @staticmethod
+  def pixel_symbol_probs(params, canvas: jax.Array, i) -> jax.Array:
+    """p(x_i | x_<i, z) on the 256 values of pixel i of every image, (n, C, 256); canvas: `to_canvas` of
+    the images, of which only the pixels before i are read."""
+    return LogisticMixture.symbol_probs(LogisticMixture._pixel(params, canvas, i))
+
+  @staticmethod
   def symbol_probs(params) -> jax.Array:
     """The mixture's mass on each of the 256 bins, from each component's CDF at the 255 inner bin edges.
 
     Each difference is taken on the side of the component's mean where the
     two CDF values are not both near 1, as in `log_prob_per_pixel`.
     """
-    logits, means, log_scales, _ = params
+    logits, means, log_scales, _, context = params
+    if context is not None:
+      raise ValueError('a context head\'s pixels depend on each other: use pixel_symbol_probs')
     edges = (jnp.arange(1, 256, dtype=jnp.float32) / _LEVELS * 2.0 - 1.0) - 1.0 / _LEVELS  # (255,)
     t = (edges - means[..., None]) * jnp.exp(-log_scales)[..., None]  # (..., K, C, 255)
     inf = jnp.full(t.shape[:-1] + (1,), jnp.inf)
@@ -258,6 +378,7 @@ class Categorical(nn.Module):
   """p(x|z): an independent 256-way categorical per pixel and channel. Parameters: logits (..., C, 256)."""
   channels: int = 1
   discrete = True
+  autoregressive = False
 
   @staticmethod
   def output_channels(channels: int) -> int:
@@ -291,7 +412,8 @@ LIKELIHOODS: dict[str, Callable[..., nn.Module]] = {
     'bernoulli': lambda config, channels: Bernoulli(),
     'gaussian': lambda config, channels: Gaussian(std=config.model.gaussian_std,
                                                   learn_std=config.model.gaussian_variance == 'learned'),
-    'logistic_mixture': lambda config, channels: LogisticMixture(config.model.logistic_components, channels),
+    'logistic_mixture': lambda config, channels: LogisticMixture(config.model.logistic_components, channels,
+                                                                 config.model.pixel_context),
     'categorical': lambda config, channels: Categorical(channels),
 }
 
