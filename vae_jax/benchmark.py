@@ -65,10 +65,7 @@ def matmul_peak_gflops(seconds: float = 2.0) -> tuple[float, int]:
 
 def step_gflop(setup: train.Setup, state, batch) -> float:
   """FLOPs of one train step, from XLA's cost analysis of the compiled step."""
-  compiled = jax.jit(setup.train_step).lower(state, batch, setup.key(0)).compile()
-  cost = compiled.cost_analysis()
-  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-  return float(cost.get('flops', float('nan'))) / 1e9
+  return dispatch.compiled_gflop(jax.jit(setup.train_step).lower(state, batch, setup.key(0)).compile())
 
 
 def _time_loop(run_once, steps_per_call: int, seconds: float) -> float:

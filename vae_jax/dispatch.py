@@ -86,6 +86,14 @@ def seconds_per_step(run_steps: Callable[[int], Any], num_steps: int, seconds: f
   return (time.perf_counter() - start) / (calls * num_steps)
 
 
+def compiled_gflop(compiled) -> float:
+  """GFLOPs of one call of a compiled program, by XLA's cost analysis (NaN where the backend gives none);
+  the analysis is a dict, or on some JAX versions a list of one dict."""
+  cost = compiled.cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  return float((cost or {}).get('flops', float('nan'))) / 1e9
+
+
 def choose(time_mode: Callable[[str], float], modes=MODES) -> tuple[str, dict[str, float]]:
   """The mode with the fewest seconds per step under `time_mode`, and every mode's figure.
 

@@ -183,16 +183,14 @@ class Evaluator:
       chunk_fn = Evaluator(self.model, n, self.chunk, self.chunk, self.mesh)._batch_fn
       x = np.repeat(example[None], n, axis=0)
       labels = np.zeros((n,), np.int32)  # read only by a conditional model
-      cost = chunk_fn.lower(params, x, labels, np.arange(n, dtype=np.int32), jax.random.key(0)).compile()
-      cost = cost.cost_analysis()
-      cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-      return float(cost.get('flops', float('nan')))
+      return dispatch.compiled_gflop(
+          chunk_fn.lower(params, x, labels, np.arange(n, dtype=np.int32), jax.random.key(0)).compile())
 
     one, two = flops(num_devices), flops(2 * num_devices)
     per_example = (two - one) / num_devices
     per_call = one - per_example * num_devices
     calls = math.ceil(num_examples / self.batch_size)
-    return (per_example * num_examples + per_call * calls) * math.ceil(self.num_samples / self.chunk) / 1e9
+    return (per_example * num_examples + per_call * calls) * math.ceil(self.num_samples / self.chunk)
 
   def evaluate(self, params, images: np.ndarray, key: jax.Array, likelihood: str,
                labels: np.ndarray | None = None, progress: SavedProgress | None = None) -> dict:
