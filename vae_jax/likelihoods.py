@@ -236,14 +236,14 @@ class LogisticMixture(nn.Module):
   @staticmethod
   def _pixel(params, canvas: jax.Array, i):
     """p(x_i | x_<i, z) of pixel i (raster order) of every image, as parameters of shape (n, K, ...), from
-    `canvas` (n, H, W, C) on [-1, 1]; only its pixels before i are read (the rest are taken as 0)."""
+    `canvas` (n, H, W, C) on [-1, 1]; only its pixels before i are read, so the rest may hold anything."""
     logits, means, log_scales, coeffs, context = params
-    height, width = canvas.shape[1:3]
+    width = canvas.shape[2]
     h, w = i // width, i % width
     radius = _context_radius(context.shape[-1])
-    before = (jnp.arange(height * width) < i).reshape(1, height, width, 1)
-    pad = jnp.pad(jnp.where(before, canvas, 0.0), ((0, 0), (radius, 0), (radius, radius), (0, 0)))
+    pad = jnp.pad(canvas, ((0, 0), (radius, 0), (radius, radius), (0, 0)))
     window = jax.lax.dynamic_slice(pad, (0, h, w, 0), (pad.shape[0], radius + 1, 2 * radius + 1, pad.shape[3]))
+    # The window's first m entries in raster order are the pixel's neighbours before it (context_offsets).
     window = window.reshape(pad.shape[0], -1, pad.shape[3])[:, :context.shape[-1]]  # (n, m, C)
     shift = jnp.einsum('ncm,nmc->nc', _at(context, h, w), window, precision=jax.lax.Precision.HIGHEST)
     return (_at(logits, h, w), _at(means, h, w) + shift[:, None, :], _at(log_scales, h, w),
