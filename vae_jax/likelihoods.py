@@ -306,8 +306,8 @@ class LogisticMixture(nn.Module):
   @staticmethod
   def mean(params) -> jax.Array:
     """Sum_k pi_k E[x | k], channels coupled through the earlier channels' component means. With a context,
-    pixel by pixel, each reading its neighbours' means (the exact mean while no mean is clipped: the shift
-    is linear in them)."""
+    pixel by pixel from its neighbours' means: the shift is linear in them, so this is the mean of the
+    whole image wherever no component mean is clipped to [-1, 1]."""
     if params[4] is not None:
       return LogisticMixture._pixel_by_pixel(params, lambda key, pixel: LogisticMixture.mean(pixel))
     logits, means, _, coeffs, _ = params
