@@ -8,8 +8,10 @@ mixture of 10 discretized logistics per pixel (PixelCNN++'s likelihood), so
 its probabilities of the 256 values sum to 1 and bits/dim are exact: no
 "+ D ln 256" convention. model.likelihood=categorical swaps in a 256-way
 softmax per pixel. Not trained to the end yet: about 3.7 h on 2 CPU cores, so meant for a
-GPU; its CPU-sized sibling configs/fashion_mnist_8bit_mlp.py reaches 3.380 bits/dim
-(RESULTS.md, "8-bit Fashion-MNIST").
+GPU; its CPU-sized sibling configs/fashion_mnist_8bit_mlp.py reaches 3.380 bits/dim,
+and with a pixel context (configs/fashion_mnist_8bit_context.py) 3.085
+(RESULTS.md, "8-bit Fashion-MNIST"). --config.model.pixel_context=2 adds the
+context here too.
 """
 
 from vae_jax import config_lib

@@ -10,7 +10,13 @@ neighbours its local noise, which a factorized p(x|z) pays for pixel by
 pixel. 5 components instead of 10 keep the decoder's output layer (the cost
 of this network) as small as the factorized config's. The probabilities stay
 exact: log p(x|z) is one parallel pass, while samples, means and bits-back
-coding go pixel by pixel. Result: RESULTS.md, "8-bit Fashion-MNIST".
+coding go pixel by pixel.
+
+30 epochs, 48 min on 2 CPU cores (2026-12-01): test ELBO -1689.75 nats =
+3.109 bits/dim, NLL 1676.45 nats (k=100) = 3.085 bits/dim, 0.30 bits/dim
+below the factorized config. `python -m vae_jax.compress` codes the test set
+in 3.1101 bits/dim, 3.0% smaller than JPEG XL lossless (RESULTS.md, "8-bit
+Fashion-MNIST" and "8-bit images").
 """
 
 from vae_jax import config_lib
