@@ -53,6 +53,7 @@ def _untrained(make_config, image_shape, **overrides):
     # pixels that read the pixels before them: coded one pixel at a time
     ({'model.likelihood': 'logistic_mixture', 'model.logistic_components': 2, 'model.pixel_context': 1,
       'data.binarize': 'none'}, True),
+    ({'model.pixel_context': 2}, False),
 ])
 def test_every_codable_shape_round_trips_exactly(make_config, overrides, uint8):
   shape = (4, 4, 1)

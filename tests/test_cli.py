@@ -53,17 +53,18 @@ def test_bad_input_is_one_clear_line(tmp_path, override, expected):
 
 # The same path for bad values, checked in this process (a command line costs 3 s of imports each): the
 # UserError that the command line prints as its one line, raised before anything is written.
-@pytest.mark.parametrize('field,value,expected', [
-    ('model.kind', 'gan', "model.kind='gan' is not allowed; use one of vae, iwae, ae"),
-    ('model.latent_dim', 0, 'model.latent_dim=0 must be a positive integer'),
-    ('model.beta', -1.0, 'model.beta=-1.0 must be >= 0'),
-    ('eval.num_importance_samples', 0, 'eval.num_importance_samples=0 must be >= 1'),
-    ('model.num_importance_samples', 0, 'model.num_importance_samples=0 must be >= 1'),
-    ('model.likelihood', 'poisson', "model.likelihood='poisson' is not allowed; use one of bernoulli, gaussian"),
-    ('model.pixel_context', 1, 'model.pixel_context=1 is a part of the logistic_mixture likelihood, not of bernoulli'),
+@pytest.mark.parametrize('overrides,expected', [
+    ({'model.kind': 'gan'}, "model.kind='gan' is not allowed; use one of vae, iwae, ae"),
+    ({'model.latent_dim': 0}, 'model.latent_dim=0 must be a positive integer'),
+    ({'model.beta': -1.0}, 'model.beta=-1.0 must be >= 0'),
+    ({'eval.num_importance_samples': 0}, 'eval.num_importance_samples=0 must be >= 1'),
+    ({'model.num_importance_samples': 0}, 'model.num_importance_samples=0 must be >= 1'),
+    ({'model.likelihood': 'poisson'}, "model.likelihood='poisson' is not allowed; use one of bernoulli, gaussian"),
+    ({'model.pixel_context': 1, 'model.likelihood': 'gaussian'},
+     'model.pixel_context=1 is a part of the bernoulli and logistic_mixture likelihoods, not of gaussian'),
 ])
-def test_bad_values_are_refused_before_anything_is_written(tmp_path, make_config, field, value, expected):
-  config = make_config(**{field: value})
+def test_bad_values_are_refused_before_anything_is_written(tmp_path, make_config, overrides, expected):
+  config = make_config(**overrides)
   workdir = tmp_path / 'run'
   with pytest.raises(errors.UserError) as raised:
     train.train_and_evaluate(config, workdir)

@@ -160,3 +160,37 @@ def test_context_samples_and_means_follow_their_neighbours():
   np.testing.assert_allclose(likelihoods.LogisticMixture.sample(jax.random.key(0), params), want, atol=1e-6)
   np.testing.assert_allclose(likelihoods.LogisticMixture.mean(params), want, atol=1e-5)
   assert head.output_channels(1) == 3 + 4
+
+
+def test_context_bernoulli_is_a_normalized_probability_of_whole_images():
+  """A 2 x 3 binary image with radius 1: the joint sums to 1 over its 64 images only if each pixel reads
+  nothing but the pixels before it, and pixel by pixel coding probabilities multiply to log_prob."""
+  head = likelihoods.Bernoulli(context=1)
+  outputs = 2.0 * jax.random.normal(jax.random.key(5), (1, 2, 3, head.output_channels(1)))
+  params = head.apply({}, outputs)
+  assert head.autoregressive and params[1].shape == (1, 2, 3, 1, 4)
+  images = jnp.asarray(np.array([[(b >> k) & 1 for k in range(6)] for b in range(64)], np.float32)).reshape(64, 2, 3, 1)
+  tiled = jax.tree.map(lambda a: jnp.broadcast_to(a, (64, *a.shape[1:])), params)
+  log_p = likelihoods.Bernoulli.log_prob(tiled, images)
+  assert float(jnp.sum(jnp.exp(log_p))) == pytest.approx(1.0, rel=1e-5)
+  symbols = images.astype(jnp.int32)
+  canvas = likelihoods.Bernoulli.to_canvas(symbols)
+  flat = symbols.reshape(64, 6)
+  coded = sum(jnp.log(jnp.take_along_axis(likelihoods.Bernoulli.pixel_symbol_probs(tiled, canvas, i)[:, 0],
+                                          flat[:, i:i + 1], -1)[:, 0]) for i in range(6))
+  np.testing.assert_allclose(coded, log_p, rtol=1e-5, atol=1e-5)
+  with pytest.raises(ValueError, match='pixel_symbol_probs'):
+    likelihoods.Bernoulli.symbol_probs(params)
+
+
+def test_context_bernoulli_samples_and_means_copy_the_left_pixel():
+  """Each row's first pixel is certain and the others copy their left neighbour: a pixel-by-pixel pass
+  repeats it along the row, in samples and in the probabilities."""
+  n, height, width = 4, 2, 5
+  first = np.array([1.0, 0.0, 1.0, 0.0])
+  logits = jnp.zeros((n, height, width, 1)).at[:, :, 0, 0].set(jnp.asarray(60.0 * first - 30.0)[:, None])
+  context = jnp.zeros((n, height, width, 1, 4)).at[:, :, 1:, 0, 3].set(30.0)  # offset (0, -1): the left pixel
+  want = np.broadcast_to(first[:, None, None, None], (n, height, width, 1))
+  np.testing.assert_array_equal(likelihoods.Bernoulli.sample(jax.random.key(0), (logits, context)), want)
+  np.testing.assert_allclose(likelihoods.Bernoulli.mean((logits, context)), want, atol=1e-6)
+  assert likelihoods.Bernoulli(context=1).output_channels(1) == 1 + 4

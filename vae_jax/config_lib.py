@@ -21,6 +21,7 @@ from vae_jax.models import priors
 
 MODEL_KINDS = tuple(models.MODELS)
 LIKELIHOODS = tuple(likelihoods.LIKELIHOODS)
+CONTEXT_LIKELIHOODS = likelihoods.CONTEXT_LIKELIHOODS
 PRIORS = tuple(priors.PRIORS)
 FLOWS = tuple(flows.FLOWS)
 
@@ -87,8 +88,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.model.code_prior_layers = 5      # vqvae: masked residual layers of the PixelCNN
   c.model.likelihood = 'bernoulli'   # bernoulli | gaussian | logistic_mixture | categorical (8-bit: binarize=none)
   c.model.logistic_components = 10   # mixture components of logistic_mixture
-  c.model.pixel_context = 0          # logistic_mixture: radius r of the earlier pixels (r rows above, r to the
-                                     # left) whose values shift each pixel's means; 0: independent given z
+  c.model.pixel_context = 0          # bernoulli, logistic_mixture: radius r of the earlier pixels (r rows above,
+                                     # r to the left) whose values shift each pixel's logit or means; 0: pixels
+                                     # independent given z
   c.model.gaussian_variance = 'fixed'  # fixed | learned (one shared learned scale)
   c.model.gaussian_std = 0.1         # the fixed scale, or the learned scale's initial value
   c.model.dtype = 'float32'          # compute dtype: float32 | bfloat16 (params and loss stay float32)
@@ -214,9 +216,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
            f'model.logistic_components={config.model.logistic_components} must be >= 1')
   _require(config.model.pixel_context >= 0, f'model.pixel_context={config.model.pixel_context} must be >= 0')
   if config.model.pixel_context > 0:
-    _require(config.model.likelihood == 'logistic_mixture',
-             f'model.pixel_context={config.model.pixel_context} is a part of the logistic_mixture likelihood, '
-             f'not of {config.model.likelihood}; set model.likelihood=logistic_mixture or model.pixel_context=0')
+    _require(config.model.likelihood in CONTEXT_LIKELIHOODS,
+             f'model.pixel_context={config.model.pixel_context} is a part of the {" and ".join(CONTEXT_LIKELIHOODS)} '
+             f'likelihoods, not of {config.model.likelihood}; set model.pixel_context=0')
   _require(config.model.codebook_size >= 2, f'model.codebook_size={config.model.codebook_size} must be >= 2')
   _require(config.model.commitment_cost >= 0, f'model.commitment_cost={config.model.commitment_cost} must be >= 0')
   _require(0 <= config.model.codebook_ema_decay < 1,

@@ -17,8 +17,8 @@ alphabet: `num_symbols` values per pixel and channel, `to_symbols(x)` and
 value of every pixel and channel, which are independent given z. A head that
 cannot give them says why in `coding_obstacle` (None when it can).
 
-An autoregressive head (`autoregressive` true: the logistic mixture with
-`context` > 0) makes each pixel depend on the pixels before it in raster
+An autoregressive head (`autoregressive` true: the Bernoulli or the logistic
+mixture with `context` > 0) makes each pixel depend on the pixels before it in raster
 order as well as on z. Its log_prob still takes one parallel pass over x (the
 earlier pixels are known); its mean and samples, and its coding, go pixel by
 pixel, through `pixel_symbol_probs(params, canvas, i)`: pixel i's
@@ -51,38 +51,84 @@ def interval_masses(t: jax.Array, upper_tail: Callable[[jax.Array], jax.Array]) 
 
 
 class Bernoulli(nn.Module):
-  """p(x|z) = prod Bernoulli(x_i; sigmoid(logit_i)). Parameters: the logits."""
-  discrete = True
-  autoregressive = False
+  """p(x|z) = prod Bernoulli(x_i; sigmoid(logit_i)). Parameters: the logits (n, H, W, C).
 
-  @staticmethod
-  def output_channels(channels: int) -> int:
-    return channels
+  With `context` = r > 0 the pixels are no longer independent given z: each
+  pixel's logit moves by sum_j a_j x_j over its causal neighbours x_j
+  (`context_offsets(r)`, read as -1 or 1, and 0 outside the image), with
+  coefficients a_j that the decoder gives per pixel and channel, as in the
+  logistic mixture's context. z then carries the image's content and the
+  neighbours what a dynamically binarized image adds to it locally.
+  Parameters: (logits, context coefficients (n, H, W, C, m)).
+  """
+  context: int = 0
+  discrete = True
+
+  @property
+  def autoregressive(self) -> bool:
+    return self.context > 0
+
+  def output_channels(self, channels: int) -> int:
+    return channels * (1 + len(context_offsets(self.context)))
 
   @nn.compact
-  def __call__(self, outputs: jax.Array) -> jax.Array:
-    return outputs
+  def __call__(self, outputs: jax.Array):
+    if not self.context:
+      return outputs
+    channels = outputs.shape[-1] // (1 + len(context_offsets(self.context)))
+    return outputs[..., :channels], outputs[..., channels:].reshape(*outputs.shape[:-1], channels, -1)
 
   @staticmethod
-  def log_prob(logits: jax.Array, x: jax.Array) -> jax.Array:
+  def _logits(params, x: jax.Array) -> jax.Array:
+    """Every pixel's logit given its earlier neighbours in x (n, H, W, C) on [0, 1]."""
+    if not isinstance(params, tuple):
+      return params
+    logits, context = params
+    return logits + _context_shift(context, 2.0 * x - 1.0)
+
+  @staticmethod
+  def log_prob(params, x: jax.Array) -> jax.Array:
+    logits = Bernoulli._logits(params, x)
     # x*l - softplus(l) = log sigmoid(l) for x=1 and log sigmoid(-l) for x=0, with one softplus.
     return _sum_per_example(x * logits - jax.nn.softplus(logits))
 
   @staticmethod
-  def mean(logits: jax.Array) -> jax.Array:
-    return jax.nn.sigmoid(logits)
+  def _pixel_logit(params, canvas: jax.Array, i) -> jax.Array:
+    logits, context = params
+    h, w = i // canvas.shape[2], i % canvas.shape[2]
+    return _at(logits, h, w) + _pixel_shift(context, canvas, i)  # (n, C)
 
   @staticmethod
-  def sample(key: jax.Array, logits: jax.Array) -> jax.Array:
-    return jax.random.bernoulli(key, jax.nn.sigmoid(logits)).astype(jnp.float32)
+  def mean(params) -> jax.Array:
+    """The pixel probabilities. With a context, pixel by pixel, each read with its earlier neighbours'
+    probabilities in place of their values: a mean-field picture of the image, not E[x] exactly."""
+    if not isinstance(params, tuple):
+      return jax.nn.sigmoid(params)
+    return _raster(params[0].shape, lambda key, canvas, i: jax.nn.sigmoid(Bernoulli._pixel_logit(params, canvas, i)))
+
+  @staticmethod
+  def sample(key: jax.Array, params) -> jax.Array:
+    if not isinstance(params, tuple):
+      return jax.random.bernoulli(key, jax.nn.sigmoid(params)).astype(jnp.float32)
+    draw = lambda k, canvas, i: Bernoulli.sample(k, Bernoulli._pixel_logit(params, canvas, i))
+    return _raster(params[0].shape, draw, key)
 
   num_symbols = 2
   coding_obstacle = None
   to_symbols = staticmethod(lambda x: jnp.asarray(x).astype(jnp.int32))
   from_symbols = staticmethod(lambda s: jnp.asarray(s).astype(jnp.float32))
+  to_canvas = staticmethod(lambda symbols: 2.0 * symbols.astype(jnp.float32) - 1.0)
 
   @staticmethod
-  def symbol_probs(logits: jax.Array) -> jax.Array:
+  def pixel_symbol_probs(params, canvas: jax.Array, i) -> jax.Array:
+    """p(x_i | x_<i, z) of pixel i of every image, (n, C, 2); canvas: `to_canvas` of the images, of which
+    only the pixels before i are read."""
+    return Bernoulli.symbol_probs(Bernoulli._pixel_logit(params, canvas, i))
+
+  @staticmethod
+  def symbol_probs(logits) -> jax.Array:
+    if isinstance(logits, tuple):
+      raise ValueError('a context head\'s pixels depend on each other: use pixel_symbol_probs')
     return jnp.stack([jax.nn.sigmoid(-logits), jax.nn.sigmoid(logits)], axis=-1)
 
 
@@ -166,6 +212,37 @@ def _at(a: jax.Array, h, w) -> jax.Array:
   return jax.lax.dynamic_index_in_dim(jax.lax.dynamic_index_in_dim(a, h, 1, keepdims=False), w, 1, keepdims=False)
 
 
+def _context_shift(context: jax.Array, xs: jax.Array) -> jax.Array:
+  """sum_j a_j x_j for every pixel (n, H, W, C): coefficients (n, H, W, C, m) against the neighbours in xs
+  (n, H, W, C) on [-1, 1]."""
+  return jnp.sum(context * _neighbours(xs, _context_radius(context.shape[-1])), axis=-1)
+
+
+def _pixel_shift(context: jax.Array, canvas: jax.Array, i) -> jax.Array:
+  """sum_j a_j x_j of pixel i (raster order) of every image, (n, C), from `canvas` (n, H, W, C) on
+  [-1, 1]; only its pixels before i are read, so the rest may hold anything."""
+  width = canvas.shape[2]
+  h, w = i // width, i % width
+  radius = _context_radius(context.shape[-1])
+  pad = jnp.pad(canvas, ((0, 0), (radius, 0), (radius, radius), (0, 0)))
+  window = jax.lax.dynamic_slice(pad, (0, h, w, 0), (pad.shape[0], radius + 1, 2 * radius + 1, pad.shape[3]))
+  # The window's first m entries in raster order are the pixel's neighbours before it (context_offsets).
+  window = window.reshape(pad.shape[0], -1, pad.shape[3])[:, :context.shape[-1]]  # (n, m, C)
+  return jnp.einsum('ncm,nmc->nc', _at(context, h, w), window, precision=jax.lax.Precision.HIGHEST)
+
+
+def _raster(shape, pixel, key=None) -> jax.Array:
+  """Images `shape` (n, H, W, C) on [0, 1] made in raster order: pixel i = pixel(key_i, canvas, i), (n, C)
+  on [0, 1], from the canvas (on [-1, 1]) of the pixels made before it."""
+  width = shape[2]
+
+  def body(i, canvas):
+    value = pixel(None if key is None else jax.random.fold_in(key, i), canvas, i)
+    return jax.lax.dynamic_update_slice(canvas, (2.0 * value - 1.0)[:, None, None, :], (0, i // width, i % width, 0))
+
+  return (jax.lax.fori_loop(0, shape[1] * width, body, jnp.zeros(shape, jnp.float32)) + 1.0) / 2.0
+
+
 class LogisticMixture(nn.Module):
   """Discretized mixture of logistics (Salimans et al. 2017, PixelCNN++) over the 256 values of a pixel.
 
@@ -225,8 +302,7 @@ class LogisticMixture(nn.Module):
     logits, means, log_scales, coeffs, context = params
     if context is None:
       return params
-    shift = jnp.sum(context * _neighbours(xs, _context_radius(context.shape[-1])), axis=-1)  # (n, H, W, C)
-    return logits, means + shift[..., None, :], log_scales, coeffs, None
+    return logits, means + _context_shift(context, xs)[..., None, :], log_scales, coeffs, None
 
   @staticmethod
   def to_canvas(symbols: jax.Array) -> jax.Array:
@@ -236,16 +312,10 @@ class LogisticMixture(nn.Module):
   @staticmethod
   def _pixel(params, canvas: jax.Array, i):
     """p(x_i | x_<i, z) of pixel i (raster order) of every image, as parameters of shape (n, K, ...), from
-    `canvas` (n, H, W, C) on [-1, 1]; only its pixels before i are read, so the rest may hold anything."""
+    `canvas` (n, H, W, C) on [-1, 1]; only its pixels before i are read."""
     logits, means, log_scales, coeffs, context = params
-    width = canvas.shape[2]
-    h, w = i // width, i % width
-    radius = _context_radius(context.shape[-1])
-    pad = jnp.pad(canvas, ((0, 0), (radius, 0), (radius, radius), (0, 0)))
-    window = jax.lax.dynamic_slice(pad, (0, h, w, 0), (pad.shape[0], radius + 1, 2 * radius + 1, pad.shape[3]))
-    # The window's first m entries in raster order are the pixel's neighbours before it (context_offsets).
-    window = window.reshape(pad.shape[0], -1, pad.shape[3])[:, :context.shape[-1]]  # (n, m, C)
-    shift = jnp.einsum('ncm,nmc->nc', _at(context, h, w), window, precision=jax.lax.Precision.HIGHEST)
+    h, w = i // canvas.shape[2], i % canvas.shape[2]
+    shift = _pixel_shift(context, canvas, i)
     return (_at(logits, h, w), _at(means, h, w) + shift[:, None, :], _at(log_scales, h, w),
             None if coeffs is None else _at(coeffs, h, w), None)
 
@@ -254,14 +324,7 @@ class LogisticMixture(nn.Module):
     """Images (n, H, W, C) on [0, 1] made in raster order, pixel i = step(key_i, p(x_i | x_<i, z)) for x_<i
     those already made."""
     shape = params[1].shape[:3] + params[1].shape[-1:]  # (n, H, W, C)
-    width = shape[2]
-
-    def body(i, canvas):
-      value = step(None if key is None else jax.random.fold_in(key, i), LogisticMixture._pixel(params, canvas, i))
-      return jax.lax.dynamic_update_slice(canvas, (2.0 * value - 1.0)[:, None, None, :], (0, i // width, i % width, 0))
-
-    canvas = jax.lax.fori_loop(0, shape[1] * width, body, jnp.zeros(shape, jnp.float32))
-    return (canvas + 1.0) / 2.0
+    return _raster(shape, lambda k, canvas, i: step(k, LogisticMixture._pixel(params, canvas, i)), key)
 
   @staticmethod
   def _coupled_means(means, coeffs, x):
@@ -409,13 +472,17 @@ class Categorical(nn.Module):
 
 
 LIKELIHOODS: dict[str, Callable[..., nn.Module]] = {
-    'bernoulli': lambda config, channels: Bernoulli(),
+    'bernoulli': lambda config, channels: Bernoulli(config.model.pixel_context),
     'gaussian': lambda config, channels: Gaussian(std=config.model.gaussian_std,
                                                   learn_std=config.model.gaussian_variance == 'learned'),
     'logistic_mixture': lambda config, channels: LogisticMixture(config.model.logistic_components, channels,
                                                                  config.model.pixel_context),
     'categorical': lambda config, channels: Categorical(channels),
 }
+
+
+# The heads that take `model.pixel_context`.
+CONTEXT_LIKELIHOODS = ('bernoulli', 'logistic_mixture')
 
 
 def make(config, channels: int = 1) -> nn.Module:

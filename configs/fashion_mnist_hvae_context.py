@@ -1,0 +1,24 @@
+"""The dense two-level HVAE with a Bernoulli p(x|z) whose pixels also read their earlier neighbours.
+
+  python -m vae_jax.main --config=configs/fashion_mnist_hvae_context.py --workdir=runs/fashion_mnist_hvae_context
+  python -m vae_jax.evaluate --workdir=runs/fashion_mnist_hvae_context --num_importance_samples=5000
+
+configs/fashion_mnist_hvae.py with model.pixel_context=1: each pixel's logit
+moves linearly with its 4 earlier neighbours (the three above it and the one
+to its left), with coefficients that the decoder gives per pixel, so p(x|z)
+is autoregressive in raster order, a local PixelVAE-style decoder. z carries
+the image's grey levels, the neighbours what dynamic binarization draws
+around them. log p(x|z) stays one parallel pass, so training and the
+importance-sampled NLL cost what the factorized model's do plus a decoder
+output layer five times as wide; samples, means and bits-back coding go
+pixel by pixel. pixel_context=2 (12 neighbours) costs about three times the
+factorized model's step on the 2-core CPU; r=1 about 1.7 times.
+"""
+
+from vae_jax import config_lib
+
+
+def get_config():
+  config = config_lib.build_on(__file__, 'fashion_mnist_hvae.py')
+  config.model.pixel_context = 1
+  return config
