@@ -18,10 +18,10 @@ value of every pixel and channel, which are independent given z. A head that
 cannot give them says why in `coding_obstacle` (None when it can).
 
 An autoregressive head (`autoregressive` true: the Bernoulli or the logistic
-mixture with `context` > 0) makes each pixel depend on the pixels before it in raster
-order as well as on z. Its log_prob still takes one parallel pass over x (the
-earlier pixels are known); its mean and samples, and its coding, go pixel by
-pixel, through `pixel_symbol_probs(params, canvas, i)`: pixel i's
+mixture with `context` > 0) makes each pixel depend on the pixels before it
+in raster order as well as on z. Its log_prob still takes one parallel pass
+over x (the earlier pixels are known); its mean and samples, and its coding,
+go pixel by pixel, through `pixel_symbol_probs(params, canvas, i)`: pixel i's
 probabilities (n, C, num_symbols) given `canvas` (`to_canvas` of the symbols,
 of which only those before i are read).
 """
