@@ -11,8 +11,10 @@ the image's grey levels, the neighbours what dynamic binarization draws
 around them. log p(x|z) stays one parallel pass, so training and the
 importance-sampled NLL cost what the factorized model's do plus a decoder
 output layer five times as wide; samples, means and bits-back coding go
-pixel by pixel. pixel_context=2 (12 neighbours) costs about three times the
-factorized model's step on the 2-core CPU; r=1 about 1.7 times.
+pixel by pixel. On the 2-core CPU (2026-12-01) a step costs 2.85 GFLOP
+against the factorized HVAE's 2.08 and runs at about 26 steps/s alone
+against its 61: 400 epochs in about 100 min. pixel_context=2 (12
+neighbours, 4.37 GFLOP a step) runs at a third of the factorized speed.
 """
 
 from vae_jax import config_lib
