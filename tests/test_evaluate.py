@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from vae_jax import data
+from vae_jax import errors
 from vae_jax import evaluate
 from vae_jax import evaluation
 from vae_jax import train
@@ -48,6 +49,23 @@ def test_step_and_split(run):
   assert out['step'] == 40 and out['split'] == 'validation' and out['num_examples'] == 200
   saved = json.loads((workdir / 'eval_validation_step40.json').read_text())
   assert saved['nll_nats'] == pytest.approx(out['nll_nats'])
+
+
+def test_the_first_examples_are_the_whole_splits_first_without_measures(run, monkeypatch):
+  workdir, _ = run
+  saved, save = [], evaluation.SavedProgress.save
+  monkeypatch.setattr(evaluation.SavedProgress, 'save', lambda self, terms: (saved.append(terms), save(self, terms))[1])
+  evaluate.evaluate_run(workdir, 5, split='validation', step=40)
+  log_px = saved[-1]['log_px'].astype(np.float64)  # every example's, once the last batch is done
+  assert len(log_px) == 200
+  first = evaluate.evaluate_run(workdir, 5, split='validation', step=40, num_examples=30, with_measures=False)
+  assert first['num_examples'] == 30 and 'probe_accuracy' not in first
+  assert first['nll_nats'] == pytest.approx(-np.mean(log_px[:30]), rel=1e-5)
+  assert json.loads((workdir / 'eval_validation_first30_step40.json').read_text())['nll_nats'] == first['nll_nats']
+  with pytest.raises(errors.ConfigError, match='--num_examples=201 is more than the 200 validation images'):
+    evaluate.evaluate_run(workdir, 5, split='validation', num_examples=201)
+  with pytest.raises(errors.ConfigError, match='--num_examples=0 must be >= 1'):
+    evaluate.evaluate_run(workdir, 5, num_examples=0)
 
 
 class _Stopped(Exception):

@@ -178,13 +178,6 @@ def conv_layer_times(config, image_shape, seconds: float = 2.0) -> list[tuple[st
   return out
 
 
-def _load_config(path: str):
-  spec_path = pathlib.Path(path)
-  namespace: dict = {}
-  exec(compile(spec_path.read_text(), str(spec_path), 'exec'), namespace)  # pylint: disable=exec-used
-  return namespace['get_config']()
-
-
 def _benchmark():
   if _CONFIG.value is not None:
     configs = [cli.config_value(_CONFIG)]
@@ -194,7 +187,7 @@ def _benchmark():
     if missing:
       raise errors.ConfigError(f'{missing[0]} not found (vae_jax is not run from its checkout); '
                                'pass --config=PATH')
-    configs = [_load_config(p) for p in paths]
+    configs = [config_lib.build_on(str(p), p.name) for p in paths]
   for config in configs:
     config_lib.validate(config)
   device = jax.devices()[0]

@@ -1,16 +1,21 @@
 """Evaluates a run at its latest (or a given) checkpoint:
 
   python -m vae_jax.evaluate --workdir=DIR [--num_importance_samples=5000] [--split=test] [--step=N]
+                            [--num_examples=N] [--nomeasures]
 
 Writes DIR/eval.json (eval_step{N}.json with --step, eval_validation*.json for
-the validation split) with the keys of the training run's eval.json: elbo_nats,
-nll_nats (importance-sampled -log p(x) with num_importance_samples samples,
-never capped), nll_stderr_nats, recon_nats, kl_nats, kl_per_dim_nats,
-bits_per_dim, active_units, binarization. Validation and test images of a
+the validation split, eval_first{N}*.json with --num_examples) with the keys
+of the training run's eval.json: elbo_nats, nll_nats (importance-sampled
+-log p(x) with num_importance_samples samples, never capped),
+nll_stderr_nats, recon_nats, kl_nats, kl_per_dim_nats, bits_per_dim,
+active_units, binarization. Validation and test images of a
 binarized dataset are binarized once with the run's eval.binarization_seed,
 as in the literature; the run draws the same importance samples as training's
 final evaluation, so k equal to the run's eval.num_importance_samples
-reproduces its eval.json.
+reproduces its eval.json. --num_examples evaluates only the split's first N
+images, for a quick figure from a model too slow to evaluate whole (a
+convolutional HVAE on a CPU): each image's samples are drawn from its index,
+so these are exactly the first N of the whole split's per-image results.
 
 A long evaluation (5,000 samples of a hierarchical model take an hour on a
 CPU) saves its per-example results after every batch in
@@ -40,13 +45,21 @@ from vae_jax import parallel
 from vae_jax import train
 from vae_jax import workdir as workdir_lib
 
-def output_name(split: str, step: int | None) -> str:
-  return 'eval' + ('' if split == 'test' else f'_{split}') + ('' if step is None else f'_step{step}') + '.json'
+
+def output_name(split: str, step: int | None, num_examples: int | None = None) -> str:
+  return ('eval' + ('' if split == 'test' else f'_{split}')
+          + ('' if num_examples is None else f'_first{num_examples}')
+          + ('' if step is None else f'_step{step}') + '.json')
 
 
 def evaluate_run(workdir: epath.PathLike, num_importance_samples: int, split: str = 'test',
-                 step: int | None = None, batch_size: int | None = None, dispatch_mode: str | None = None) -> dict:
+                 step: int | None = None, batch_size: int | None = None, dispatch_mode: str | None = None,
+                 num_examples: int | None = None, with_measures: bool | None = None) -> dict:
   """Evaluates the run in `workdir` and writes its eval file; returns what it wrote.
+
+  `num_examples` evaluates the split's first N images only (None: all of them).
+  `with_measures` adds the representation and sample measures (None: as the
+  run's config.eval.measures says); they always use the whole dataset.
 
   `dispatch_mode` dispatches the importance-sampling chunks (`dispatch.MODES`);
   by default the mode the run measured fastest for training, else 'scan'.
@@ -54,6 +67,8 @@ def evaluate_run(workdir: epath.PathLike, num_importance_samples: int, split: st
   workdir = epath.Path(workdir)
   if num_importance_samples < 1:
     raise errors.ConfigError(f'--num_importance_samples={num_importance_samples} must be >= 1')
+  if num_examples is not None and num_examples < 1:
+    raise errors.ConfigError(f'--num_examples={num_examples} must be >= 1 (leave it out for the whole split)')
   if dispatch_mode is not None and dispatch_mode not in dispatch.MODES:
     raise errors.ConfigError(f'--dispatch={dispatch_mode} is not allowed; use one of {", ".join(dispatch.MODES)}')
   config = checkpoints.read_config(workdir)
@@ -63,6 +78,11 @@ def evaluate_run(workdir: epath.PathLike, num_importance_samples: int, split: st
   images, labels = getattr(dataset, split).images, getattr(dataset, split).labels
   if not len(images):
     raise errors.ConfigError(f'--split={split} is empty for this run (data.num_validation=0)')
+  if num_examples is not None:
+    if num_examples > len(images):
+      raise errors.ConfigError(f'--num_examples={num_examples} is more than the {len(images)} {split} images; '
+                               'use at most that, or leave it out for all of them')
+    images, labels = images[:num_examples], labels[:num_examples]
   mesh = parallel.make_mesh()
   model = models.make(config, dataset.image_shape)
   params = parallel.replicate(params, mesh)
@@ -71,7 +91,7 @@ def evaluate_run(workdir: epath.PathLike, num_importance_samples: int, split: st
   logging.info('Evaluating %s at step %d on %d %s images with %d importance samples on %d device(s), '
                'chunks dispatched as %s', workdir, loaded_step, len(images), split, num_importance_samples,
                jax.device_count(), dispatch_mode)
-  path = workdir / output_name(split, step)
+  path = workdir / output_name(split, step, num_examples)
   # What the per-example results depend on: an interrupted evaluation with the same resumes.
   progress = evaluation.SavedProgress(
       path.with_name(path.name + '.progress.npz'),
@@ -88,7 +108,7 @@ def evaluate_run(workdir: epath.PathLike, num_importance_samples: int, split: st
                  parameters='ema' if config.optim.ema_decay else 'final',  # what restore_params gave, as train says
                  eval_seconds=round(seconds, 2),
                  **(measures.all_measures(model, params, train.measures_key(config.seed), config, dataset)
-                    if config.eval.measures else {}))
+                    if (config.eval.measures if with_measures is None else with_measures) else {}))
   if model.stochastic:
     gflop = evaluator.gflop(params, images[0], len(images))
     results['eval_gflop_per_sec'] = round(gflop / seconds, 1)
@@ -105,6 +125,9 @@ def _define_flags() -> None:
   flags.DEFINE_integer('num_importance_samples', 5000, 'Importance samples per example for the NLL.')
   flags.DEFINE_enum('split', 'test', ['test', 'validation'], 'Which split to evaluate.')
   flags.DEFINE_integer('step', None, 'Checkpoint step to evaluate (default: the latest).')
+  flags.DEFINE_integer('num_examples', None, "Evaluate only the split's first N images (default: all).")
+  flags.DEFINE_bool('measures', None, "Add the probe, kNN and Frechet measures (default: as the run's "
+                    'eval.measures says); --nomeasures skips them, for a quick figure.')
   flags.DEFINE_integer('batch_size', None, "Examples per batch (default: the run's eval.batch_size).")
   flags.DEFINE_string('dispatch', None, 'How the sample chunks are dispatched: scan | unrolled | per_step '
                       "(default: the mode the run chose for training, else scan).")
@@ -113,7 +136,8 @@ def _define_flags() -> None:
 
 def _evaluate():
   f = flags.FLAGS
-  results = evaluate_run(f.workdir, f.num_importance_samples, f.split, f.step, f.batch_size, f.dispatch)
+  results = evaluate_run(f.workdir, f.num_importance_samples, f.split, f.step, f.batch_size, f.dispatch,
+                         f.num_examples, f.measures)
   print(json.dumps({k: v for k, v in results.items() if k != 'kl_per_dim_nats'}, indent=2))
 
 
