@@ -7,9 +7,11 @@ The images keep their 256 grey levels (data.binarize=none) and p(x|z) is a
 mixture of 10 discretized logistics per pixel (PixelCNN++'s likelihood), so
 its probabilities of the 256 values sum to 1 and bits/dim are exact: no
 "+ D ln 256" convention. model.likelihood=categorical swaps in a 256-way
-softmax per pixel. Not trained to the end yet: about 3.7 h on 2 CPU cores, so meant for a
-GPU; its CPU-sized sibling configs/fashion_mnist_8bit_mlp.py reaches 3.380 bits/dim,
-and with a pixel context (configs/fashion_mnist_8bit_context.py) 3.085
+softmax per pixel. Not trained to the end yet: it ran at about 340 images/s on 2 CPU
+cores beside an evaluation (about 1.2 h of training steps for its 30 epochs, before its
+evaluations, whose mixture head is slow on a CPU), so it is meant for a GPU; its CPU-sized
+sibling configs/fashion_mnist_8bit_mlp.py reaches 3.380 bits/dim, and with a pixel context
+(configs/fashion_mnist_8bit_context.py) 3.085, both NLLs with 100 importance samples
 (RESULTS.md, "8-bit Fashion-MNIST"). --config.model.pixel_context=2 adds the
 context here too.
 """

@@ -10,7 +10,7 @@ conditional_sample_accuracy: the share of 10,000 class-conditional samples
 (1,000 per class) that the project's Fashion-MNIST classifier
 (vae_jax/classifier.py, trained once and cached) gives their class.
 Measured (2026-11-30, 2 CPU cores, 30 epochs): test NLL of log p(x|y)
-231.56 +- 0.77 nats (k=100), ELBO -233.30, conditional_sample_accuracy
+231.56 +- 0.77 nats (k=100), ELBO -233.30 nats, conditional_sample_accuracy
 0.867 with a classifier of test accuracy 0.914; with p(z|y) = N(0, I):
 232.56 nats and 0.780 (RESULTS.md, "Conditional VAE").
 """

@@ -11,15 +11,17 @@ the image's grey levels, the neighbours what dynamic binarization draws
 around them. log p(x|z) stays one parallel pass, so training and the
 importance-sampled NLL cost what the factorized model's do plus a decoder
 output layer five times as wide; samples, means and bits-back coding go
-pixel by pixel. On the 2-core CPU (2026-12-01) a step costs 2.85 GFLOP
-against the factorized HVAE's 2.08 and runs at about 26 steps/s alone
-against its 61: 400 epochs in about 100 min. pixel_context=2 (12
-neighbours, 4.37 GFLOP a step) runs at a third of the factorized speed.
+pixel by pixel. On the 2-core CPU a step costs 2.85 GFLOP against the
+factorized HVAE's 2.08, and `python -m vae_jax.benchmark` ran it at 22
+steps/s (2,813 images/s) against the factorized HVAE's 32 (4,128), the same
+day, both alone (2026-12-01; 1.5x the time for 1.4x the FLOPs): 400
+epochs in about 2 h 20 min. pixel_context=2 (12 neighbours, 4.37 GFLOP a
+step) runs at a third of the factorized speed.
 
 Result (2026-12-01, 400 epochs, 2 h 20 min on a slower 2-core CPU): test
 ELBO -227.40, NLL 226.07 +- 0.76 nats with 100 importance samples, against
 -228.61 and 227.06 for the factorized HVAE (RESULTS.md); NLL 225.97 +- 0.76
-with 1,000 importance samples.
+nats with 1,000 importance samples.
 """
 
 from vae_jax import config_lib

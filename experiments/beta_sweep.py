@@ -4,7 +4,7 @@
   python -m vae_jax.sweep_report runs/beta_sweep
 
 18 points, β ∈ {0.25, 0.5, 1, 2, 4, 8} × latent_dim ∈ {2, 10, 32}, each the 30
-epochs of configs/fashion_mnist.py (about 2.5 minutes on 2 CPU cores, far less
+epochs of configs/fashion_mnist.py (about 2 min 13 s on 2 CPU cores, README.md; far less
 on a GPU). Expect KL to fall and reconstruction to worsen as β grows, and the
 NLL to be best near β = 1, where the training loss is the ELBO.
 """
