@@ -66,6 +66,12 @@ def test_the_first_examples_are_the_whole_splits_first_without_measures(run, mon
     evaluate.evaluate_run(workdir, 5, split='validation', num_examples=201)
   with pytest.raises(errors.ConfigError, match='--num_examples=0 must be >= 1'):
     evaluate.evaluate_run(workdir, 5, num_examples=0)
+  with pytest.raises(errors.ConfigError, match='this run keeps no EMA'):
+    evaluate.evaluate_run(workdir, 5, parameters='ema')
+  final = evaluate.evaluate_run(workdir, 5, split='validation', step=40, num_examples=30, with_measures=False,
+                                parameters='final')
+  assert final['nll_nats'] == first['nll_nats'] and final['parameters'] == 'final'  # no EMA: the same ones
+  assert (workdir / 'eval_validation_first30_final_step40.json').exists()
 
 
 class _Stopped(Exception):

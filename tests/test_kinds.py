@@ -91,6 +91,9 @@ def test_resume_is_bit_exact_with_ema(conv_hvae_run, tmp_path):
   a, b = _saved_tree(workdir, steps[-1]), _saved_tree(copy, steps[-1])
   assert a['ema_params'] is not None
   jax.tree.map(np.testing.assert_array_equal, a, b)
+  # What evaluation loads: the EMA by default, the parameters themselves when asked (--parameters=final).
+  jax.tree.map(np.testing.assert_array_equal, checkpoints.restore_params(workdir)[0], a['ema_params'])
+  jax.tree.map(np.testing.assert_array_equal, checkpoints.restore_params(workdir, ema=False)[0], a['params'])
   for key in ('elbo_nats', 'nll_nats', 'kl_per_group_nats', 'active_units_per_group'):
     assert resumed[key] == results[key], key
 

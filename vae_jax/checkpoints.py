@@ -52,9 +52,9 @@ def restore(mngr: ocp.CheckpointManager, step: int, target):
   return mngr.restore(step, args=ocp.args.StandardRestore(abstract))
 
 
-def restore_params(workdir: epath.PathLike, step: int | None = None):
-  """The parameters to use at `step` (default: the latest): their EMA when the run keeps one, else the
-  parameters themselves; never the optimizer state."""
+def restore_params(workdir: epath.PathLike, step: int | None = None, ema: bool = True):
+  """The parameters to use at `step` (default: the latest): their EMA when the run keeps one and `ema`,
+  else the parameters themselves; never the optimizer state."""
   mngr = manager(workdir, read_only=True)
   try:
     step = mngr.latest_step() if step is None else step
@@ -71,8 +71,8 @@ def restore_params(workdir: epath.PathLike, step: int | None = None):
     tree = mngr.restore(step, args=ocp.args.StandardRestore(target))
   finally:
     mngr.close()
-  ema = tree.get('ema_params')
-  return (ema if ema else tree['params']), step
+  averaged = tree.get('ema_params')
+  return (averaged if averaged and ema else tree['params']), step
 
 
 def restore_readable(mngr: ocp.CheckpointManager, state, workdir: pathlib.Path):

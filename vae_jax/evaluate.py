@@ -1,7 +1,7 @@
 """Evaluates a run at its latest (or a given) checkpoint:
 
   python -m vae_jax.evaluate --workdir=DIR [--num_importance_samples=5000] [--split=test] [--step=N]
-                            [--num_examples=N] [--nomeasures]
+                            [--num_examples=N] [--nomeasures] [--parameters=final]
 
 Writes DIR/eval.json (eval_step{N}.json with --step, eval_validation*.json for
 the validation split, eval_first{N}*.json with --num_examples) with the keys
@@ -16,6 +16,9 @@ reproduces its eval.json. --num_examples evaluates only the split's first N
 images, for a quick figure from a model too slow to evaluate whole (a
 convolutional HVAE on a CPU): each image's samples are drawn from its index,
 so these are exactly the first N of the whole split's per-image results.
+--parameters=final evaluates a run's own parameters instead of their EMA
+(eval_final*.json): after a short run the EMA still holds much of the
+initialization.
 
 A long evaluation (5,000 samples of a hierarchical model take an hour on a
 CPU) saves its per-example results after every batch in
@@ -46,20 +49,22 @@ from vae_jax import train
 from vae_jax import workdir as workdir_lib
 
 
-def output_name(split: str, step: int | None, num_examples: int | None = None) -> str:
+def output_name(split: str, step: int | None, num_examples: int | None = None, parameters: str | None = None) -> str:
   return ('eval' + ('' if split == 'test' else f'_{split}')
-          + ('' if num_examples is None else f'_first{num_examples}')
+          + ('' if num_examples is None else f'_first{num_examples}') + ('' if parameters is None else f'_{parameters}')
           + ('' if step is None else f'_step{step}') + '.json')
 
 
 def evaluate_run(workdir: epath.PathLike, num_importance_samples: int, split: str = 'test',
                  step: int | None = None, batch_size: int | None = None, dispatch_mode: str | None = None,
-                 num_examples: int | None = None, with_measures: bool | None = None) -> dict:
+                 num_examples: int | None = None, with_measures: bool | None = None,
+                 parameters: str | None = None) -> dict:
   """Evaluates the run in `workdir` and writes its eval file; returns what it wrote.
 
   `num_examples` evaluates the split's first N images only (None: all of them).
   `with_measures` adds the representation and sample measures (None: as the
   run's config.eval.measures says); they always use the whole dataset.
+  `parameters`: 'ema' or 'final' (None: the EMA when the run keeps one).
 
   `dispatch_mode` dispatches the importance-sampling chunks (`dispatch.MODES`);
   by default the mode the run measured fastest for training, else 'scan'.
@@ -71,9 +76,14 @@ def evaluate_run(workdir: epath.PathLike, num_importance_samples: int, split: st
     raise errors.ConfigError(f'--num_examples={num_examples} must be >= 1 (leave it out for the whole split)')
   if dispatch_mode is not None and dispatch_mode not in dispatch.MODES:
     raise errors.ConfigError(f'--dispatch={dispatch_mode} is not allowed; use one of {", ".join(dispatch.MODES)}')
+  if parameters not in (None, 'ema', 'final'):
+    raise errors.ConfigError(f'--parameters={parameters} is not allowed; use ema or final')
   config = checkpoints.read_config(workdir)
+  if parameters == 'ema' and not config.optim.ema_decay:
+    raise errors.ConfigError('--parameters=ema: this run keeps no EMA (optim.ema_decay=0); use final')
+  used = parameters or ('ema' if config.optim.ema_decay else 'final')
   dispatch_mode = dispatch_mode or feeds.recorded_dispatch(workdir, config) or 'scan'
-  params, loaded_step = checkpoints.restore_params(workdir, step)
+  params, loaded_step = checkpoints.restore_params(workdir, step, ema=used == 'ema')
   dataset = data.load(config)
   images, labels = getattr(dataset, split).images, getattr(dataset, split).labels
   if not len(images):
@@ -91,12 +101,12 @@ def evaluate_run(workdir: epath.PathLike, num_importance_samples: int, split: st
   logging.info('Evaluating %s at step %d on %d %s images with %d importance samples on %d device(s), '
                'chunks dispatched as %s', workdir, loaded_step, len(images), split, num_importance_samples,
                jax.device_count(), dispatch_mode)
-  path = workdir / output_name(split, step, num_examples)
+  path = workdir / output_name(split, step, num_examples, parameters)
   # What the per-example results depend on: an interrupted evaluation with the same resumes.
   progress = evaluation.SavedProgress(
       path.with_name(path.name + '.progress.npz'),
       {'step': loaded_step, 'split': split, 'num_examples': len(images), 'seed': config.seed,
-       'num_importance_samples': evaluator.num_samples, 'parameters': 'ema' if config.optim.ema_decay else 'final'})
+       'num_importance_samples': evaluator.num_samples, 'parameters': used})
   t0 = time.perf_counter()
   results = evaluator.evaluate(params, images, train.eval_key(config.seed, split), config.model.likelihood, labels,
                                progress)
@@ -105,7 +115,7 @@ def evaluate_run(workdir: epath.PathLike, num_importance_samples: int, split: st
   if binarization != 'none':
     binarization += f' ({split} binarized once, seed {config.eval.binarization_seed})'
   results = dict(results, split=split, step=loaded_step, binarization=binarization,
-                 parameters='ema' if config.optim.ema_decay else 'final',  # what restore_params gave, as train says
+                 parameters=used,  # what restore_params gave, as train says
                  eval_seconds=round(seconds, 2),
                  **(measures.all_measures(model, params, train.measures_key(config.seed), config, dataset)
                     if (config.eval.measures if with_measures is None else with_measures) else {}))
@@ -128,6 +138,8 @@ def _define_flags() -> None:
   flags.DEFINE_integer('num_examples', None, "Evaluate only the split's first N images (default: all).")
   flags.DEFINE_bool('measures', None, "Add the probe, kNN and Frechet measures (default: as the run's "
                     'eval.measures says); --nomeasures skips them, for a quick figure.')
+  flags.DEFINE_enum('parameters', None, ['ema', 'final'], "Which parameters (default: the EMA when the run "
+                    'keeps one, else the final ones).')
   flags.DEFINE_integer('batch_size', None, "Examples per batch (default: the run's eval.batch_size).")
   flags.DEFINE_string('dispatch', None, 'How the sample chunks are dispatched: scan | unrolled | per_step '
                       "(default: the mode the run chose for training, else scan).")
@@ -137,7 +149,7 @@ def _define_flags() -> None:
 def _evaluate():
   f = flags.FLAGS
   results = evaluate_run(f.workdir, f.num_importance_samples, f.split, f.step, f.batch_size, f.dispatch,
-                         f.num_examples, f.measures)
+                         f.num_examples, f.measures, f.parameters)
   print(json.dumps({k: v for k, v in results.items() if k != 'kl_per_dim_nats'}, indent=2))
 
 
