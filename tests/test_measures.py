@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 
+from vae_jax import classifier
 from vae_jax import measures
 
 
@@ -52,3 +53,7 @@ def test_a_trained_run_reports_its_representations_and_samples(tiny_vae_run):
   assert results['train_frechet_distance'] < results['reconstruction_frechet_distance'] \
       < results['sample_frechet_distance'], results
   assert 'vae_jax classifier' in results['frechet_features'] and results['frechet_samples'] == 300
+  # which classifier made the features: the one shipped for digits, named with its hash
+  assert saved['classifier'] == 'digits-v1' and saved['classifier_source'] == 'shipped with vae_jax'
+  assert saved['classifier_sha256'] == json.loads(
+      (classifier.SHIPPED_DIR / 'digits-v1.json').read_text())['sha256']
