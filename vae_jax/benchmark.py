@@ -11,6 +11,8 @@ measured fp32 matmul peak) of
     iteration, batches copied from the host;
   - vae_jax's loop, dispatched the way `feeds.choose_feed` picks (each mode's
     probe figures are printed too);
+  (these two timed in turn, three rounds each, so that the machine's speed,
+  which drifts, moves both alike; each loop's figure is its fastest round)
   - the same network in PyTorch (`pytorch_baseline`), when torch is installed
     (`pip install -e '.[benchmark]'`);
 and the ratios. Figures for this project's machines are in BENCHMARKS.md.
@@ -39,7 +41,7 @@ from vae_jax import train
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Path to a config file in configs/; default: the '
                                           'MLP and the conv Fashion-MNIST configs.', lock_config=True)
-_SECONDS = flags.DEFINE_float('seconds', 10.0, 'Minimum timed duration of each loop.')
+_SECONDS = flags.DEFINE_float('seconds', 10.0, 'Minimum timed duration of each loop (over all its rounds).')
 _TORCH = flags.DEFINE_bool('torch', True, 'Time the PyTorch yardstick when torch is installed.')
 _LAYERS = flags.DEFINE_bool('conv_layers', False, "Instead, time each conv layer of the configs' conv models "
                             "alone, forward and backward, with lax's convolution and as matmuls.")
@@ -73,8 +75,11 @@ def _time_loop(run_once, steps_per_call: int, seconds: float) -> float:
   return dispatch.seconds_per_step(lambda _: run_once(), steps_per_call, seconds)
 
 
-def time_vae_jax(setup: train.Setup, seconds: float) -> tuple[float, object, str]:
-  """Seconds per step of vae_jax's own loop, the feed it chose, and why."""
+ROUNDS = 3  # the plain loop and vae_jax's are timed in turn this many times; each loop's figure is its fastest
+
+
+def vae_jax_loop(setup: train.Setup):
+  """vae_jax's own loop: a call running `steps_per_dispatch` steps, that count, the feed it chose, and why."""
   state = setup.initial_state()
   feed, why = feeds.choose_feed(setup, state)
   spd = setup.config.steps_per_dispatch
@@ -85,11 +90,11 @@ def time_vae_jax(setup: train.Setup, seconds: float) -> tuple[float, object, str
     holder['step'] += spd
     return metrics['loss']
 
-  return _time_loop(run_once, spd, seconds), feed, why
+  return run_once, spd, feed, why
 
 
-def time_plain_loop(setup: train.Setup, seconds: float) -> float:
-  """Seconds per step of the plain loop: a jitted step per iteration, host batches, one device."""
+def plain_loop(setup: train.Setup):
+  """The plain loop: a call running one jitted step on a host batch, on one device; and its step count, 1."""
   config = setup.config
   plain_step = jax.jit(train.make_train_step(
       setup.model, objectives.make(config), setup.schedule,
@@ -107,7 +112,19 @@ def time_plain_loop(setup: train.Setup, seconds: float) -> float:
     holder['i'] += 1
     return metrics['loss']
 
-  return _time_loop(run_once, 1, seconds)
+  return run_once, 1
+
+
+def time_in_turn(loops: dict, seconds: float, rounds: int = ROUNDS) -> dict[str, float]:
+  """Seconds per step of each loop {name: (run_once, steps_per_call)}: each warmed up once, then timed for
+  seconds / rounds in turn, `rounds` times, so a change in the machine's speed falls on every loop alike;
+  a loop's figure is its fastest round."""
+  times = {name: [] for name in loops}
+  for r in range(rounds):
+    for name, (run_once, steps) in loops.items():
+      times[name].append(dispatch.seconds_per_step(lambda _, f=run_once: f(), steps, seconds / rounds,
+                                                   warm_up=r == 0))
+  return {name: min(t) for name, t in times.items()}
 
 
 def benchmark_config(config, seconds: float, peak: float, torch: bool = True) -> dict[str, float]:
@@ -130,10 +147,11 @@ def benchmark_config(config, seconds: float, peak: float, torch: bool = True) ->
           f'{gflops:.1f} GFLOP/s ({100 * gflops / peak:.0f}% of peak)')
     return config.batch_size / sec_per_step
 
-  out = {'plain': report('plain per-step jitted loop, host-fed', time_plain_loop(setup, seconds))}
-  ours, feed, why = time_vae_jax(setup, seconds)
+  ours, spd, feed, why = vae_jax_loop(setup)
+  timed = time_in_turn({'plain': plain_loop(setup), 'vae_jax': (ours, spd)}, seconds)
+  out = {'plain': report('plain per-step jitted loop, host-fed', timed['plain'])}
   print(f'vae_jax dispatch: {feed.mode} ({why})')
-  out['vae_jax'] = report(f'vae_jax ({feed.mode}, data on {feed.placement})', ours)
+  out['vae_jax'] = report(f'vae_jax ({feed.mode}, data on {feed.placement})', timed['vae_jax'])
   print(f'vae_jax / plain: {out["vae_jax"] / out["plain"]:.2f}x')
   if torch and not pytorch_baseline.covers(config):
     print(f'PyTorch: no yardstick for model.kind={m.kind} (prior {m.prior}, flow {m.posterior_flow}, '

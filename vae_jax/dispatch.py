@@ -15,9 +15,16 @@ numbers at different speeds:
             plain jitted loop does, without copying batches from the host.
 
 Which is fastest depends on the model, the backend and the batch, so
-`config.dispatch='auto'` times each mode on the real step for a moment when a
-run starts (`choose`) and keeps the fastest; the train loop records the choice
-in the workdir (`feeds.choose_feed`) so a resumed run continues with the same programs.
+`config.dispatch='auto'` times each mode on the real step when a run starts
+(`choose`) and the train loop records the choice in the workdir
+(`feeds.choose_feed`), so a resumed run continues with the same programs.
+The modes compile to different programs, which round differently, so the
+pick shows in the last digits of a run's figures: it must not follow the
+machine's load of the moment. The probe therefore times the steady state
+(after a warm-up call, in rounds that interleave the modes, each mode's
+fastest round), and `DEFAULT_MODE` is kept unless another mode is faster by
+a clear `MARGIN`; where modes are within noise of each other, as for the
+MLP, the same command always takes the same programs.
 """
 
 import functools
@@ -29,8 +36,11 @@ import numpy as np
 
 MODES = ('scan', 'unrolled', 'per_step')
 UNROLL = 2            # steps per call in 'unrolled' mode: bounds the program, and so its compile time
-PROBE_STEPS = 4       # steps per call while probing (the real dispatch may be longer: same per-step cost)
-PROBE_SECONDS = 0.5   # each mode is timed for at least this long, after a warm-up call
+PROBE_STEPS = 8       # steps per call while probing (the real dispatch may be longer: same per-step cost)
+PROBE_SECONDS = 0.25  # each round times a mode for at least this long
+PROBE_ROUNDS = 3      # rounds of timing, the modes interleaved in each; a mode's figure is its fastest round
+DEFAULT_MODE = 'scan'
+MARGIN = 0.15         # another mode replaces the default only when its steps are this much faster
 # A run with fewer steps left than this takes scan unmeasured: measuring (three compilations) would
 # cost about as much as such a run, and scan is what wins for short steps.
 MIN_STEPS_TO_MEASURE = 2000
@@ -73,9 +83,12 @@ class Runner:
     return carry, jax.tree.map(lambda *a: jax.numpy.concatenate(a), *parts)
 
 
-def seconds_per_step(run_steps: Callable[[int], Any], num_steps: int, seconds: float = PROBE_SECONDS) -> float:
-  """Times `run_steps(num_steps)` (which returns something to block on) after one warm-up call."""
-  jax.block_until_ready(run_steps(num_steps))
+def seconds_per_step(run_steps: Callable[[int], Any], num_steps: int, seconds: float = PROBE_SECONDS,
+                     warm_up: bool = True) -> float:
+  """Times `run_steps(num_steps)` (which returns something to block on), after one warm-up call unless the
+  caller already made it."""
+  if warm_up:
+    jax.block_until_ready(run_steps(num_steps))
   calls, start = 0, time.perf_counter()
   while True:
     out = run_steps(num_steps)
@@ -94,14 +107,26 @@ def compiled_gflop(compiled) -> float:
   return float((cost or {}).get('flops', float('nan'))) / 1e9
 
 
-def choose(time_mode: Callable[[str], float], modes=MODES) -> tuple[str, dict[str, float]]:
-  """The mode with the fewest seconds per step under `time_mode`, and every mode's figure.
+def choose(time_mode: Callable[[str], float], modes=MODES, default: str = DEFAULT_MODE,
+           rounds: int = PROBE_ROUNDS, margin: float = MARGIN) -> tuple[str, dict[str, float]]:
+  """The mode to dispatch with under `time_mode(mode)` (seconds per step of one timing), and every mode's figure.
+
+  Each mode is timed `rounds` times, the modes interleaved so that a burst of
+  load falls on all of them alike; a mode's figure is its fastest round, the
+  least disturbed one. `default` is kept unless another mode's steps are
+  faster by at least `margin` (0.15: 15% more images/s), so timing noise
+  between modes of about the same speed cannot flip the pick.
 
   In a multi-process run every process must compile the same programs, so
   process 0's choice is the one taken.
   """
-  timings = {mode: float(time_mode(mode)) for mode in modes}
-  best = min(timings, key=timings.get)
+  samples = {mode: [] for mode in modes}
+  for _ in range(rounds):
+    for mode in modes:
+      samples[mode].append(float(time_mode(mode)))
+  timings = {mode: min(values) for mode, values in samples.items()}
+  fastest = min(timings, key=timings.get)
+  best = fastest if timings[default] >= (1 + margin) * timings[fastest] else default
   if jax.process_count() > 1:
     from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
     best = modes[int(multihost_utils.broadcast_one_to_all(np.int32(modes.index(best))))]

@@ -163,7 +163,8 @@ def choose_feed(setup: 'train.Setup', state, workdir: pathlib.Path | None = None
   choice recorded in WORKDIR/dispatch.json is reused when it was measured on
   the same kind of machine, so a resumed run runs the same programs (and
   resumes bit for bit); otherwise each mode runs a few steps on a copy of
-  `state` and the fastest is kept and recorded. A run with fewer than
+  `state` and `dispatch.choose` picks one (the default unless another is
+  clearly faster), which is recorded. A run with fewer than
   `dispatch.MIN_STEPS_TO_MEASURE` steps left (`steps_left`) takes scan unmeasured.
   """
   config = setup.config
@@ -183,21 +184,25 @@ def choose_feed(setup: 'train.Setup', state, workdir: pathlib.Path | None = None
     return make_feed(setup, 'scan'), (f'{steps_left} steps left, too few to be worth measuring the modes '
                                       f'(fewer than {dispatch.MIN_STEPS_TO_MEASURE})')
   probe_steps = min(config.steps_per_dispatch, dispatch.PROBE_STEPS)
-  step, probed = int(jax.device_get(state.step)), {}
+  step, probed, holders = int(jax.device_get(state.step)), {}, {}
 
   def time_mode(mode):
-    probed[mode] = feed = make_feed(setup, mode, like=next(iter(probed.values()), None))
-    holder = {'state': jax.tree.map(lambda a: jnp.array(a, copy=True), state)}
+    first = mode not in probed
+    if first:  # made and compiled once; later rounds go on from the state this mode's steps left
+      probed[mode] = make_feed(setup, mode, like=next(iter(probed.values()), None))
+      holders[mode] = jax.tree.map(lambda a: jnp.array(a, copy=True), state)
+    feed = probed[mode]
 
     def run_steps(n):
-      holder['state'], metrics = feed.run(holder['state'], step, n)
+      holders[mode], metrics = feed.run(holders[mode], step, n)
       return metrics['loss']
 
-    return dispatch.seconds_per_step(run_steps, probe_steps)
+    return dispatch.seconds_per_step(run_steps, probe_steps, warm_up=first)
 
   start = time.perf_counter()
   mode, timings = dispatch.choose(time_mode)
-  measured = (f'{dispatch.describe(timings, config.batch_size)} over {probe_steps}-step calls; '
+  measured = (f'{dispatch.describe(timings, config.batch_size)}, the fastest of {dispatch.PROBE_ROUNDS} rounds of '
+              f'{probe_steps}-step calls; {dispatch.DEFAULT_MODE} unless another is {dispatch.MARGIN:.0%} faster; '
               f'{time.perf_counter() - start:.0f} s to compile and time them')
   if path is not None and jax.process_index() == 0:
     tmp = path.with_suffix('.json.tmp')
@@ -206,4 +211,4 @@ def choose_feed(setup: 'train.Setup', state, workdir: pathlib.Path | None = None
     tmp.replace(path)
   feed = probed[mode]
   feed.reset()
-  return feed, f'the fastest when measured: {measured}'
+  return feed, f'chosen by measurement: {measured}'
