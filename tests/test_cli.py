@@ -51,6 +51,17 @@ def test_bad_input_is_one_clear_line(tmp_path, override, expected):
   assert not workdir.exists(), 'bad input must not leave a workdir behind'
 
 
+def test_a_workdir_that_is_a_file_is_one_line(tmp_path):
+  """The command line's exit code and line; the other unusable workdirs: test_run_faults, in this process."""
+  path = tmp_path / 'FILE'
+  path.write_text('not a run\n')
+  proc = _main(path)
+  assert proc.returncode == 2 and 'Traceback' not in proc.stderr, proc.stderr[-2000:]
+  assert proc.stderr.strip().splitlines() == [
+      f"error: workdir {path} is a file, not a directory; give --workdir a directory (a new one, or a run's)"]
+  assert path.read_text() == 'not a run\n'
+
+
 # The same path for bad values, checked in this process (a command line costs 3 s of imports each): the
 # UserError that the command line prints as its one line, raised before anything is written.
 @pytest.mark.parametrize('overrides,expected', [

@@ -2,23 +2,32 @@
 two processes on one workdir; and what a researcher watches while a run trains (TensorBoard images at
 every validation, counts logged as counts, titles without repetition). SLURM requeue: test_sweeps."""
 
+import functools
 import json
 import os
 import pathlib
 import shutil
+import signal
 import socket
 import struct
 import subprocess
 import sys
+import threading
 import time
 import types
 
+import numpy as np
 import pytest
 from tensorboardX.proto import event_pb2
 
 import vae_jax
+from vae_jax import bitsback
+from vae_jax import cli
 from vae_jax import errors
+from vae_jax import evaluate
 from vae_jax import plots
+from vae_jax import report
+from vae_jax import signals
 from vae_jax import train
 from vae_jax import workdir as workdir_lib
 from vae_jax import writers
@@ -142,6 +151,149 @@ def test_a_second_launch_is_refused_and_a_crash_leaves_no_lock(tmp_path):
     first.communicate()
   lock = workdir_lib.RunLock(workdir).acquire()  # the operating system released it
   lock.release()
+
+
+# ---------------------------------------------------------------- a workdir that cannot be one
+
+
+def _unwritable(path, monkeypatch):
+  """`path` made unwritable: by its mode, and for root (whom modes do not stop) by what access(2) answers."""
+  path.chmod(0o555)
+  if os.geteuid() == 0:
+    real = os.access
+    monkeypatch.setattr(os, 'access', lambda p, mode: real(p, mode) and pathlib.Path(p) != path)
+
+
+@pytest.mark.parametrize('case,expected', [
+    ('file', 'workdir {tmp}/FILE is a file, not a directory; give --workdir a directory'),
+    ('under_a_file', 'workdir {tmp}/FILE/run cannot be created: {tmp}/FILE is a file, not a directory'),
+    ('unwritable_parent', 'workdir {tmp}/locked/run cannot be created: {tmp}/locked is not writable by this user '
+     '(permission denied)'),
+    ('unwritable', 'workdir {tmp}/locked is not writable by this user (permission denied)'),
+])
+def test_a_workdir_that_cannot_be_one_is_one_line_before_anything_is_read(tmp_path, make_config, monkeypatch,
+                                                                         case, expected):
+  (tmp_path / 'FILE').write_text('not a run\n')
+  (tmp_path / 'locked').mkdir()
+  _unwritable(tmp_path / 'locked', monkeypatch)
+  workdir = {'file': tmp_path / 'FILE', 'under_a_file': tmp_path / 'FILE' / 'run',
+             'unwritable_parent': tmp_path / 'locked' / 'run', 'unwritable': tmp_path / 'locked'}[case]
+  monkeypatch.setattr(vae_jax.data, 'load', lambda config: pytest.fail('data read for an unusable workdir'))
+  with pytest.raises(errors.WorkdirError) as raised:
+    train.train_and_evaluate(make_config(), workdir)
+  assert str(raised.value).startswith(expected.format(tmp=tmp_path)) and '\n' not in str(raised.value)
+  assert (tmp_path / 'FILE').read_text() == 'not a run\n' and not list((tmp_path / 'locked').iterdir())
+  (tmp_path / 'locked').chmod(0o755)
+
+
+def test_a_workdir_that_mkdir_refuses_anyway_is_one_line(tmp_path, monkeypatch):
+  """What check_usable cannot foresee (a read-only file system, a race) is said as well."""
+  def refuse(self, *args, **kwargs):
+    raise PermissionError(13, 'Permission denied', str(self))
+  monkeypatch.setattr(pathlib.Path, 'mkdir', refuse)
+  with pytest.raises(errors.WorkdirError, match=r'workdir .*/run cannot be created: Permission denied \('):
+    workdir_lib.RunLock(tmp_path / 'run').acquire()
+
+
+def test_readers_say_a_file_is_not_a_run_directory(tmp_path):
+  path = tmp_path / 'FILE'
+  path.write_text('not a run\n')
+  message = f'{path} is a file, not a vae_jax run directory'
+  for read in (vae_jax.load_run, report.write_report, lambda p: evaluate.evaluate_run(p, 5)):
+    with pytest.raises(errors.RunNotFound) as raised:
+      read(path)
+    assert str(raised.value) == message
+  assert path.read_text() == 'not a run\n'
+
+
+# ---------------------------------------------------------------- signals, for every command
+
+
+def _cli_run(command, monkeypatch, capsys) -> tuple[int, str]:
+  """vae_jax.cli.run(command) in this process: its exit code and its stderr."""
+  monkeypatch.setattr(sys, 'argv', ['vae_jax.some_command'])
+  monkeypatch.setattr(threading, 'excepthook', threading.excepthook)  # cli.run wraps both: put them back after
+  monkeypatch.setattr(sys, 'unraisablehook', sys.unraisablehook)
+  with pytest.raises(SystemExit) as exited:
+    cli.run(command)
+  return exited.value.code, capsys.readouterr().err
+
+
+def test_a_signal_stops_any_command_with_75_and_one_line(monkeypatch, capsys):
+  before = {s: signal.getsignal(s) for s in signals.SIGNALS}
+
+  def anywhere():  # a command with no stop points: stopped where it stands
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(5)
+    pytest.fail('SIGTERM did not stop the command')
+  code, err = _cli_run(anywhere, monkeypatch, capsys)
+  assert code == errors.PREEMPTED_EXIT_CODE == 75
+  assert err.strip().splitlines()[-1] == ('preempted: SIGTERM received: stopped before finishing, no file '
+                                          'half-written; rerun the same command to continue')
+  assert {s: signal.getsignal(s) for s in signals.SIGNALS} == before  # the handlers are put back
+
+  def at_stop_points():  # inside `deferred`, the signal waits for the next stop point
+    with signals.deferred('after this batch'):
+      signals.stop_point('saved nothing yet')
+      os.kill(os.getpid(), signal.SIGINT)
+      time.sleep(0.1)
+      signals.stop_point('saved the first 2 of 3 batches')
+      pytest.fail('the stop point did not stop the command')
+  code, err = _cli_run(at_stop_points, monkeypatch, capsys)
+  assert code == 75 and err.strip().splitlines()[-1] == (
+      'preempted: SIGINT received: saved the first 2 of 3 batches; rerun the same command to continue')
+
+
+_TWO_SIGNALS = """
+import os, signal, sys, time
+from vae_jax import signals
+with signals.preemptible():
+  with signals.StopSignals() if sys.argv[1] == 'training' else signals.deferred('after this batch'):
+    os.kill(os.getpid(), signal.SIGTERM)  # the first: recorded, the command goes on to its stop point
+    time.sleep(0.2)
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(10)
+"""
+
+
+@pytest.mark.parametrize('waiting', ['training', 'deferred'])
+def test_a_second_signal_kills_at_once(waiting):
+  proc = subprocess.run([sys.executable, '-c', _TWO_SIGNALS, waiting], cwd=ROOT, capture_output=True, text=True,
+                        timeout=60, env=dict(os.environ, JAX_PLATFORMS='cpu'))
+  assert proc.returncode == -signal.SIGTERM, proc.stderr[-2000:]  # killed by it, as if no handler
+
+
+def test_a_stopped_command_leaves_no_half_file(finished, tmp_path, monkeypatch):
+  """SIGTERM mid-write (here: the report's second picture, the compressed file): the file under its own name is
+  the previous one or none, and no temporary file is left."""
+  copy = _copy(finished, tmp_path)
+  (copy / 'report').mkdir()
+  (copy / 'report' / 'b.png').write_bytes(b'the previous picture')
+
+  def draw(path, stop):
+    with open(path, 'wb') as f:
+      f.write(b'half a picture')
+      if stop:
+        os.kill(os.getpid(), signal.SIGTERM)
+    return path
+  monkeypatch.setattr(report, 'pictures', lambda *args: [
+      report.Picture(name, name, '', functools.partial(draw, stop=stop)) for name, stop in (('a.png', False),
+                                                                                            ('b.png', True))])
+  with signals.preemptible(), pytest.raises(signals.Interrupted):
+    report.write_report(copy)
+  assert sorted(p.name for p in (copy / 'report').iterdir()) == ['a.png', 'b.png']
+  assert (copy / 'report' / 'b.png').read_bytes() == b'the previous picture'
+
+  real_fsync = os.fsync
+  def fsync_then_signal(fd):
+    real_fsync(fd)
+    os.kill(os.getpid(), signal.SIGTERM)
+  monkeypatch.setattr(os, 'fsync', fsync_then_signal)
+  header = bitsback.Header(config_sha256='', params_sha256='', step=0, image_shape=(1,), dtype='uint8', scale=1,
+                           bucket_bits=8, batch_size=1, backend='cpu')
+  with signals.preemptible(), pytest.raises(signals.Interrupted):
+    bitsback.write_file(tmp_path / 'out.vbb', header, np.arange(5))
+  assert not list(tmp_path.glob('out.vbb*'))
 
 
 def _events(workdir):

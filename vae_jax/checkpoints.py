@@ -151,5 +151,6 @@ def read_config(workdir: epath.PathLike) -> ml_collections.ConfigDict:
   """The run's config.json; errors.RunNotFound when `workdir` holds no run."""
   path = epath.Path(workdir) / CONFIG_FILE
   if not path.exists():
-    raise errors.RunNotFound(f'{workdir} has no {CONFIG_FILE}: not a vae_jax run directory')
+    what = 'is a file, not' if epath.Path(workdir).is_file() else f'has no {CONFIG_FILE}: not'
+    raise errors.RunNotFound(f'{workdir} {what} a vae_jax run directory')
   return config_lib.with_defaults(files.read_json(path, CONFIG_DAMAGED_FIX))

@@ -2,11 +2,13 @@
 chatter filtered out, and bad input reported as one line with no traceback.
 
 Exit codes: 0 done; 2 bad input (flags, config, data, a damaged file, a
-workdir another process holds), nothing written; 74 (errors.DISK_FULL_EXIT_CODE)
-a write failed for lack of disk space, the earlier checkpoints intact, free
-space and rerun to continue; 75 (errors.PREEMPTED_EXIT_CODE) stopped by
-SIGTERM/SIGINT after saving a checkpoint, rerun to continue; 1 anything else
-(a bug: traceback).
+workdir that is not a directory or cannot be created, or that another process
+holds), nothing written; 74 (errors.DISK_FULL_EXIT_CODE) a write failed for
+lack of disk space, the earlier checkpoints intact, free space and rerun to
+continue; 75 (errors.PREEMPTED_EXIT_CODE) stopped by SIGTERM/SIGINT, every
+command (training after saving a checkpoint, evaluate after saving the batch
+it was on, the others where they stood, with no file half-written), rerun the
+same command to continue; 1 anything else (a bug: traceback).
 """
 
 import logging as logging_lib
@@ -21,6 +23,7 @@ from absl import flags
 from absl import logging
 
 from vae_jax import errors
+from vae_jax import signals
 
 
 class _QuietLibraries(logging_lib.Filter):
@@ -68,7 +71,9 @@ def _late_writes_as_one_line(default_hook):
 
 
 def run(command: Callable[..., None], positional: bool = False) -> None:
-  """Parses flags and runs `command()`; a UserError exits 2 after printing `error: <message>`.
+  """Parses flags and runs `command()`; a UserError exits 2 after printing `error: <message>`, SIGTERM or
+  SIGINT exits 75 after `preempted: <message>` (vae_jax.signals: where the command stands, or at its next
+  stop point; a second signal kills at once).
 
   With `positional`, the arguments that are not flags are passed on, `command(args)`.
   """
@@ -80,14 +85,15 @@ def run(command: Callable[..., None], positional: bool = False) -> None:
     threading.excepthook = _thread_disk_full_as_one_line(threading.excepthook)
     sys.unraisablehook = _late_writes_as_one_line(sys.unraisablehook)
     try:
-      if positional:
-        command(argv[1:])
-      else:
-        command()
+      with signals.preemptible():
+        if positional:
+          command(argv[1:])
+        else:
+          command()
     except errors.UserError as e:
       print(f'error: {e}', file=sys.stderr)
       sys.exit(2)
-    except errors.Preempted as e:
+    except (errors.Preempted, signals.Interrupted) as e:
       print(f'preempted: {e}', file=sys.stderr)
       sys.exit(errors.PREEMPTED_EXIT_CODE)
     except errors.DiskFull as e:

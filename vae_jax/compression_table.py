@@ -55,6 +55,7 @@ from vae_jax import cli
 from vae_jax import compress
 from vae_jax import errors
 from vae_jax import run as run_lib
+from vae_jax import workdir as workdir_lib
 
 PACKAGES = {'optipng': 'optipng', 'pbmtojbg': 'jbigkit-bin', 'jbgtopbm': 'jbigkit-bin', 'cwebp': 'webp',
             'dwebp': 'webp', 'cjxl': 'libjxl-tools', 'djxl': 'libjxl-tools'}
@@ -251,9 +252,8 @@ def _read_cache(path: pathlib.Path) -> list[dict] | None:
 def _write_cache(path: pathlib.Path, rows: list[dict]) -> None:
   try:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f'{path.name}.tmp-{os.getpid()}')
-    tmp.write_text(json.dumps({'measured': datetime.datetime.now().isoformat(timespec='seconds'), 'rows': rows}))
-    os.replace(tmp, path)
+    with workdir_lib.replacing(path) as tmp:
+      tmp.write_text(json.dumps({'measured': datetime.datetime.now().isoformat(timespec='seconds'), 'rows': rows}))
   except OSError as e:  # the table is still right; only the next one is slower
     logging.warning('could not cache the codec sizes in %s: %s', path, e)
 
@@ -334,9 +334,8 @@ def _main():
     result['model'] = row
     result['best'].insert(0, row)
   if f.out:
-    with open(f.out + '.tmp', 'w') as fh:
-      json.dump(result, fh, indent=2, default=str)
-    os.replace(f.out + '.tmp', f.out)
+    with workdir_lib.replacing(f.out) as tmp:
+      tmp.write_text(json.dumps(result, indent=2, default=str))
   print('| codec | bits/dim | how | command |\n|---|---|---|---|')
   for row in sorted(result['best'], key=lambda r: r['bits_per_dim']):
     print(f"| {row['codec']} | {row['bits_per_dim']:.4f} | {row['how']} | `{row['command']}` |")

@@ -16,6 +16,7 @@ import numpy as np
 from vae_jax import bitsback
 from vae_jax import cli
 from vae_jax import run as run_lib
+from vae_jax import workdir as workdir_lib
 
 
 def _define_flags() -> None:
@@ -28,9 +29,8 @@ def _define_flags() -> None:
 
 def save_array(path: str, array: np.ndarray) -> None:
   """np.save to a temporary name, then a rename: never a half-written array under `path`."""
-  tmp = f'{path}.tmp-{os.getpid()}.npy'
-  np.save(tmp, array, allow_pickle=False)
-  os.replace(tmp, path)
+  with workdir_lib.replacing(path, suffix='.npy') as tmp:  # np.save would add .npy to a name without it
+    np.save(os.fspath(tmp), array, allow_pickle=False)
 
 
 def _decompress():

@@ -14,7 +14,8 @@ class DataError(UserError):
 
 
 class WorkdirError(UserError):
-  """The workdir holds a run that the config cannot continue."""
+  """The workdir cannot be used: it holds a run that the config cannot continue, is not a directory, or cannot
+  be created or written."""
 
 
 class RunNotFound(WorkdirError, FileNotFoundError):
@@ -25,13 +26,15 @@ class TrainingError(UserError):
   """Training cannot go on (e.g. the loss is no longer finite)."""
 
 
-# The exit code of a run stopped by SIGTERM/SIGINT after saving its checkpoint
-# (EX_TEMPFAIL: "try again"); rerunning the same command continues the run.
+# The exit code of any command stopped by SIGTERM/SIGINT (EX_TEMPFAIL: "try again"): training after saving
+# its checkpoint, evaluate after saving its batch, the others with no file half-written (vae_jax.signals);
+# rerunning the same command continues.
 PREEMPTED_EXIT_CODE = 75
 
 
 class Preempted(Exception):
-  """Training stopped on a signal after saving a checkpoint at the current step."""
+  """A command stopped on a signal at a place it can continue from (training: a checkpoint at the current step;
+  evaluate: the results of the batches done). The message says what was saved."""
 
 
 class DamagedFileError(UserError):

@@ -8,7 +8,9 @@ when latent_dim=2, the test set's latent means, the training curves) and
 report.md, which shows them next to the test numbers of DIR/eval.json, each
 with its unit. Pictures that do not apply to the run (prior samples of an
 autoencoder) are listed with the reason instead. The same is available from
-Python as `write_report(workdir)`.
+Python as `write_report(workdir)`. Every file is written whole or not at all
+(a temporary name, then a rename), so a report stopped by a signal (exit 75)
+leaves the previous files as they were; rerunning writes them all.
 """
 
 import dataclasses
@@ -24,6 +26,7 @@ from vae_jax import cli
 from vae_jax import data
 from vae_jax import plots
 from vae_jax import run as run_lib
+from vae_jax import workdir as workdir_lib
 
 REPORT_DIR = 'report'
 REPORT_FILE = 'report.md'
@@ -188,7 +191,8 @@ def write_report(workdir: epath.PathLike, step: int | None = None, seed: int = 0
   shown, skipped = [], []
   for picture in pictures(run, dataset, results, seed):
     try:
-      picture.draw(out / picture.name)
+      with workdir_lib.replacing(out / picture.name) as tmp:  # a stopped report leaves no half PNG
+        picture.draw(tmp)
     except plots.NotApplicable as e:
       logging.info('skipping %s: %s', picture.name, e)
       skipped.append((picture.name, str(e)))
@@ -208,7 +212,8 @@ def write_report(workdir: epath.PathLike, step: int | None = None, seed: int = 0
   if skipped:
     lines += ['## Not drawn for this run', ''] + [f'- `{name}`: {why}' for name, why in skipped] + ['']
   path = out / REPORT_FILE
-  path.write_text('\n'.join(lines))
+  with workdir_lib.replacing(path) as tmp:
+    tmp.write_text('\n'.join(lines))
   logging.info('wrote %s', path)
   return path
 

@@ -426,7 +426,8 @@ def run_local(s: Sweep, devices: Sequence[str] | None = None, parallel: int = 1,
 
   Finished points are skipped; interrupted ones resume from their checkpoints (vae_jax.main does).
   Each point's output goes to WORKDIR/launch.log and its exit status to WORKDIR/launch.json. A
-  failed point does not stop the others. SIGTERM or Ctrl-C stops every running point first.
+  failed point does not stop the others. SIGTERM or Ctrl-C stops every running point first (each saves a
+  checkpoint), then raises errors.Preempted (exit 75).
   """
   if parallel < 1:
     raise errors.UserError(f'--parallel={parallel} must be >= 1')
@@ -484,8 +485,10 @@ def run_local(s: Sweep, devices: Sequence[str] | None = None, parallel: int = 1,
   except (_Interrupted, KeyboardInterrupt) as e:
     logging.warning('interrupted: stopping %d running point(s); rerun the same command to resume', len(running))
     _stop(running)
-    signum = e.signum if isinstance(e, _Interrupted) else signal.SIGINT
-    raise SystemExit(128 + signum) from None
+    saved = sum(proc.returncode == errors.PREEMPTED_EXIT_CODE for proc, _, _, _ in running.values())
+    raise errors.Preempted(f'{signal.Signals(getattr(e, "signum", signal.SIGINT)).name} received: stopped '
+                           f'{len(running)} running point(s), {saved} of them cleanly (exit 75); rerun the same '
+                           'command to continue') from None
   finally:
     for sig, handler in old_handlers.items():
       signal.signal(sig, handler)

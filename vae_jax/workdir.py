@@ -6,14 +6,18 @@ operating system releases it when the process exits, however it exits, so a
 crashed run never leaves a stale lock, and a second launch on the same
 workdir (a double launch, a requeue while the old task still runs) is
 refused at once with the host and process that hold it. Readers (evaluate,
-report, load_run) never take it. A gs:// workdir has no lock.
+report, load_run) never take it. A gs:// workdir has no lock. A local workdir
+that is a file, lies under a file, or cannot be created or written is refused
+before anything is read (errors.WorkdirError, exit 2).
 
 The workdir is the run: rerunning the same command resumes from it. Only the
 fields that define what its checkpoints are (`RUN_DEFINING`) must match; the
 rest (epochs, learning rate, evaluation, logging, speed) may change on resume.
 """
 
+import contextlib
 import datetime
+import errno
 import fcntl
 import json
 import os
@@ -21,6 +25,7 @@ import pathlib
 import socket
 
 from absl import logging
+from etils import epath
 import jax
 import ml_collections
 
@@ -87,7 +92,7 @@ def prepare(workdir: pathlib.Path, config: ml_collections.ConfigDict, resolved: 
       logging.warning('Moved the run of another config from %s to %s', workdir, aside)
       if lock is not None:
         lock.acquire()
-  workdir.mkdir(parents=True, exist_ok=True)
+  make_dir(workdir)
   if jax.process_index() == 0:
     full = ml_collections.ConfigDict(config.to_dict())
     full.resolved = resolved
@@ -97,18 +102,55 @@ def prepare(workdir: pathlib.Path, config: ml_collections.ConfigDict, resolved: 
 LOCK_FILE = 'run.lock'
 
 
+def check_usable(workdir: pathlib.Path) -> None:
+  """Refuses (errors.WorkdirError) a local workdir that cannot hold a run: an existing file, a path under a
+  file, or one this user cannot create or write. Nothing is created: a refused command leaves no trace."""
+  if '://' in str(workdir):
+    return
+  workdir = pathlib.Path(workdir)
+  if workdir.exists() and not workdir.is_dir():
+    raise errors.WorkdirError(f'workdir {workdir} is a file, not a directory; give --workdir a directory (a new '
+                              "one, or a run's)")
+  if workdir.is_symlink() and not workdir.exists():
+    raise errors.WorkdirError(f'workdir {workdir} is a symbolic link to {os.readlink(workdir)}, which does not '
+                              'exist; create its target, or give another --workdir')
+  ancestor = next(p for p in (workdir.absolute(), *workdir.absolute().parents) if p.exists())
+  if not ancestor.is_dir():
+    raise errors.WorkdirError(f'workdir {workdir} cannot be created: {ancestor} is a file, not a directory; give '
+                              'a --workdir outside it')
+  if not os.access(ancestor, os.W_OK | os.X_OK):
+    where = 'is not writable' if ancestor == workdir.absolute() else f'cannot be created: {ancestor} is not writable'
+    raise errors.WorkdirError(f'workdir {workdir} {where} by this user (permission denied); give a --workdir '
+                              'where you can write')
+
+
+def make_dir(workdir: pathlib.Path) -> None:
+  """mkdir -p, with what check_usable could not foresee (a read-only file system, a race) as a WorkdirError."""
+  try:
+    pathlib.Path(workdir).mkdir(parents=True, exist_ok=True)
+  except OSError as e:
+    if e.errno not in (errno.EEXIST, errno.ENOTDIR, errno.EACCES, errno.EPERM, errno.EROFS):
+      raise  # a full disk is errors.DiskFull, said by train_and_evaluate
+    raise errors.WorkdirError(f'workdir {workdir} cannot be created: {e.strerror} ({e.filename}); give a '
+                              '--workdir where you can write') from None
+
+
 class RunLock:
-  """Holds WORKDIR/run.lock while a run trains (process 0 only); see the module docstring."""
+  """Holds WORKDIR/run.lock while a run trains (process 0 only); see the module docstring.
+
+  Made first thing by train_and_evaluate, it refuses a workdir that cannot hold a run (check_usable) before
+  any data is read or anything is compiled."""
 
   def __init__(self, workdir: pathlib.Path):
     self.workdir = pathlib.Path(workdir)
     self._file = None
+    check_usable(self.workdir)
 
   def acquire(self) -> 'RunLock':
     if jax.process_index() != 0 or '://' in str(self.workdir):
       return self
     self.release()
-    self.workdir.mkdir(parents=True, exist_ok=True)
+    make_dir(self.workdir)
     path = self.workdir / LOCK_FILE
     f = open(path, 'a+', encoding='utf-8')  # pylint: disable=consider-using-with  (held until release)
     try:
@@ -134,8 +176,25 @@ class RunLock:
       self._file = None
 
 
+@contextlib.contextmanager
+def replacing(path: epath.PathLike, suffix: str = ''):
+  """Yields a temporary name beside `path` to write (ending in `suffix`), renamed to `path` when the block ends
+  and removed when it fails (an error, a signal): never half a file under `path`, nor a leftover beside it."""
+  path = epath.Path(path)
+  tmp = path.with_name(f'{path.name}.tmp-{os.getpid()}{suffix}')
+  try:
+    yield tmp
+    tmp.replace(path)
+  except BaseException:
+    try:
+      if tmp.exists():
+        tmp.unlink()
+    except OSError:
+      pass
+    raise
+
+
 def write_json(path: pathlib.Path, contents: dict) -> None:
   """Writes through a temporary file and a rename, so a reader never sees half a file."""
-  tmp = path.with_suffix('.json.tmp')
-  tmp.write_text(json.dumps(contents, indent=2) + '\n')
-  tmp.replace(path)
+  with replacing(path) as tmp:
+    tmp.write_text(json.dumps(contents, indent=2) + '\n')
