@@ -73,6 +73,7 @@ import numpy as np
 
 from vae_jax import errors
 from vae_jax import likelihoods
+from vae_jax import progress
 
 MAGIC = b'VAEJAXBB'
 FORMAT_VERSION = 3
@@ -206,17 +207,23 @@ class Header:
 
 
 def write_file(path: os.PathLike, header: Header, words: np.ndarray) -> int:
-  """Writes the file atomically (a temporary name, then a rename); returns its size in bytes."""
+  """Writes the file atomically (a temporary name, then a rename; the temporary file is removed if the write
+  fails or a signal stops it), so no reader ever takes half a file for a whole one; returns its size in bytes."""
   payload = np.asarray(words, dtype='<u4').tobytes()
   header = dataclasses.replace(header, payload_sha256=hashlib.sha256(payload).hexdigest(), num_words=len(words))
   meta = json.dumps(dataclasses.asdict(header), sort_keys=True).encode()
   blob = MAGIC + struct.pack('<I', len(meta)) + meta + payload
   tmp = f'{os.fspath(path)}.tmp-{os.getpid()}'
-  with open(tmp, 'wb') as f:
-    f.write(blob)
-    f.flush()
-    os.fsync(f.fileno())
-  os.replace(tmp, path)
+  try:
+    with open(tmp, 'wb') as f:
+      f.write(blob)
+      f.flush()
+      os.fsync(f.fileno())
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+    raise
   return len(blob)
 
 
@@ -321,7 +328,7 @@ class Coder:
     """The ANS words that code `symbols` (n, H, W, C) int, the images' values as symbol indices."""
     ans = constriction.stream.stack.AnsCoder(seed_words(self.latent_dim, self.bits))
     uniform = constriction.stream.model.Uniform(2**self.bits)
-    start = 0
+    start, shown = 0, progress.Progress('compressing', len(symbols), 'images')
     for real in chunk_sizes(len(symbols), self.batch_size):
       s = self._pad(symbols[start:start + real])
       x = self._canonical(s)
@@ -339,6 +346,7 @@ class Coder:
         else:  # a uniform bucket index
           ans.encode_reverse(np.ascontiguousarray(index[:real, group].ravel()), uniform)
       start += real
+      shown.update(start)
     return ans.get_compressed()
 
   def _push_images(self, ans, s: np.ndarray, z: np.ndarray, real: int) -> None:
@@ -394,6 +402,7 @@ class Coder:
     sizes = chunk_sizes(n, self.batch_size)
     starts = np.cumsum([0] + sizes[:-1])
     out = np.zeros((n, *self.image_shape), np.int32)
+    shown = progress.Progress('decompressing', n, 'images')
     for start, real in reversed(list(zip(starts, sizes))):
       z = np.zeros((self.batch_size, self.latent_dim), np.float32)
       index = np.zeros((self.batch_size, self.latent_dim), np.int32)
@@ -409,6 +418,7 @@ class Coder:
       for g in reversed(range(len(self.groups))):  # push z_g back with Q, undoing compression's pops
         probs = self._categorical(self._masses(self.params, x, self._partial(z, g), g), real)
         ans.encode_reverse(np.ascontiguousarray(index[:real, self.groups[g]].ravel()), _CATEGORICAL, probs)
+      shown.update(n - start)  # decoded last chunk first: the images from `start` on are done
     if not np.array_equal(ans.get_compressed(), seed_words(self.latent_dim, self.bits)):
       raise CompressedFileError('decoding did not end at the stack compression began with: the file was made '
                                 'with other parameters or is damaged')

@@ -9,13 +9,22 @@ its samples from fold_in(key, i), so the numbers do not depend on the batch
 size, the sample chunk or the number of devices; that is also what lets a long
 evaluation save its per-example results as it goes (`SavedProgress`) and,
 once interrupted, go on from the first example it had not done.
+
+A call evaluates batch_size x sample_chunk rows at once, and its memory grows
+with them (a conv VAE with a 10-component logistic mixture: 1.7 MB a row, so
+17 GB for the default 1,000 x 10). Before its first call an Evaluator reads
+XLA's memory analysis of the compiled call and, if it exceeds the memory
+budget (`memory_budget`), shrinks the batch, and the chunk only if one example
+a device still does not fit. Either way every example gets the same samples:
+a smaller batch changes its results at most in the last bits (XLA may pick
+other kernels for another shape), a smaller chunk adds them up in another order.
 """
 
 import functools
 import io
 import json
 import math
-import time
+import os
 import zipfile
 
 from absl import logging
@@ -28,9 +37,12 @@ from vae_jax import dispatch
 from vae_jax import likelihoods
 from vae_jax import objectives
 from vae_jax import parallel
+from vae_jax import progress as progress_lib
 
 
 ACTIVE_UNIT_THRESHOLD = 0.01
+MEMORY_FRACTION = 0.5  # of a device's memory (the host's on a CPU) that one call may take by default
+MAX_ANALYSES = 4       # compilations spent at most on finding a batch that fits the budget
 
 
 def active_units(means: np.ndarray, threshold: float = ACTIVE_UNIT_THRESHOLD) -> int:
@@ -39,6 +51,32 @@ def active_units(means: np.ndarray, threshold: float = ACTIVE_UNIT_THRESHOLD) ->
   `means`: (examples, latent), the posterior means of the evaluated examples.
   """
   return int(np.sum(np.var(np.asarray(means, np.float64), axis=0) > threshold))
+
+
+def memory_budget(budget_gb: float | None = None) -> tuple[int, str]:
+  """Bytes one evaluation call may take on each device, and where that figure comes from: `budget_gb`
+  (eval.memory_budget_gb) when set, else MEMORY_FRACTION of the device's memory or, on a backend that
+  reports none (the CPU), of the host's, shared by its devices. The fraction leaves room for what else
+  is held (the training state, the dataset, XLA's own estimate being short)."""
+  if budget_gb:
+    return int(budget_gb * 1e9), f'eval.memory_budget_gb={budget_gb:g}'
+  device = parallel.device_memory_bytes()
+  if device:
+    return int(MEMORY_FRACTION * device), f"{MEMORY_FRACTION:.0%} of the device's {_size(device)}"
+  host, devices = os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES'), jax.local_device_count()
+  return (int(MEMORY_FRACTION * host / devices),
+          f"{MEMORY_FRACTION:.0%} of the host's {_size(host)}" + (f' over {devices} devices' if devices > 1 else ''))
+
+
+def compiled_bytes(compiled) -> int:
+  """Bytes one call of a compiled program holds on a device by XLA's memory analysis: arguments, outputs
+  and temporaries (its peak_memory_in_bytes leaves the temporaries out on the CPU)."""
+  m = compiled.memory_analysis()
+  return m.argument_size_in_bytes + m.output_size_in_bytes + m.temp_size_in_bytes - m.alias_size_in_bytes
+
+
+def _size(num_bytes: float) -> str:
+  return f'{num_bytes / 1e9:.1f} GB' if num_bytes >= 1e9 else f'{num_bytes / 1e6:.1f} MB'
 
 
 class SavedProgress:
@@ -85,18 +123,28 @@ class Evaluator:
   """Jit-compiled per-batch evaluation for one model on one mesh."""
 
   def __init__(self, model, batch_size: int, num_samples: int, chunk: int, mesh=None, progress: bool = False,
-               mode: str = 'scan'):
+               mode: str = 'scan', memory_budget_gb: float | None = None):
     """`mode` dispatches the sample chunks of importance sampling (`dispatch.MODES`): all in one
     compiled scan, or from Python in unrolled blocks or one chunk per call. Training passes the
-    mode it measured fastest for the same model, and vae_jax.evaluate the one the run recorded."""
+    mode it measured fastest for the same model, and vae_jax.evaluate the one the run recorded.
+    `memory_budget_gb`: see `memory_budget`; `batch_size` and `chunk` shrink to fit it."""
     self.model = model
     self.mesh = mesh or parallel.make_mesh()
     self.batch_size = batch_size
     # A kind whose posterior is a point mass (vqvae) gets its exact bound from one sample.
-    num_samples = min(num_samples, model.max_importance_samples or num_samples)
-    self.num_samples = num_samples
-    self.chunk = chunk
+    self.num_samples = min(num_samples, model.max_importance_samples or num_samples)
     self.progress = progress
+    self.mode = mode if model.stochastic else 'scan'
+    self.memory_budget_gb = memory_budget_gb
+    self.call_bytes = None  # XLA's estimate of one call's bytes a device, once a call has been sized
+    self._sized_up_to = 0  # the largest batch checked against the budget so far
+    self._build(chunk)
+
+  def _build(self, chunk: int) -> None:
+    """The batch functions for `chunk` samples a chunk: `_scan_fn`, the whole call as one program (the one
+    XLA's memory analysis reads), and `_batch_fn`, the call as `mode` dispatches it."""
+    model, num_samples = self.model, self.num_samples
+    self.chunk = chunk
 
     def stochastic(params, x, labels, indices, key):
       keys = objectives.per_example_keys(key, indices)
@@ -108,9 +156,8 @@ class Evaluator:
       return {'recon': model.apply({'params': params}, x, keys, labels)['log_px_z'], 'mean': means}
 
     replicated = parallel.replicated(self.mesh)
-    self._batch_fn = jax.jit(stochastic if model.stochastic else deterministic, out_shardings=replicated)
-    if model.stochastic and mode != 'scan':
-      self._batch_fn = self._chunked(mode, replicated)
+    self._scan_fn = jax.jit(stochastic if model.stochastic else deterministic, out_shardings=replicated)
+    self._batch_fn = self._scan_fn if self.mode == 'scan' else self._chunked(self.mode, replicated)
 
   def _chunked(self, mode: str, out_sharding):
     """The stochastic batch function with its sample chunks dispatched by a `dispatch.Runner`."""
@@ -140,6 +187,56 @@ class Evaluator:
 
     return batch_fn
 
+  def _rows_per_example(self) -> int:
+    """Rows a call runs at once for each example: a chunk of its samples (the autoencoder: the example)."""
+    return min(self.chunk, self.num_samples) if self.model.stochastic else 1
+
+  def _fit(self, params, batch_size: int, images: np.ndarray, labels: np.ndarray | None, key: jax.Array) -> int:
+    """The batch, at most `batch_size`, whose calls fit the memory budget (shrinking the chunk too where one
+    example a device does not fit); logs the choice in one line.
+
+    A candidate's bytes are XLA's memory analysis of `_scan_fn` compiled for it. In scan mode that is the
+    program the calls run (jit reuses it), so a batch that fits costs no compilation of its own; the other
+    modes pay one (2 s for the MLP). They hold a chunk's rows at once as the scan does, 'unrolled' its
+    `dispatch.UNROLL` chunks a program together (XLA does not share their buffers: twice the bytes, measured).
+    The next candidate assumes bytes = parameters + rows x bytes a row, which charges XLA's fixed temporaries
+    to the rows, so it errs towards a smaller batch."""
+    budget, source = memory_budget(self.memory_budget_gb)
+    devices, sharding = self.mesh.devices.size, parallel.sharded(self.mesh)
+    fixed = sum(leaf.nbytes for leaf in jax.tree.leaves(params))  # replicated: whole on every device
+    at_once = dispatch.UNROLL if self.mode == 'unrolled' else 1
+    spec = lambda shape, dtype: jax.ShapeDtypeStruct(shape, dtype, sharding=sharding)
+    asked, needs = f'{batch_size:,} x {self._rows_per_example()}', []
+    while True:
+      compiled = self._scan_fn.lower(
+          params, spec((batch_size, *images.shape[1:]), images.dtype),
+          None if labels is None else spec((batch_size,), labels.dtype), spec((batch_size,), np.int32), key).compile()
+      need = fixed + (compiled_bytes(compiled) - fixed) * at_once
+      needs.append(need)
+      per_example = self._rows_per_example() * at_once  # rows a device holds at once for each of its examples
+      smallest = batch_size == devices and per_example == at_once
+      if need <= budget or smallest or len(needs) == MAX_ANALYSES:
+        break
+      row_bytes = max(need - fixed, 1) / (batch_size // devices * per_example)
+      fit = int((budget - fixed) / row_bytes)  # rows a device
+      if fit >= per_example:
+        batch_size = min(batch_size - devices, fit // per_example * devices)
+      else:
+        batch_size = devices
+        self._build(max(1, min(self._rows_per_example() - 1, fit // at_once)))
+    self.call_bytes = need
+    rows = self._rows_per_example()
+    shape = f'{batch_size:,} example{"s" if batch_size > 1 else ""}'
+    if self.model.stochastic:
+      shape += f' x {rows} sample{"s" if rows > 1 else ""} = {batch_size * rows:,} rows'
+    line = (f'evaluation calls of {shape}{f" ({at_once} chunks a program)" if at_once > 1 else ""}: '
+            f"{_size(need)} a device by XLA's memory analysis, "
+            f'{"within" if need <= budget else "OVER"} the budget of {_size(budget)} ({source})')
+    if len(needs) > 1:
+      line += f'; shrunk from {asked}, which takes {_size(needs[0])}'
+    (logging.info if need <= budget else logging.warning)('%s', line)
+    return batch_size
+
   def per_example(self, params, images: np.ndarray, key: jax.Array, labels: np.ndarray | None = None,
                   progress: SavedProgress | None = None) -> dict[str, np.ndarray]:
     """Per-example terms (log_px, elbo, recon, kl, kl_per_group, mean; recon and mean for the autoencoder).
@@ -149,12 +246,19 @@ class Evaluator:
     n, num_devices = len(images), self.mesh.devices.size
     batch_size = min(self.batch_size, n)  # no padding a small split up to a large batch
     batch_size = -(-batch_size // num_devices) * num_devices  # ... but to a multiple of the devices
+    if batch_size > self._sized_up_to:  # sized once, for the largest batch asked
+      self._sized_up_to = batch_size
+      fitted = self._fit(params, batch_size, images, labels, key)
+      if fitted < batch_size:
+        self.batch_size = batch_size = fitted
     sharding = parallel.sharded(self.mesh)
-    parts, t0, first = [], time.perf_counter(), 0
+    parts, first = [], 0
     saved = progress.load() if progress is not None else None
     if saved:
       parts, first = [saved], min(len(v) for v in saved.values())
       logging.info('resuming the evaluation from %s: %d of %d examples done', progress.path, first, n)
+    what = f'evaluating with {self.num_samples:,} importance samples' if self.model.stochastic else 'evaluating'
+    shown = progress_lib.Progress(what, n, 'examples', start=first) if self.progress else None
     for start in range(first, n, batch_size):
       x = images[start:start + batch_size]
       real = len(x)
@@ -167,10 +271,8 @@ class Evaluator:
       if progress is not None:
         parts = [{k: np.concatenate([p[k] for p in parts]) for k in parts[-1]}]
         progress.save(parts[0])
-      if self.progress:
-        done, elapsed = start + real, time.perf_counter() - t0
-        logging.info('evaluated %d/%d examples (k=%d) in %.0fs, ETA %.0fs', done, n, self.num_samples, elapsed,
-                     elapsed * (n - done) / (done - first))
+      if shown:
+        shown.update(start + real)
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
   def gflop(self, params, example: np.ndarray, num_examples: int) -> float:

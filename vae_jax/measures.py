@@ -37,22 +37,26 @@ import numpy as np
 
 from vae_jax import classifier
 from vae_jax import data
+from vae_jax import progress
 
 KNN_NEIGHBOURS = 5
 FEATURES = 'penultimate layer (128 ReLU units) of the vae_jax classifier trained on the dataset'
 
 
-def _batched(fn, arrays, batch_size: int = 1000) -> np.ndarray:
-  """fn over the arrays in batches (the last one shorter), outputs concatenated."""
-  n = len(arrays[0])
-  return np.concatenate([np.asarray(fn(*(None if a is None else jnp.asarray(a[i:i + batch_size]) for a in arrays)))
-                         for i in range(0, n, batch_size)])
+def _batched(fn, arrays, what: str, batch_size: int = 1000) -> np.ndarray:
+  """fn over the arrays in batches (the last one shorter), outputs concatenated, with progress lines as `what`."""
+  n, parts = len(arrays[0]), []
+  shown = progress.Progress(what, n, 'images')
+  for i in range(0, n, batch_size):
+    parts.append(np.asarray(fn(*(None if a is None else jnp.asarray(a[i:i + batch_size]) for a in arrays))))
+    shown.update(min(i + batch_size, n))
+  return np.concatenate(parts)
 
 
-def encodings(model, params, images: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
+def encodings(model, params, images: np.ndarray, labels: np.ndarray | None, what: str = 'encoding') -> np.ndarray:
   """`encode`'s representation of every image: (n, latent_dim)."""
   encode = jax.jit(lambda x, y: model.apply({'params': params}, x, y, method=model.encode)[0])
-  return _batched(encode, (images, labels))
+  return _batched(encode, (images, labels), what)
 
 
 # scikit-learn is imported where it is used: it takes a second and a half to import, which every command
@@ -74,10 +78,14 @@ def representation_measures(model, params, dataset, config) -> dict:
   if train.labels is None or test.labels is None:
     return {}
   train_images = _binarized_like_test(train.images, config, 2)
-  train_z = encodings(model, params, train_images, train.labels)
-  test_z = encodings(model, params, test.images, test.labels)
-  return {'probe_accuracy': probe_accuracy(train_z, train.labels, test_z, test.labels),
-          'knn_accuracy': knn_accuracy(train_z, train.labels, test_z, test.labels),
+  train_z = encodings(model, params, train_images, train.labels, 'encoding the training split')
+  test_z = encodings(model, params, test.images, test.labels, 'encoding the test split')
+  fitted_on = f'{len(train_z):,} training encodings of {train_z.shape[-1]} dimensions'
+  with progress.stage(f'fitting the linear probe to {fitted_on}'):
+    probe = probe_accuracy(train_z, train.labels, test_z, test.labels)
+  with progress.stage(f'{KNN_NEIGHBOURS}-nearest-neighbour labels of {len(test_z):,} test encodings among {fitted_on}'):
+    knn = knn_accuracy(train_z, train.labels, test_z, test.labels)
+  return {'probe_accuracy': probe, 'knn_accuracy': knn,
           'representation': 'posterior means (encode)' if model.stochastic else 'codes (encode)'}
 
 
@@ -110,11 +118,12 @@ def conditional_sample_accuracy(model, params, key: jax.Array, trained_classifie
   """
   sample = jax.jit(functools.partial(model.apply, method=model.sample), static_argnums=(2, 3))
   labels = np.repeat(np.arange(model.num_classes, dtype=np.int32), per_class)
-  hits = 0
+  hits, shown = 0, progress.Progress('drawing and classifying class-conditional samples', len(labels), 'images')
   for i, start in enumerate(range(0, len(labels), batch_size)):
     y = labels[start:start + batch_size]
     drawn = sample({'params': params}, jax.random.fold_in(key, i), len(y), 1.0, jnp.asarray(y))
     hits += int(np.sum(trained_classifier.predict(np.asarray(type(model.likelihood).mean(drawn))) == y))
+    shown.update(start + len(y))
   return hits / len(labels)
 
 
@@ -132,8 +141,11 @@ def _prior_draws(model, params, key: jax.Array, n: int, batch_size: int = 1000) 
     k_z, k_x = jax.random.split(k)
     return type(model.likelihood).sample(k_x, model.apply({'params': params}, k_z, m, method=model.sample))
   fn = jax.jit(draw, static_argnums=1)
-  return np.concatenate([np.asarray(fn(jax.random.fold_in(key, i), min(batch_size, n - start)))
-                         for i, start in enumerate(range(0, n, batch_size))])
+  parts, shown = [], progress.Progress('drawing from the prior', n, 'images')
+  for i, start in enumerate(range(0, n, batch_size)):
+    parts.append(np.asarray(fn(jax.random.fold_in(key, i), min(batch_size, n - start))))
+    shown.update(start + len(parts[-1]))
+  return np.concatenate(parts)
 
 
 def _reconstruction_draws(model, params, key: jax.Array, images, labels) -> np.ndarray:
@@ -146,7 +158,8 @@ def _reconstruction_draws(model, params, key: jax.Array, images, labels) -> np.n
     out = model.apply({'params': params}, x, per_example(k_z), y, method=model.reconstruct)
     one = lambda k, p: sample(k, jax.tree.map(lambda a: a[None], p))[0]
     return jax.vmap(one)(per_example(k_x), out)
-  return _batched(jax.jit(draw), (images, labels, np.arange(len(images), dtype=np.int32)))
+  return _batched(jax.jit(draw), (images, labels, np.arange(len(images), dtype=np.int32)),
+                  'drawing reconstructions of the test split')
 
 
 def sample_measures(model, params, key: jax.Array, config, dataset) -> dict:
@@ -154,7 +167,7 @@ def sample_measures(model, params, key: jax.Array, config, dataset) -> dict:
   if dataset.name not in data.NUM_CLASSES:
     return {}
   trained = classifier.load_or_train(dataset.name)
-  out = {'classifier_test_accuracy': trained.test_accuracy}
+  out = trained.describe()  # which classifier: its name, hash, source and accuracy
   if model.conditional:
     out.update(conditional_sample_accuracy=conditional_sample_accuracy(model, params, key, trained,
                                                                        config.eval.samples_per_class),
@@ -162,20 +175,18 @@ def sample_measures(model, params, key: jax.Array, config, dataset) -> dict:
   if not model.stochastic:
     return out
   test = dataset.test
-  test_features = trained.features(test.images)
   n = len(test.images)
   k_samples, k_recon = jax.random.split(jax.random.fold_in(key, 2**31 - 1))  # apart from the batches' fold_ins
   pick = np.random.default_rng(config.eval.binarization_seed).choice(len(dataset.train.images),
                                                                      size=min(n, len(dataset.train.images)),
                                                                      replace=False)
-  train_images = _binarized_like_test(dataset.train.images[np.sort(pick)], config, 3)
-  out.update(
-      sample_frechet_distance=frechet_distance(trained.features(_prior_draws(model, params, k_samples, n)),
-                                               test_features),
-      reconstruction_frechet_distance=frechet_distance(
-          trained.features(_reconstruction_draws(model, params, k_recon, test.images, test.labels)), test_features),
-      train_frechet_distance=frechet_distance(trained.features(train_images), test_features),
-      frechet_features=FEATURES, frechet_samples=n)
+  sets = {'sample': _prior_draws(model, params, k_samples, n),
+          'reconstruction': _reconstruction_draws(model, params, k_recon, test.images, test.labels),
+          'train': _binarized_like_test(dataset.train.images[np.sort(pick)], config, 3), 'test': test.images}
+  with progress.stage(f'classifier features of {n:,} prior draws, reconstructions, training and test images each'):
+    features = {name: trained.features(images) for name, images in sets.items()}
+  out.update({f'{name}_frechet_distance': frechet_distance(features[name], features['test'])
+              for name in ('sample', 'reconstruction', 'train')}, frechet_features=FEATURES, frechet_samples=n)
   return out
 
 

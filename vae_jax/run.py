@@ -137,7 +137,8 @@ class Run:
     binarize_key, sample_key = jax.random.split(key)
     x = np.asarray(self._binarize(x, binarize_key))
     evaluator = evaluation.Evaluator(self.model, min(batch_size, len(x)), num_samples,
-                                     self.config.eval.sample_chunk)
+                                     self.config.eval.sample_chunk,
+                                     memory_budget_gb=self.config.eval.memory_budget_gb)
     labels = self._labels(labels, len(x))
     return evaluator.per_example(self.params, x, sample_key, None if labels is None else np.asarray(labels))['log_px']
 
