@@ -4,17 +4,22 @@ checkpoint and split, and fails with one clear line on bad input."""
 import json
 import os
 import pathlib
+import re
+import signal
 import subprocess
 import sys
+import time
 
 import jax
 import numpy as np
 import pytest
 
+from vae_jax import config_lib
 from vae_jax import data
 from vae_jax import errors
 from vae_jax import evaluate
 from vae_jax import evaluation
+from vae_jax import parallel
 from vae_jax import train
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -114,10 +119,12 @@ def test_saved_progress_of_another_evaluation_or_damaged_is_not_resumed(tmp_path
   assert not list(tmp_path.glob('*.tmp'))
 
 
-def _cli(*args):
+def _cli(*args, background=False):
   env = dict(os.environ, JAX_PLATFORMS='cpu')
-  return subprocess.run([sys.executable, '-m', 'vae_jax.evaluate', *args], cwd=ROOT, env=env,
-                        capture_output=True, text=True, timeout=300)
+  command = [sys.executable, '-m', 'vae_jax.evaluate', *args]
+  if background:
+    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
 
 
 def test_cli_writes_eval_json(run):
@@ -128,7 +135,39 @@ def test_cli_writes_eval_json(run):
   assert printed['num_importance_samples'] == 20 and printed['step'] == 80
   assert printed['parameters'] == 'final'  # no EMA in this run: as the training's own eval.json says
   assert (workdir / 'eval_step80.json').exists()
-  assert 'evaluated 300/300 examples' in proc.stderr
+  assert 'evaluating with 20 importance samples: 300/300 examples' in proc.stderr  # the progress line
+  assert 'evaluation calls of 100 examples x 4 samples = 400 rows' in proc.stderr  # the memory check's
+
+
+def test_cli_stopped_by_sigterm_exits_75_and_the_rerun_gives_the_same_nll(run):
+  """SIGTERM once the first of 15 batches is saved: the evaluation stops after the batch it is on, exit 75, one
+  line; the rerun goes on from there to exactly the figures of an evaluation never stopped."""
+  workdir, _ = run
+  whole = evaluate.evaluate_run(workdir, 2000, step=60, batch_size=20, with_measures=False)  # ~0.1 s a batch
+  eval_file, progress = workdir / 'eval_step60.json', workdir / 'eval_step60.json.progress.npz'
+  eval_file.unlink()
+  flags = [f'--workdir={workdir}', '--num_importance_samples=2000', '--step=60', '--batch_size=20', '--nomeasures']
+  proc = _cli(*flags, background=True)
+  deadline = time.monotonic() + 120
+  while not progress.exists():
+    assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1][-2000:]
+    time.sleep(0.01)
+  proc.send_signal(signal.SIGTERM)
+  _, stderr = proc.communicate(timeout=60)
+  assert proc.returncode == errors.PREEMPTED_EXIT_CODE, stderr[-2000:]
+  last = stderr.strip().splitlines()[-1]
+  done = re.fullmatch(rf'preempted: SIGTERM received: saved the results of the first (\d+) examples in '
+                      rf'{progress}; rerun the same command to continue', last)
+  assert done and 20 <= int(done.group(1)) < 300 and progress.exists() and not eval_file.exists(), last
+  assert 'Traceback' not in stderr
+
+  proc = _cli(*flags)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert f': {done.group(1)} of 300 examples done' in proc.stderr  # resumed, not started again
+  printed = json.loads(proc.stdout)
+  for key in ('nll_nats', 'nll_stderr_nats', 'elbo_nats', 'kl_nats', 'active_units'):
+    assert printed[key] == whole[key], key
+  assert json.loads(eval_file.read_text())['nll_nats'] == whole['nll_nats'] and not progress.exists()
 
 
 @pytest.mark.parametrize('args,expected', [
@@ -164,3 +203,33 @@ def test_flop_count_charges_work_done_once_a_batch_once(make_config):
   counted = evaluation.Evaluator(setup.model, 20, 8, 4, setup.mesh).gflop(params, x[0], 20)
   assert counted == pytest.approx(2 * call_gflop(20), rel=0.05)  # two chunks of 4 samples
   assert 2 * 20 * call_gflop(1) > 1.5 * counted
+
+
+def test_a_short_runs_ema_is_judged_near_its_final_parameters(tmp_path):
+  """92 steps at optim.ema_decay=0.999: a fixed decay would leave 0.999^92 = 91% of the initialization in the
+  EMA (an ELBO hundreds of nats off); the ramped decay averages the last few steps instead."""
+  from conftest import tiny_config  # pylint: disable=g-import-not-at-top
+  config = tiny_config(**{'optim.ema_decay': 0.999})
+  ema = train.train_and_evaluate(config, tmp_path)
+  final = evaluate.evaluate_run(tmp_path, config.eval.num_importance_samples, parameters='final', with_measures=False)
+  assert ema['parameters'] == 'ema' and final['parameters'] == 'final'
+  assert ema['elbo_nats'] != final['elbo_nats']  # two different sets of parameters ...
+  assert abs(ema['elbo_nats'] - final['elbo_nats']) < 3.0, (ema['elbo_nats'], final['elbo_nats'])  # ... near each other
+  assert abs(ema['nll_nats'] - final['nll_nats']) < 3.0
+
+
+@pytest.mark.parametrize('value', [-1.0, float('nan'), float('inf')])
+def test_a_bad_memory_budget_is_a_one_line_config_error(make_config, value):
+  with pytest.raises(errors.ConfigError, match=r'^eval\.memory_budget_gb=\S+ must be a number of GB >= 0') as e:
+    config_lib.validate(make_config(**{'eval.memory_budget_gb': value}))
+  assert '\n' not in str(e.value)
+
+
+@pytest.mark.parametrize('value', [0.0, None, 2.5])
+def test_a_memory_budget_is_set_or_read_off_the_machine(make_config, value):
+  config_lib.validate(make_config(**{'eval.memory_budget_gb': value}))
+  budget, source = evaluation.memory_budget(value)
+  if value:
+    assert budget == 2.5e9 and source == 'eval.memory_budget_gb=2.5'
+  else:  # half of the device's memory; the CPU reports none: half of the host's
+    assert budget > 0 and ('of the device' if parallel.device_memory_bytes() else 'of the host') in source

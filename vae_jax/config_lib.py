@@ -16,6 +16,7 @@ from ml_collections import config_dict
 from vae_jax import errors
 from vae_jax import likelihoods
 from vae_jax import models
+from vae_jax import writers
 from vae_jax.models import flows
 from vae_jax.models import priors
 
@@ -34,6 +35,7 @@ DATASETS = ('mnist', 'fashion_mnist', 'cifar10', 'digits')
 PLACEMENTS = ('auto', 'device', 'host')
 DISPATCH = ('auto', 'scan', 'unrolled', 'per_step')
 DTYPES = ('float32', 'bfloat16')
+WANDB_MODES = ('offline', 'online')
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -100,6 +102,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.eval.batch_size = 1000         # examples per evaluation batch
   c.eval.num_importance_samples = 100  # final test NLL estimate
   c.eval.sample_chunk = 10           # importance samples per example evaluated at once (batch_size * sample_chunk rows)
+  c.eval.memory_budget_gb = 0.0      # GB one evaluation call may take on each device; 0 or None: half of the
+                                     # device's memory (the host's on a CPU). Batch, then chunk, shrink to fit
   c.eval.binarization_seed = 0       # validation/test images are binarized once, with this seed
   c.eval.num_images = 64             # images in samples.png / reconstructions.png
   c.eval.samples_per_class = 1000    # conditional kinds: samples of each class the classifier labels
@@ -114,6 +118,19 @@ def base_config() -> ml_collections.ConfigDict:
   c.log_every_steps = 200
   c.checkpoint_every_steps = 2000
   c.keep_checkpoints = 3
+
+  c.writers = ('tensorboard',)       # where scalars and images go besides metrics.jsonl (always written):
+                                     # tensorboard | wandb | mlflow (vae_jax/writers.py), any of them; on the
+                                     # command line --config.writers=tensorboard,wandb
+  c.tracking = ml_collections.ConfigDict()  # the wandb and mlflow writers; a resumed run continues their runs
+  c.tracking.run_name = config_dict.placeholder(str)  # the run's name in W&B and MLflow; unset: the workdir's name
+  c.tracking.wandb_project = 'vae_jax'
+  c.tracking.wandb_entity = config_dict.placeholder(str)  # W&B user or team; unset: your default entity
+  c.tracking.wandb_mode = config_dict.placeholder(str)    # offline | online; unset: $WANDB_MODE, else offline
+                                                           # (WORKDIR/wandb/offline-run-*, to upload: wandb sync)
+  c.tracking.mlflow_tracking_uri = config_dict.placeholder(str)  # unset: $MLFLOW_TRACKING_URI, else the
+                                                                  # SQLite store sqlite:///WORKDIR/mlflow.db
+  c.tracking.mlflow_experiment = 'vae_jax'
   return c
 
 
@@ -247,6 +264,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
   _require(config.eval.num_importance_samples >= 1,
            f'eval.num_importance_samples={config.eval.num_importance_samples} must be >= 1')
   _require(config.eval.sample_chunk >= 1, f'eval.sample_chunk={config.eval.sample_chunk} must be >= 1')
+  budget = config.eval.memory_budget_gb
+  _require(budget is None or 0 <= budget < float('inf'),
+           f'eval.memory_budget_gb={budget} must be a number of GB >= 0 (0 or None: half of the device\'s memory)')
   _require(config.eval.num_images >= 1, f'eval.num_images={config.eval.num_images} must be >= 1')
   _require(config.skip_threshold > 0, f'skip_threshold={config.skip_threshold} must be > 0')
   _require(config.max_consecutive_skips >= 1,
@@ -265,3 +285,18 @@ def validate(config: ml_collections.ConfigDict) -> None:
              f'the importance-weighted bound (model.kind={config.model.kind}, model.num_importance_samples='
              f'{config.model.num_importance_samples}); set model.free_bits=0 or train on the ELBO')
   models.check_config(config)
+  _check_writers(config)
+
+
+def _check_writers(config: ml_collections.ConfigDict) -> None:
+  """Known writers, each once, whose libraries are installed (W&B and MLflow are optional)."""
+  names = writers.writer_names(config.writers)
+  for name in names:
+    _one_of('writers', name, tuple(writers.WRITERS))
+    _require(names.count(name) == 1, f'writers names {name} twice; name each writer once')
+    writer = writers.WRITERS[name]
+    missing = [m for m in writer.libraries if importlib.util.find_spec(m) is None]
+    _require(not missing, f'writers: {name} needs {", ".join(missing)}, which is not installed; '
+             f"pip install {writer.pip} (or pip install -e '.[trackers]')")
+  if config.tracking.wandb_mode is not None:
+    _one_of('tracking.wandb_mode', config.tracking.wandb_mode, WANDB_MODES)

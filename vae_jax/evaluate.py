@@ -17,14 +17,16 @@ images, for a quick figure from a model too slow to evaluate whole (a
 convolutional HVAE on a CPU): each image's samples are drawn from its index,
 so these are exactly the first N of the whole split's per-image results.
 --parameters=final evaluates a run's own parameters instead of their EMA
-(eval_final*.json): after a short run the EMA still holds much of the
-initialization.
+(eval_final*.json).
 
 A long evaluation (5,000 samples of a hierarchical model take an hour on a
 CPU) saves its per-example results after every batch in
 DIR/eval.json.progress.npz (beside the file it will write); if it is stopped,
 the same command goes on from the first example not done, with the same
 numbers, and the progress file is deleted once the eval file is written.
+SIGTERM or SIGINT (a preemption) stops it after the batch it is on, once its
+results are saved, with exit 75 and `preempted: ...; rerun the same command to
+continue` (a second signal stops it at once).
 """
 
 import json
@@ -45,6 +47,7 @@ from vae_jax import feeds
 from vae_jax import measures
 from vae_jax import models
 from vae_jax import parallel
+from vae_jax import signals
 from vae_jax import train
 from vae_jax import workdir as workdir_lib
 
@@ -53,6 +56,16 @@ def output_name(split: str, step: int | None, num_examples: int | None = None, p
   return ('eval' + ('' if split == 'test' else f'_{split}')
           + ('' if num_examples is None else f'_first{num_examples}') + ('' if parameters is None else f'_{parameters}')
           + ('' if step is None else f'_step{step}') + '.json')
+
+
+class _StopAfterSaving(evaluation.SavedProgress):
+  """Saved progress that is also where a SIGTERM/SIGINT stops the evaluation (signals.stop_point): right after
+  a batch's results are saved, so the rerun goes on from the next batch and nothing is computed twice."""
+
+  def save(self, terms) -> None:
+    super().save(terms)
+    done = min(len(v) for v in terms.values())
+    signals.stop_point(f'saved the results of the first {done} examples in {self.path}')
 
 
 def evaluate_run(workdir: epath.PathLike, num_importance_samples: int, split: str = 'test',
@@ -97,25 +110,28 @@ def evaluate_run(workdir: epath.PathLike, num_importance_samples: int, split: st
   model = models.make(config, dataset.image_shape)
   params = parallel.replicate(params, mesh)
   evaluator = evaluation.Evaluator(model, batch_size or config.eval.batch_size, num_importance_samples,
-                                   config.eval.sample_chunk, mesh, progress=True, mode=dispatch_mode)
+                                   config.eval.sample_chunk, mesh, progress=True, mode=dispatch_mode,
+                                   memory_budget_gb=config.eval.memory_budget_gb)
   logging.info('Evaluating %s at step %d on %d %s images with %d importance samples on %d device(s), '
                'chunks dispatched as %s', workdir, loaded_step, len(images), split, num_importance_samples,
                jax.device_count(), dispatch_mode)
   path = workdir / output_name(split, step, num_examples, parameters)
   # What the per-example results depend on: an interrupted evaluation with the same resumes.
-  progress = evaluation.SavedProgress(
+  progress = _StopAfterSaving(
       path.with_name(path.name + '.progress.npz'),
       {'step': loaded_step, 'split': split, 'num_examples': len(images), 'seed': config.seed,
        'num_importance_samples': evaluator.num_samples, 'parameters': used})
   t0 = time.perf_counter()
-  results = evaluator.evaluate(params, images, train.eval_key(config.seed, split), config.model.likelihood, labels,
-                               progress)
+  with signals.deferred('after this batch, its results saved'):
+    results = evaluator.evaluate(params, images, train.eval_key(config.seed, split), config.model.likelihood,
+                                 labels, progress)
   seconds = time.perf_counter() - t0
   binarization = config.data.binarize
   if binarization != 'none':
     binarization += f' ({split} binarized once, seed {config.eval.binarization_seed})'
   results = dict(results, split=split, step=loaded_step, binarization=binarization,
                  parameters=used,  # what restore_params gave, as train says
+                 dispatch=dispatch_mode,
                  eval_seconds=round(seconds, 2),
                  **(measures.all_measures(model, params, train.measures_key(config.seed), config, dataset)
                     if (config.eval.measures if with_measures is None else with_measures) else {}))

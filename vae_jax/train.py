@@ -38,6 +38,7 @@ from vae_jax import objectives
 from vae_jax import optimizer
 from vae_jax import parallel
 from vae_jax import plots
+from vae_jax import progress
 from vae_jax import signals
 from vae_jax import step as step_lib
 from vae_jax import workdir as workdir_lib
@@ -150,11 +151,6 @@ def make_setup(config: ml_collections.ConfigDict, dataset: data.Dataset, mesh=No
   first = plans[0]
   return Setup(config, dataset, model, mesh, first.tx, first.schedule, first.train_step, steps_per_epoch, start,
                jax.random.key(config.seed), tuple(plans))
-
-
-def _format_duration(seconds: float) -> str:
-  seconds = int(max(seconds, 0))
-  return f'{seconds // 3600}h{seconds % 3600 // 60:02d}m' if seconds >= 3600 else f'{seconds // 60}m{seconds % 60:02d}s'
 
 
 def _mean_metrics(buffer: list[dict]) -> dict[str, float]:
@@ -294,12 +290,13 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: pathlib.Path
       logging.warning('%s', e)
 
   writers.truncate_metrics(workdir, start)
-  writer = cleanup.enter_context(writers.MetricWriter(workdir))
+  writer = cleanup.enter_context(writers.MetricWriter(workdir, config))
   feed, why = feeds.choose_feed(setup.for_stage(stage), state, workdir, total_steps - start)
   logging.info('Training set on the %s; %d steps per dispatch, dispatched as %s (%s)', feed.placement,
                config.steps_per_dispatch, feed.mode, why)
   stage_feeds = {stage: feed}
-  val_evaluator = evaluation.Evaluator(setup.model, config.eval.batch_size, 1, 1, setup.mesh)
+  val_evaluator = evaluation.Evaluator(setup.model, config.eval.batch_size, 1, 1, setup.mesh,
+                                       memory_budget_gb=config.eval.memory_budget_gb)
   images = _Images(setup.model, dataset, config, setup.key(_IMAGES))
 
   step, buffer = start, []
@@ -349,7 +346,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: pathlib.Path
           summary += f' | skipped {means["skipped_steps"]} steps ({total_skips} in all)'
         logging.info('step %d/%d (epoch %.1f) | %s | %.1f steps/s, %.0f images/s | ETA %s', step, total_steps,
                      step / spe, summary, steps_per_sec, steps_per_sec * config.batch_size,
-                     _format_duration((total_steps - step) / steps_per_sec))
+                     progress.format_duration((total_steps - step) / steps_per_sec))
 
       if (_crossed(before, step, eval_every) or step == total_steps) and len(dataset.validation.images):
         eval_start = time.perf_counter()
@@ -381,7 +378,8 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: pathlib.Path
                config.eval.num_importance_samples)
   t0 = time.perf_counter()
   test_evaluator = evaluation.Evaluator(setup.model, config.eval.batch_size, config.eval.num_importance_samples,
-                                        config.eval.sample_chunk, setup.mesh, mode=feed.mode)
+                                        config.eval.sample_chunk, setup.mesh, progress=True, mode=feed.mode,
+                                        memory_budget_gb=config.eval.memory_budget_gb)
   results = test_evaluator.evaluate(optimizer.eval_params(state), dataset.test.images,
                                     eval_key(config.seed, 'test'), config.model.likelihood, dataset.test.labels)
   binarization = config.data.binarize
@@ -389,6 +387,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: pathlib.Path
     binarization += f' (test binarized once, seed {config.eval.binarization_seed})'
   results = dict(results, split='test', step=step, binarization=binarization,
                  parameters='ema' if state.ema_params is not None else 'final',
+                 dispatch=feed.mode,  # the programs that trained and evaluated: their rounding is in the figures
                  eval_seconds=round(time.perf_counter() - t0, 2),  # the ELBO and NLL, as vae_jax.evaluate times them
                  **(measures.all_measures(setup.model, optimizer.eval_params(state), measures_key(config.seed), config,
                                            dataset) if config.eval.measures else {}))
