@@ -51,6 +51,7 @@ import numpy as np
 from PIL import Image
 
 from vae_jax import bitsback
+from vae_jax import cache as cache_lib
 from vae_jax import cli
 from vae_jax import compress
 from vae_jax import errors
@@ -221,11 +222,6 @@ def _tool_version(name: str) -> str:
   return out.splitlines()[0] if out else ''
 
 
-def cache_dir() -> pathlib.Path:
-  """$VAE_JAX_CACHE/codecs, by default ~/.cache/vae_jax/codecs."""
-  return pathlib.Path(os.environ.get('VAE_JAX_CACHE') or pathlib.Path.home() / '.cache' / 'vae_jax') / 'codecs'
-
-
 def _cache_key(pixels: np.ndarray, binary: bool, tools: tuple[str, ...]) -> str:
   digest = hashlib.sha256(f'v{CACHE_VERSION} {pixels.shape} {binary}'.encode())
   digest.update(np.ascontiguousarray(pixels).tobytes())
@@ -266,15 +262,17 @@ def measure(images: np.ndarray, workers: int = 2, cache: bool = True) -> dict:
   tools = ('optipng',) + (('pbmtojbg', 'jbgtopbm') if binary else ('cwebp', 'dwebp', 'cjxl', 'djxl'))
   for tool in tools:
     _tool(tool)  # every tool present before any work starts
-  path = cache_dir() / f'{_cache_key(pixels, binary, tools)}.json'
-  rows = _read_cache(path) if cache else None
+  folder = cache_lib.directory('codecs')  # $VAE_JAX_CACHE/codecs; None (warned once) when it cannot be used
+  path = folder / f'{_cache_key(pixels, binary, tools)}.json' if folder is not None else None
+  rows = _read_cache(path) if cache and path is not None else None
   if rows is None:
     rows = general_purpose_sizes(pixels, binary)
     with tempfile.TemporaryDirectory() as tmp:
       for codec in codecs:
         logging.info('%s on %d images', codec[0], len(pixels))
         rows += _image_codec_sizes(pixels, binary, codec, tmp, workers)
-    _write_cache(path, rows)
+    if path is not None:
+      _write_cache(path, rows)
   dims = pixels.size
   for row in rows:
     row['bits_per_dim'] = 8 * row['bytes'] / dims
