@@ -206,6 +206,15 @@ def test_readers_say_a_file_is_not_a_run_directory(tmp_path):
   assert path.read_text() == 'not a run\n'
 
 
+def test_evaluate_refuses_a_run_directory_it_cannot_write_before_evaluating(finished, tmp_path, monkeypatch):
+  run = tmp_path / 'run'
+  shutil.copytree(finished, run)
+  _unwritable(run, monkeypatch)
+  with pytest.raises(errors.WorkdirError, match=f'workdir {run} is not writable by this user, and evaluate'):
+    evaluate.evaluate_run(run, 5)
+  run.chmod(0o755)
+
+
 # ---------------------------------------------------------------- signals, for every command
 
 

@@ -30,6 +30,7 @@ continue` (a second signal stops it at once).
 """
 
 import json
+import os
 import time
 
 from absl import flags
@@ -92,6 +93,9 @@ def evaluate_run(workdir: epath.PathLike, num_importance_samples: int, split: st
   if parameters not in (None, 'ema', 'final'):
     raise errors.ConfigError(f'--parameters={parameters} is not allowed; use ema or final')
   config = checkpoints.read_config(workdir)
+  if '://' not in str(workdir) and not os.access(workdir, os.W_OK):  # found now, not after the first batch
+    raise errors.WorkdirError(f'workdir {workdir} is not writable by this user, and evaluate writes its eval file '
+                              'and its saved progress there; make it writable, or evaluate a copy of the run')
   if parameters == 'ema' and not config.optim.ema_decay:
     raise errors.ConfigError('--parameters=ema: this run keeps no EMA (optim.ema_decay=0); use final')
   used = parameters or ('ema' if config.optim.ema_decay else 'final')
