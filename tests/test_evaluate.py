@@ -36,6 +36,8 @@ def test_same_samples_reproduce_training_eval(run):
   for key in ('elbo_nats', 'nll_nats', 'recon_nats', 'kl_nats', 'bits_per_dim', 'active_units'):
     assert again[key] == pytest.approx(results[key], rel=1e-5), key
   assert json.loads((workdir / 'eval.json').read_text())['num_importance_samples'] == results['num_importance_samples']
+  # eval.json names the dispatch mode that made the figures (the tiny config fixes scan; training's, reused)
+  assert results['dispatch'] == again['dispatch'] == 'scan'
 
 
 def test_more_samples_tighten_the_bound(run):
