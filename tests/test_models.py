@@ -27,7 +27,25 @@ CASES = [
     ('hvae-conv-iaf', {'model.kind': 'hvae', 'model.encoder': 'conv', 'model.groups_per_stage': (1, 1),
                        'model.activation': 'gelu', 'model.posterior_flow': 'iaf', 'model.flow_hidden_size': 8},
      (8, 8, 1)),
+    ('cvae-class-prior', {'model.kind': 'cvae', 'model.prior': 'class_gaussian'}, (8, 8, 1)),
+    ('vqvae', {'model.kind': 'vqvae', 'model.encoder': 'conv', 'model.codebook_size': 6}, (8, 8, 1)),
 ]
+
+
+def test_every_registered_kind_is_a_kind_with_a_case():
+  """The interface as code: every kind in the registry subclasses models.Kind, gives the members Kind leaves
+  open, keeps its class attributes in range, and has a case above, so the shape test runs over it too."""
+  covered = {overrides.get('model.kind', 'vae') for _, overrides, _ in CASES}
+  assert set(models.MODELS) <= covered, sorted(set(models.MODELS) - covered)
+  for name, cls in models.MODELS.items():
+    assert issubclass(cls, models.Kind), name
+    for member in ('build', 'infer', 'terms', 'encode', 'decode', 'sample', 'reconstruct'):
+      assert getattr(cls, member) is not getattr(models.Kind, member), f'{name} does not give {member}'
+    if cls.updates_state:
+      assert cls.update_state is not models.Kind.update_state, f'{name} updates state but gives no update_state'
+    assert isinstance(cls.stochastic, bool) and isinstance(cls.conditional, bool), name
+    assert cls.objective in ('elbo', 'iwae'), name
+    assert cls.max_importance_samples is None or cls.max_importance_samples >= 1, name
 
 
 @pytest.mark.parametrize('name,overrides,image_shape', CASES, ids=[c[0] for c in CASES])
@@ -44,20 +62,29 @@ def test_interface_shapes(make_config, name, overrides, image_shape):
   keys = jax.random.split(jax.random.key(2), n)
   lik = type(model.likelihood)
 
+  labels = jnp.arange(n, dtype=jnp.int32) % 10  # every kind takes them; an unconditional one ignores them
+
   @jax.jit  # every member in one program: one compilation instead of one per eager op
   def everything(v):
-    mean, log_var = model.apply(v, x, method=model.encode)
+    mean, log_var = model.apply(v, x, labels, method=model.encode)
     out = {'mean': mean, 'log_var': log_var,
-           'decoded': lik.mean(model.apply(v, mean, method=model.decode)),
-           'terms': model.apply(v, x, model.apply(v, x, method=model.infer), keys, method=model.terms),
-           'recon': lik.mean(model.apply(v, x, keys, method=model.reconstruct))}
+           'decoded': lik.mean(model.apply(v, mean, labels, method=model.decode)),
+           'terms': model.apply(v, x, model.apply(v, x, labels, method=model.infer), keys, method=model.terms),
+           # example j's draws come from keys[j] alone: the first example on its own gives the same terms
+           'first_alone': model.apply(v, x[:1], keys[:1], labels[:1]),
+           'recon': lik.mean(model.apply(v, x, keys, labels, method=model.reconstruct))}
     if model.stochastic:
       out['drawn'] = lik.mean(model.apply(v, jax.random.key(3), 4, 0.5, method=model.sample))
     return out
 
   out = everything(v)
+  for key in ('log_px_z', 'kl', 'log_ratio'):
+    if key in out['terms']:
+      np.testing.assert_allclose(out['first_alone'][key], out['terms'][key][:1], rtol=1e-5, atol=1e-5)
+  assert all(leaf.dtype == jnp.float32 for leaf in jax.tree.leaves(out))
   chex.assert_shape(out['mean'], (n, latent))
-  assert (out['log_var'] is None) == (not model.stochastic)
+  point_mass = not model.stochastic or model.max_importance_samples == 1  # ae, vqvae: (code, None)
+  assert (out['log_var'] is None) == point_mass
   chex.assert_shape([out['decoded'], out['recon']], (n, *image_shape))
   chex.assert_shape(out['terms']['log_px_z'], (n,))
   chex.assert_shape(out['terms']['kl'], (n, len(model.group_sizes)))

@@ -40,8 +40,8 @@ from vae_jax import likelihoods
 from vae_jax.models import blocks
 from vae_jax.models import flows
 from vae_jax.models import gaussian
+from vae_jax.models import kind
 from vae_jax.models import priors
-from vae_jax.models import stages as stages_lib
 
 
 def _flat(a: jax.Array) -> jax.Array:
@@ -206,19 +206,12 @@ FAMILIES: dict[str, Callable] = {
 }
 
 
-class HVAE(nn.Module):
-  """The interface is in `vae_jax.models`; the model in this module's docstring."""
+class HVAE(kind.Kind):
+  """The interface is `vae_jax.models.kind.Kind`; the model is in this module's docstring."""
   net: nn.Module
   likelihood: nn.Module
   prior: nn.Module = priors.StandardNormal()
   flows: Sequence[nn.Module] = ()  # one posterior flow per group, or none
-
-  stochastic = True
-  conditional = False
-  objective = 'elbo'
-  max_importance_samples = None  # no cap: more samples tighten the estimate
-  updates_state = False
-  stages = classmethod(lambda cls, config: stages_lib.single(config))
 
   @classmethod
   def check_config(cls, config) -> None:
@@ -369,9 +362,6 @@ class HVAE(nn.Module):
   def reconstruct(self, x: jax.Array, keys: jax.Array, labels: jax.Array | None = None):
     _, params = self._walk(x.shape[0], self._posterior_pick(keys), self.infer(x, labels))
     return params
-
-  def __call__(self, x: jax.Array, keys: jax.Array, labels: jax.Array | None = None) -> dict[str, jax.Array]:
-    return self.terms(x, self.infer(x, labels), keys)
 
   @property
   def coding_obstacle(self) -> str | None:

@@ -15,8 +15,8 @@ from vae_jax import likelihoods
 from vae_jax.models import blocks
 from vae_jax.models import flows
 from vae_jax.models import gaussian
+from vae_jax.models import kind
 from vae_jax.models import priors
-from vae_jax.models import stages as stages_lib
 
 
 def build_parts(config, image_shape: Sequence[int], encoder_outputs: int):
@@ -33,8 +33,8 @@ def build_parts(config, image_shape: Sequence[int], encoder_outputs: int):
   return encoder, decoder, likelihood
 
 
-class VAE(nn.Module):
-  """Gaussian encoder (+ optional flow), prior `prior`, decoder p(x|z). The interface is in `vae_jax.models`.
+class VAE(kind.Kind):
+  """Gaussian encoder (+ optional flow), prior `prior`, decoder p(x|z). The interface is `models.kind.Kind`.
 
   The conditioning hook `condition(labels)` gives None here, so labels are
   ignored; a conditional kind (`cvae`) returns a one-hot vector that the
@@ -46,13 +46,6 @@ class VAE(nn.Module):
   latent_dim: int
   prior: nn.Module = priors.StandardNormal()
   flow: nn.Module | None = None
-
-  stochastic = True
-  conditional = False
-  objective = 'elbo'
-  max_importance_samples = None  # no cap: more samples tighten the estimate
-  updates_state = False
-  stages = classmethod(lambda cls, config: stages_lib.single(config))
 
   @classmethod
   def check_config(cls, config) -> None:
@@ -145,9 +138,6 @@ class VAE(nn.Module):
     ctx = self.infer(x, labels)
     z, _, _, _ = self._posterior_sample(ctx, keys)
     return self._decode(z, ctx['cond'])
-
-  def __call__(self, x: jax.Array, keys: jax.Array, labels: jax.Array | None = None) -> dict[str, jax.Array]:
-    return self.terms(x, self.infer(x, labels), keys)
 
   @property
   def coding_obstacle(self) -> str | None:

@@ -34,6 +34,7 @@ import jax.numpy as jnp
 from vae_jax import errors
 from vae_jax import likelihoods
 from vae_jax.models import blocks
+from vae_jax.models import kind
 from vae_jax.models import pixelcnn
 from vae_jax.models import priors
 from vae_jax.models import stages as stages_lib
@@ -80,8 +81,8 @@ class Quantizer(nn.Module):
     return {'codebook': jnp.where(dead[:, None], restart, codebook), 'count': jnp.where(dead, 1.0, count)}
 
 
-class VQVAE(nn.Module):
-  """The interface is in `vae_jax.models`; the model in this module's docstring."""
+class VQVAE(kind.Kind):
+  """The interface is `vae_jax.models.kind.Kind`; the model is in this module's docstring."""
   encoder: nn.Module
   decoder: nn.Module
   likelihood: nn.Module
@@ -92,9 +93,6 @@ class VQVAE(nn.Module):
   ema_decay: float = 0.99
   dead_code_threshold: float = 0.01
 
-  stochastic = True
-  conditional = False
-  objective = 'elbo'
   max_importance_samples = 1  # q(c|x) is a point mass: one sample gives the bound exactly
   updates_state = True
   coding_obstacle = ('q(c|x) is a point mass, so there are no bits to get back; coding the codes directly under '
@@ -206,5 +204,3 @@ class VQVAE(nn.Module):
     del keys
     return self._decode_grid(self.infer(x, labels)['z_q'])
 
-  def __call__(self, x: jax.Array, keys: jax.Array, labels: jax.Array | None = None) -> dict[str, jax.Array]:
-    return self.terms(x, self.infer(x, labels), keys)
