@@ -8,7 +8,7 @@ q(z|x, y), p(x|z, y), and p(z|y) a learned Gaussian per class
 fixed N(0, I)). The ELBO and NLL are those of log p(x|y). eval.json adds
 conditional_sample_accuracy: the share of 10,000 class-conditional samples
 (1,000 per class) that the project's Fashion-MNIST classifier
-(vae_jax/classifier.py, trained once and cached) gives their class.
+(vae_jax/evaluation/classifier.py, trained once and cached) gives their class.
 Measured (2026-11-30, 2 CPU cores, 30 epochs): test NLL of log p(x|y)
 231.56 +- 0.77 nats (k=100), ELBO -233.30 nats, conditional_sample_accuracy
 0.867 with a classifier of test accuracy 0.914; with p(z|y) = N(0, I):

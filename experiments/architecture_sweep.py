@@ -10,7 +10,7 @@ Bernoulli and Gaussian NLLs are densities of different data (binary pixels,
 grey values in [0, 1]): compare them within a likelihood, not across.
 """
 
-from vae_jax import sweeps
+from vae_jax.experiments import sweeps
 
 BASE_CONFIG = 'configs/fashion_mnist.py'
 

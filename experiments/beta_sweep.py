@@ -9,7 +9,7 @@ on a GPU). Expect KL to fall and reconstruction to worsen as β grows, and the
 NLL to be best near β = 1, where the training loss is the ELBO.
 """
 
-from vae_jax import sweeps
+from vae_jax.experiments import sweeps
 
 BASE_CONFIG = 'configs/fashion_mnist.py'
 

@@ -10,7 +10,7 @@ NLL improving and the number of active units growing with k. A step costs about
 k/2 times a VAE step on a CPU: k = 50 is hours there, minutes on a GPU.
 """
 
-from vae_jax import sweeps
+from vae_jax.experiments import sweeps
 
 BASE_CONFIG = 'configs/fashion_mnist.py'
 

@@ -7,7 +7,7 @@
 importance samples. Used by tests/test_sweeps.py; the numbers mean little.
 """
 
-from vae_jax import sweeps
+from vae_jax.experiments import sweeps
 
 BASE_CONFIG = 'configs/digits.py'
 

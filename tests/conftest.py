@@ -14,7 +14,7 @@ import pytest
 _CACHE_DIR = None
 if 'JAX_COMPILATION_CACHE_DIR' not in os.environ:
   _CACHE_DIR = os.environ['JAX_COMPILATION_CACHE_DIR'] = tempfile.mkdtemp(prefix='vae_jax_tests_xla_cache_')
-# The classifiers the tests train (vae_jax.classifier) are cached for the session only, never in ~/.cache.
+# The classifiers the tests train (vae_jax.evaluation.classifier) are cached for the session only, never in ~/.cache.
 _CLASSIFIER_CACHE = None
 if 'VAE_JAX_CACHE' not in os.environ:
   _CLASSIFIER_CACHE = os.environ['VAE_JAX_CACHE'] = tempfile.mkdtemp(prefix='vae_jax_tests_cache_')
@@ -81,7 +81,7 @@ def make_config():
 def tiny_vae_run(tmp_path_factory):
   """The tiny config trained once for the session: (workdir, final eval results). Tests only read it
   and add their own eval files."""
-  from vae_jax import train  # pylint: disable=g-import-not-at-top
+  from vae_jax.training import train  # pylint: disable=g-import-not-at-top
   workdir = tmp_path_factory.mktemp('tiny_vae_run')
   return workdir, train.train_and_evaluate(tiny_config(**{'eval.measures': True}), workdir)
 

@@ -7,7 +7,7 @@ import pytest
 
 from conftest import tiny_config
 from vae_jax import models
-from vae_jax import pytorch_baseline
+from vae_jax.training import pytorch_baseline
 
 
 @pytest.mark.parametrize('overrides', [

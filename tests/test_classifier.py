@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from vae_jax import classifier
+from vae_jax.evaluation import classifier
 from vae_jax import data
 from vae_jax import errors
 

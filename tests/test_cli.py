@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from vae_jax import errors
-from vae_jax import train
+from vae_jax.training import train
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 

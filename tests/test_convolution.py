@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from vae_jax import convolution
+from vae_jax.models import convolution
 
 # (height, width, kernel, stride, in channels, out channels): odd and even sizes, kernels smaller than,
 # equal to and larger than the stride, channels growing and shrinking (im2col and col2im paths).

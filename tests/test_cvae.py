@@ -10,9 +10,9 @@ import pytest
 import vae_jax
 from vae_jax import data
 from vae_jax import models
-from vae_jax import objectives
+from vae_jax.training import objectives
 from vae_jax import report
-from vae_jax import train
+from vae_jax.training import train
 from vae_jax.models import gaussian
 from vae_jax.models import priors
 

@@ -10,11 +10,11 @@ import pytest
 from conftest import tiny_config
 from vae_jax import config_lib
 from vae_jax import data
-from vae_jax import dispatch
+from vae_jax.training import dispatch
 from vae_jax import errors
 from vae_jax import evaluation
-from vae_jax import feeds
-from vae_jax import train
+from vae_jax.training import feeds
+from vae_jax.training import train
 
 
 @pytest.fixture(scope='module')

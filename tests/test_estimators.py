@@ -15,7 +15,7 @@ import pytest
 from scipy import stats
 
 from vae_jax import evaluation
-from vae_jax import objectives
+from vae_jax.training import objectives
 from vae_jax.models import gaussian
 
 D, L, S = 6, 3, 0.5

@@ -19,8 +19,8 @@ from vae_jax import data
 from vae_jax import errors
 from vae_jax import evaluate
 from vae_jax import evaluation
-from vae_jax import parallel
-from vae_jax import train
+from vae_jax.training import parallel
+from vae_jax.training import train
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 

@@ -10,11 +10,11 @@ import orbax.checkpoint as ocp
 import pytest
 
 import vae_jax
-from vae_jax import checkpoints
+from vae_jax.runs import checkpoints
 from vae_jax import data
 from vae_jax import report
-from vae_jax import train
-from vae_jax import writers
+from vae_jax.training import train
+from vae_jax.runs import writers
 
 KINDS = {
     'vae': {},

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from vae_jax import likelihoods
+from vae_jax.models import likelihoods
 
 
 def test_bernoulli_log_prob_matches_scipy():

@@ -6,8 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from vae_jax import classifier
-from vae_jax import measures
+from vae_jax.evaluation import classifier
+from vae_jax.evaluation import measures
 
 
 def test_probe_and_knn_read_separable_classes():

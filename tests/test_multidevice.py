@@ -15,8 +15,8 @@ import jax
 import numpy as np
 import pytest
 
-from vae_jax import checkpoints
-from vae_jax import writers
+from vae_jax.runs import checkpoints
+from vae_jax.runs import writers
 
 TESTS = pathlib.Path(__file__).resolve().parent
 
@@ -30,7 +30,7 @@ if int(num_processes) > 1:
   jax.distributed.initialize(f'127.0.0.1:{port}', int(num_processes), int(process_id))
 assert jax.device_count() == int(num_devices) * int(num_processes), jax.devices()
 from conftest import tiny_config
-from vae_jax import train
+from vae_jax.training import train
 train.train_and_evaluate(tiny_config(**json.loads(overrides)), workdir)
 """
 
@@ -125,7 +125,8 @@ import numpy as np
 cases, num_devices = sys.argv[1:]
 assert jax.device_count() == int(num_devices), jax.devices()
 from conftest import tiny_config
-from vae_jax import data, evaluation, feeds, optimizer, train
+from vae_jax import data, evaluation
+from vae_jax.training import feeds, optimizer, train
 out = {}
 for name, overrides in json.loads(cases).items():
   config = tiny_config(**overrides)

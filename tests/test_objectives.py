@@ -10,7 +10,7 @@ import numpy as np
 from scipy import stats
 
 from vae_jax import models
-from vae_jax import objectives
+from vae_jax.training import objectives
 from vae_jax.models import gaussian
 
 

@@ -1,4 +1,4 @@
-"""The standard pictures of vae_jax.plots on tiny digits runs: each figure shows
+"""The standard pictures of vae_jax.viz.plots on tiny digits runs: each figure shows
 what its title says (checked on the pixels it draws), saves a PNG, and pictures
 that do not apply to a run raise NotApplicable. Also: load_run takes str,
 pathlib and epath workdirs alike."""
@@ -14,11 +14,11 @@ import pytest
 from sklearn import decomposition
 
 import vae_jax
-from vae_jax import checkpoints
+from vae_jax.runs import checkpoints
 from vae_jax import data
-from vae_jax import plots
-from vae_jax import train
-from vae_jax import writers
+from vae_jax.viz import plots
+from vae_jax.training import train
+from vae_jax.runs import writers
 
 
 @pytest.fixture(scope='module')

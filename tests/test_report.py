@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from vae_jax import report
-from vae_jax import train
+from vae_jax.training import train
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / 'experiments' / 'explore_run.ipynb'

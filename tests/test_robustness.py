@@ -18,11 +18,11 @@ import numpy as np
 import pytest
 
 import vae_jax
-from vae_jax import checkpoints
+from vae_jax.runs import checkpoints
 from vae_jax import errors
-from vae_jax import objectives
-from vae_jax import train
-from vae_jax import writers
+from vae_jax.training import objectives
+from vae_jax.training import train
+from vae_jax.runs import writers
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 

@@ -21,16 +21,16 @@ import pytest
 from tensorboardX.proto import event_pb2
 
 import vae_jax
-from vae_jax import bitsback
+from vae_jax.coding import bitsback
 from vae_jax import cli
 from vae_jax import errors
 from vae_jax import evaluate
-from vae_jax import plots
+from vae_jax.viz import plots
 from vae_jax import report
-from vae_jax import signals
-from vae_jax import train
-from vae_jax import workdir as workdir_lib
-from vae_jax import writers
+from vae_jax.runs import signals
+from vae_jax.training import train
+from vae_jax.runs import workdir as workdir_lib
+from vae_jax.runs import writers
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 _DIGITS = ['--config=configs/digits.py', '--config.steps_per_dispatch=10', '--config.dispatch=scan',
@@ -255,7 +255,7 @@ def test_a_signal_stops_any_command_with_75_and_one_line(monkeypatch, capsys):
 
 _TWO_SIGNALS = """
 import os, signal, sys, time
-from vae_jax import signals
+from vae_jax.runs import signals
 with signals.preemptible():
   with signals.StopSignals() if sys.argv[1] == 'training' else signals.deferred('after this batch'):
     os.kill(os.getpid(), signal.SIGTERM)  # the first: recorded, the command goes on to its stop point

@@ -19,7 +19,7 @@ import pytest
 from vae_jax import config_lib
 from vae_jax import errors
 from vae_jax import sweep_report
-from vae_jax import sweeps
+from vae_jax.experiments import sweeps
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SMOKE = ROOT / 'experiments' / 'smoke_sweep.py'

@@ -13,8 +13,8 @@ import vae_jax
 from vae_jax import data
 from vae_jax import models
 from vae_jax import report
-from vae_jax import train
-from vae_jax import writers
+from vae_jax.training import train
+from vae_jax.runs import writers
 from vae_jax.models import pixelcnn
 from vae_jax.models import vqvae
 from test_kinds import _saved_tree  # pylint: disable=g-bad-import-order

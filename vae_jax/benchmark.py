@@ -32,12 +32,12 @@ import numpy as np
 from vae_jax import cli
 from vae_jax import config_lib
 from vae_jax import data
-from vae_jax import dispatch
+from vae_jax.training import dispatch
 from vae_jax import errors
-from vae_jax import feeds
-from vae_jax import objectives
-from vae_jax import pytorch_baseline
-from vae_jax import train
+from vae_jax.training import feeds
+from vae_jax.training import objectives
+from vae_jax.training import pytorch_baseline
+from vae_jax.training import train
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Path to a config file in configs/; default: the '
                                           'MLP and the conv Fashion-MNIST configs.', lock_config=True)
@@ -169,7 +169,7 @@ def benchmark_config(config, seconds: float, peak: float, torch: bool = True) ->
 
 def conv_layer_times(config, image_shape, seconds: float = 2.0) -> list[tuple[str, float, float]]:
   """(layer, ms with lax's convolution, ms as matmuls) for one forward and backward pass of each conv layer."""
-  from vae_jax import convolution  # pylint: disable=g-import-not-at-top
+  from vae_jax.models import convolution  # pylint: disable=g-import-not-at-top
   height, width, channels = image_shape
   sizes, b = [int(c) for c in config.model.hidden_sizes], config.batch_size
   layers, c_in = [], channels

@@ -1,4 +1,4 @@
-"""Compresses images losslessly with a trained run, by bits-back coding (`vae_jax.bitsback`):
+"""Compresses images losslessly with a trained run, by bits-back coding (`vae_jax.coding.bitsback`):
 
   python -m vae_jax.compress --workdir=RUN --split=test --out=FILE
   python -m vae_jax.compress --workdir=RUN --images=ARRAY.npy --out=FILE
@@ -17,11 +17,11 @@ from absl import flags
 from absl import logging
 import numpy as np
 
-from vae_jax import bitsback
+from vae_jax.coding import bitsback
 from vae_jax import cli
 from vae_jax import data
 from vae_jax import errors
-from vae_jax import run as run_lib
+from vae_jax.runs import run as run_lib
 
 
 def _define_flags() -> None:

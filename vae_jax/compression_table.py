@@ -4,7 +4,7 @@
   python -m vae_jax.compression_table --images=ARRAY.npy            (the codecs alone)
 
 With --workdir, the images are compressed and decompressed with the run
-(`vae_jax.bitsback`, checked exact), and its row gives the file's bits/dim,
+(`vae_jax.coding.bitsback`, checked exact), and its row gives the file's bits/dim,
 its distance from the run's test -ELBO (eval.json) and the speed each way.
 
 Binary images (every value 0 or 1): gzip, bzip2 and xz on the whole array
@@ -50,13 +50,13 @@ from absl import logging
 import numpy as np
 from PIL import Image
 
-from vae_jax import bitsback
-from vae_jax import cache as cache_lib
+from vae_jax.coding import bitsback
+from vae_jax.runs import cache as cache_lib
 from vae_jax import cli
 from vae_jax import compress
 from vae_jax import errors
-from vae_jax import run as run_lib
-from vae_jax import workdir as workdir_lib
+from vae_jax.runs import run as run_lib
+from vae_jax.runs import workdir as workdir_lib
 
 PACKAGES = {'optipng': 'optipng', 'pbmtojbg': 'jbigkit-bin', 'jbgtopbm': 'jbigkit-bin', 'cwebp': 'webp',
             'dwebp': 'webp', 'cjxl': 'libjxl-tools', 'djxl': 'libjxl-tools'}

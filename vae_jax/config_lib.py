@@ -14,9 +14,9 @@ import ml_collections
 from ml_collections import config_dict
 
 from vae_jax import errors
-from vae_jax import likelihoods
+from vae_jax.models import likelihoods
 from vae_jax import models
-from vae_jax import writers
+from vae_jax.runs import writers
 from vae_jax.models import flows
 from vae_jax.models import priors
 
@@ -107,12 +107,12 @@ def base_config() -> ml_collections.ConfigDict:
   c.eval.binarization_seed = 0       # validation/test images are binarized once, with this seed
   c.eval.num_images = 64             # images in samples.png / reconstructions.png
   c.eval.samples_per_class = 1000    # conditional kinds: samples of each class the classifier labels
-  c.eval.measures = True             # probe/kNN accuracy and Frechet distances (vae_jax/measures.py) at the end
+  c.eval.measures = True             # probe/kNN accuracy and Frechet distances (vae_jax/evaluation/measures.py) at the end
 
   c.steps_per_dispatch = 100         # train steps between returns to Python; logging and
                                      # checkpoints happen between them
   c.dispatch = 'auto'                # auto | scan | unrolled | per_step: how those steps are compiled and
-                                     # called (vae_jax/dispatch.py); auto times each at the start of a run
+                                     # called (vae_jax/training/dispatch.py); auto times each at the start of a run
   c.skip_threshold = 1e5             # a step whose gradient norm is above this (or not finite) is skipped
   c.max_consecutive_skips = 20       # ... and this many skipped in a row stop the run
   c.log_every_steps = 200
@@ -120,7 +120,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.keep_checkpoints = 3
 
   c.writers = ('tensorboard',)       # where scalars and images go besides metrics.jsonl (always written):
-                                     # tensorboard | wandb | mlflow (vae_jax/writers.py), any of them; on the
+                                     # tensorboard | wandb | mlflow (vae_jax/runs/writers.py), any of them; on the
                                      # command line --config.writers=tensorboard,wandb
   c.tracking = ml_collections.ConfigDict()  # the wandb and mlflow writers; a resumed run continues their runs
   c.tracking.run_name = config_dict.placeholder(str)  # the run's name in W&B and MLflow; unset: the workdir's name

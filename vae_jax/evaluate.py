@@ -38,19 +38,19 @@ from absl import logging
 from etils import epath
 import jax
 
-from vae_jax import checkpoints
+from vae_jax.runs import checkpoints
 from vae_jax import cli
 from vae_jax import data
-from vae_jax import dispatch
+from vae_jax.training import dispatch
 from vae_jax import errors
 from vae_jax import evaluation
-from vae_jax import feeds
-from vae_jax import measures
+from vae_jax.training import feeds
+from vae_jax.evaluation import measures
 from vae_jax import models
-from vae_jax import parallel
-from vae_jax import signals
-from vae_jax import train
-from vae_jax import workdir as workdir_lib
+from vae_jax.training import parallel
+from vae_jax.runs import signals
+from vae_jax.training import train
+from vae_jax.runs import workdir as workdir_lib
 
 
 def output_name(split: str, step: int | None, num_examples: int | None = None, parameters: str | None = None) -> str:

@@ -10,7 +10,7 @@ import jax
 from ml_collections import config_flags
 
 from vae_jax import cli
-from vae_jax import train
+from vae_jax.training import train
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Path to a config file in configs/.', lock_config=True)
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Directory of the run: checkpoints, metrics, images, eval.json.')

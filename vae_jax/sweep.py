@@ -21,7 +21,7 @@ from absl import logging
 
 from vae_jax import cli
 from vae_jax import errors
-from vae_jax import sweeps
+from vae_jax.experiments import sweeps
 
 _ROOT = flags.DEFINE_string('root', 'runs', 'Sweeps go to ROOT/SWEEP/POINT, SWEEP the sweep file\'s name.')
 _DEVICES = flags.DEFINE_list('devices', None, 'Accelerator ids to spread the points over, e.g. 0,1,2,3.')

@@ -5,7 +5,7 @@ the contract, its class attributes the defaults) in its own module here, plus
 one line in `MODELS`. Training, evaluation, `load_run`, the plots, the
 report, sweeps and the notebook use only that interface, so adding a kind
 touches nothing outside this package. Priors (`priors`), posterior flows
-(`flows`) and likelihoods (`vae_jax.likelihoods`) are parts that kinds
+(`flows`) and likelihoods (`vae_jax.models.likelihoods`) are parts that kinds
 combine; `blocks` holds the networks they share.
 
 Adding a kind: write `models/<kind>.py` with a `Kind` subclass (subclass `VAE`

@@ -12,7 +12,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from vae_jax import convolution
+from vae_jax.models import convolution
 
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     'relu': nn.relu, 'tanh': nn.tanh, 'gelu': nn.gelu, 'elu': nn.elu, 'swish': nn.swish,

@@ -16,7 +16,7 @@ Class attributes
   conditional  True for a kind conditioned on the class label y (`cvae`): its
                ELBO and likelihood are those of log p(x|y), and it has
                `num_classes`.
-  objective    'elbo' or 'iwae': the training bound (`vae_jax.objectives`); the
+  objective    'elbo' or 'iwae': the training bound (`vae_jax.training.objectives`); the
                IWAE bound is also used whenever model.num_importance_samples > 1.
   max_importance_samples
                None, or the most importance samples worth drawing: 1 for a
@@ -79,7 +79,7 @@ ignores them, and the trainer and the evaluation always pass them.)
   update_state(x, labels, key) -> a partial tree of parameters, only where
       `updates_state`: their new values after a step on the batch x.
 
-Bits-back coding (`vae_jax.bitsback`), for kinds whose posterior groups are diagonal Gaussians
+Bits-back coding (`vae_jax.coding.bitsback`), for kinds whose posterior groups are diagonal Gaussians
   coding_obstacle  None when the kind can be coded, else one line saying why not
                (a flow posterior, a label to carry, a point mass, a
                continuous likelihood); every kind has it.

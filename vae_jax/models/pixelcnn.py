@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import flax.linen as nn
 import numpy as np
 
-from vae_jax import convolution
+from vae_jax.models import convolution
 
 
 def causal_mask(size: int, include_center: bool) -> np.ndarray:

@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 
 from vae_jax import errors
-from vae_jax import likelihoods
+from vae_jax.models import likelihoods
 from vae_jax.models import blocks
 from vae_jax.models import kind
 from vae_jax.models import pixelcnn

@@ -72,7 +72,7 @@ from jax.scipy import special
 import numpy as np
 
 from vae_jax import errors
-from vae_jax import likelihoods
+from vae_jax.models import likelihoods
 from vae_jax import progress
 
 MAGIC = b'VAEJAXBB'
@@ -469,7 +469,7 @@ def _coder(run, bucket_bits: int, batch_size: int) -> Coder:
 
 def compress_run(run, images: np.ndarray, out: os.PathLike, bucket_bits: int = DEFAULT_BUCKET_BITS,
                  batch_size: int = DEFAULT_BATCH_SIZE) -> dict:
-  """Compresses `images` with a loaded run (`vae_jax.run.load_run`) into the file `out`; returns its figures."""
+  """Compresses `images` with a loaded run (`vae_jax.runs.run.load_run`) into the file `out`; returns its figures."""
   coder = _coder(run, bucket_bits, batch_size)
   symbols, scale = to_symbols(coder.head, images, run.image_shape)
   words, seconds = timed(coder.compress, symbols)

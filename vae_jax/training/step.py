@@ -6,8 +6,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from vae_jax import objectives
-from vae_jax import optimizer
+from vae_jax.training import objectives
+from vae_jax.training import optimizer
 
 
 def kl_weight_schedule(config, steps_per_epoch: int):

@@ -10,7 +10,7 @@ over every pixel and channel: one number per example, in nats.
 The 8-bit heads read images in [0, 1] as the 256 values k / 255 (the data's
 `binarize=none` form) and give each its probability.
 
-For entropy coding (`vae_jax.bitsback`) a discrete head also names its
+For entropy coding (`vae_jax.coding.bitsback`) a discrete head also names its
 alphabet: `num_symbols` values per pixel and channel, `to_symbols(x)` and
 `from_symbols(s)` between images and symbol indices, and
 `symbol_probs(params)` -> (n, H, W, C, num_symbols), the probability of every

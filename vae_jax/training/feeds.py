@@ -23,12 +23,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vae_jax import dispatch
-from vae_jax import files
-from vae_jax import parallel
+from vae_jax.training import dispatch
+from vae_jax.runs import files
+from vae_jax.training import parallel
 
 if TYPE_CHECKING:
-  from vae_jax import train
+  from vae_jax.training import train
 
 DISPATCH_FILE = 'dispatch.json'
 # Where the training set goes when data.placement = 'auto' and the backend does

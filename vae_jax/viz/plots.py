@@ -27,8 +27,8 @@ from etils import epath
 import jax
 import numpy as np
 
-from vae_jax import files
-from vae_jax import writers
+from vae_jax.runs import files
+from vae_jax.runs import writers
 
 if TYPE_CHECKING:
   from matplotlib.figure import Figure

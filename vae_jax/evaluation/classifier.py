@@ -14,10 +14,10 @@ probabilities) alike; its accuracy on the test split (grey) is kept with it.
 
 A Fréchet distance is comparable between two runs only in the same features,
 so the weights of the datasets that can be had offline are fixed artifacts
-shipped in vae_jax/classifier_weights/ (`<dataset>-v<VERSION>.msgpack` and a
+shipped in vae_jax/evaluation/classifier_weights/ (`<dataset>-v<VERSION>.msgpack` and a
 `.json` with its SHA-256, test accuracy and how it was trained), made once by
 
-  python -m vae_jax.classifier --dataset=fashion_mnist --ship
+  python -m vae_jax.evaluation.classifier --dataset=fashion_mnist --ship
 
 and checked against their hash whenever they are read: every machine computes
 the same features. Other datasets (mnist, cifar10: they need a download) are
@@ -45,9 +45,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from vae_jax import cache
+from vae_jax.runs import cache
 from vae_jax import config_lib
-from vae_jax import convolution
+from vae_jax.models import convolution
 from vae_jax import data
 from vae_jax import errors
 from vae_jax import progress
@@ -186,7 +186,7 @@ def _read_shipped(dataset: str) -> Trained | None:
   weights, meta = _paths(SHIPPED_DIR, dataset)
   if not weights.exists():
     return None
-  fix = 'reinstall vae_jax, or restore the file (git checkout vae_jax/classifier_weights)'
+  fix = 'reinstall vae_jax, or restore the file (git checkout vae_jax/evaluation/classifier_weights)'
   try:
     info = json.loads(meta.read_text())
     payload = weights.read_bytes()
@@ -284,6 +284,6 @@ def _command():
 if __name__ == '__main__':
   from vae_jax import cli  # pylint: disable=g-import-not-at-top
   flags.DEFINE_enum('dataset', None, list(data.NUM_CLASSES), 'The dataset whose classifier to train.')
-  flags.DEFINE_bool('ship', False, 'Write the weights into vae_jax/classifier_weights/ (to commit), not the cache.')
+  flags.DEFINE_bool('ship', False, 'Write the weights into vae_jax/evaluation/classifier_weights/ (to commit), not the cache.')
   flags.mark_flags_as_required(['dataset'])
   cli.run(_command)

@@ -42,7 +42,7 @@ from ml_collections import config_flags
 
 from vae_jax import config_lib
 from vae_jax import errors
-from vae_jax import files
+from vae_jax.runs import files
 
 SWEEP_FILE = 'sweep.json'     # in ROOT/SWEEP: the points, their overrides and command lines
 SLURM_FILE = 'slurm.sh'       # in ROOT/SWEEP, with --slurm

@@ -20,7 +20,7 @@ import orbax.checkpoint as ocp
 
 from vae_jax import config_lib
 from vae_jax import errors
-from vae_jax import files
+from vae_jax.runs import files
 
 CONFIG_FILE = 'config.json'
 CHECKPOINT_DIR = 'checkpoints'

@@ -25,24 +25,24 @@ import ml_collections
 import numpy as np
 import optax
 
-from vae_jax import checkpoints
+from vae_jax.runs import checkpoints
 from vae_jax import config_lib
 from vae_jax import data
 from vae_jax import errors
 from vae_jax import evaluation
-from vae_jax import feeds
-from vae_jax import files
-from vae_jax import measures
+from vae_jax.training import feeds
+from vae_jax.runs import files
+from vae_jax.evaluation import measures
 from vae_jax import models
-from vae_jax import objectives
-from vae_jax import optimizer
-from vae_jax import parallel
-from vae_jax import plots
+from vae_jax.training import objectives
+from vae_jax.training import optimizer
+from vae_jax.training import parallel
+from vae_jax.viz import plots
 from vae_jax import progress
-from vae_jax import signals
-from vae_jax import step as step_lib
-from vae_jax import workdir as workdir_lib
-from vae_jax import writers
+from vae_jax.runs import signals
+from vae_jax.training import step as step_lib
+from vae_jax.runs import workdir as workdir_lib
+from vae_jax.runs import writers
 from vae_jax.models import stages as stages_lib
 
 EVAL_FILE = workdir_lib.EVAL_FILE

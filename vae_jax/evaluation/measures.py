@@ -12,7 +12,7 @@ The training images are binarized once (seed eval.binarization_seed + 2)
 when the run binarizes them dynamically, as the model was trained to read them.
 
 Samples (every kind that samples), in the feature space of the project's own
-classifier for the dataset (`vae_jax.classifier`: its penultimate layer of
+classifier for the dataset (`vae_jax.evaluation.classifier`: its penultimate layer of
 128 ReLU units), not Inception's, so not comparable with any published FID.
 Every set is in the test images' form: model draws x ~ p(x|z) (binary for a
 Bernoulli model, as the binarized test images are), training images
@@ -35,7 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vae_jax import classifier
+from vae_jax.evaluation import classifier
 from vae_jax import data
 from vae_jax import progress
 

@@ -33,10 +33,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vae_jax import dispatch
-from vae_jax import likelihoods
-from vae_jax import objectives
-from vae_jax import parallel
+from vae_jax.training import dispatch
+from vae_jax.models import likelihoods
+from vae_jax.training import objectives
+from vae_jax.training import parallel
 from vae_jax import progress as progress_lib
 
 

@@ -29,10 +29,10 @@ from etils import epath
 import jax
 import ml_collections
 
-from vae_jax import checkpoints
+from vae_jax.runs import checkpoints
 from vae_jax import config_lib
 from vae_jax import errors
-from vae_jax import files
+from vae_jax.runs import files
 
 EVAL_FILE = 'eval.json'
 RUN_DEFINING = ('seed', 'batch_size', 'data', 'model')

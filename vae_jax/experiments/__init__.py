@@ -1,0 +1,1 @@
+"""Sweeps: many runs of one config, locally or as a SLURM array, and what gathers them."""
