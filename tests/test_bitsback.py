@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from vae_jax.coding import bitsback
 from vae_jax import data
 from vae_jax import errors
-from vae_jax.models import likelihoods
 from vae_jax import models
+from vae_jax.coding import bitsback
+from vae_jax.models import likelihoods
 from vae_jax.runs import run as run_lib
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]

@@ -8,9 +8,9 @@ import shutil
 import numpy as np
 import pytest
 
-from vae_jax.evaluation import classifier
 from vae_jax import data
 from vae_jax import errors
+from vae_jax.evaluation import classifier
 
 
 def test_the_shipped_classifiers_match_their_hash_and_need_no_cache(tmp_path, monkeypatch):

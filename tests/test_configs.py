@@ -9,7 +9,7 @@ import pytest
 
 from vae_jax import config_lib
 from vae_jax import errors
-from vae_jax.training import train
+from vae_jax.training import optimizer
 
 CONFIGS = sorted((pathlib.Path(__file__).resolve().parents[1] / 'configs').glob('*.py'))
 PUBLIC = ('seed', 'num_epochs', 'batch_size', 'learning_rate', 'data.name', 'data.binarize', 'model.kind',
@@ -45,7 +45,7 @@ def test_iwae_paper_config_has_both_kinds():
 
 def test_iwae_stage_schedule(make_config):
   config = make_config(**{'optim.schedule': 'iwae_stages', 'optim.num_stages': 3})
-  schedule = train.learning_rate_schedule(config, total_steps=260, steps_per_epoch=20)
+  schedule = optimizer.learning_rate_schedule(config, total_steps=260, steps_per_epoch=20)
   lr = config.learning_rate
   # Stage i lasts 3^i epochs (20 steps each) at lr * 10^(-i/7).
   for step, stage in [(0, 0), (19, 0), (20, 1), (79, 1), (80, 2), (259, 2)]:
@@ -54,7 +54,7 @@ def test_iwae_stage_schedule(make_config):
 
 def test_cosine_schedule_with_warmup(make_config):
   config = make_config(**{'optim.warmup_steps': 10, 'optim.final_lr_fraction': 0.1})
-  schedule = train.learning_rate_schedule(config, total_steps=110, steps_per_epoch=20)
+  schedule = optimizer.learning_rate_schedule(config, total_steps=110, steps_per_epoch=20)
   assert float(schedule(0)) == 0.0
   assert float(schedule(10)) == pytest.approx(config.learning_rate)
   assert float(schedule(110)) == pytest.approx(0.1 * config.learning_rate, rel=1e-4)

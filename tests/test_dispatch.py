@@ -10,11 +10,11 @@ import pytest
 from conftest import tiny_config
 from vae_jax import config_lib
 from vae_jax import data
-from vae_jax.training import dispatch
 from vae_jax import errors
 from vae_jax import evaluation
+from vae_jax.training import dispatch
 from vae_jax.training import feeds
-from vae_jax.training import train
+from vae_jax.training import setup as setup_lib
 
 
 @pytest.fixture(scope='module')
@@ -23,7 +23,7 @@ def trained():
   out = {}
   for mode in dispatch.MODES:
     config = tiny_config(dispatch=mode)
-    setup = train.make_setup(config, data.load(config))
+    setup = setup_lib.make_setup(config, data.load(config))
     feed, why = feeds.choose_feed(setup, setup.initial_state())
     assert feed.mode == mode and why == 'set by config.dispatch'
     state, metrics = setup.initial_state(), []
@@ -73,7 +73,7 @@ def test_timing_noise_cannot_flip_the_pick():
 
 def test_auto_measures_records_and_reuses(tmp_path, monkeypatch):
   config = tiny_config(dispatch='auto')
-  setup = train.make_setup(config, data.load(config))
+  setup = setup_lib.make_setup(config, data.load(config))
   state = setup.initial_state()
   feed, why = feeds.choose_feed(setup, state, tmp_path, steps_left=dispatch.MIN_STEPS_TO_MEASURE - 1)
   assert feed.mode == 'scan' and 'too few to be worth measuring' in why  # a short run is not measured

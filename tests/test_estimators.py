@@ -15,8 +15,8 @@ import pytest
 from scipy import stats
 
 from vae_jax import evaluation
-from vae_jax.training import objectives
 from vae_jax.models import gaussian
+from vae_jax.training import objectives
 
 D, L, S = 6, 3, 0.5
 

@@ -20,6 +20,7 @@ from vae_jax import errors
 from vae_jax import evaluate
 from vae_jax import evaluation
 from vae_jax.training import parallel
+from vae_jax.training import setup as setup_lib
 from vae_jax.training import train
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -192,7 +193,7 @@ def test_flop_count_charges_work_done_once_a_batch_once(make_config):
   count of that one call, not 20 times the count of a call on one example (which charges the fixed work
   to every example)."""
   config = make_config(**{'model.prior': 'vampprior', 'model.prior_components': 50})
-  setup = train.make_setup(config, data.load(config))
+  setup = setup_lib.make_setup(config, data.load(config))
   params = setup.initial_state().params
   x = setup.dataset.test.images
 

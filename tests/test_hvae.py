@@ -16,10 +16,10 @@ import numpy as np
 from scipy import stats
 
 from vae_jax import models
-from vae_jax.training import objectives
 from vae_jax.models import flows
 from vae_jax.models import hvae
 from vae_jax.models import priors
+from vae_jax.training import objectives
 
 D, S, S1, BETA, DELTA = 3, 0.4, 0.6, 1.5, 0.3
 RNG = np.random.default_rng(0)

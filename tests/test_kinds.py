@@ -10,11 +10,12 @@ import orbax.checkpoint as ocp
 import pytest
 
 import vae_jax
-from vae_jax.runs import checkpoints
 from vae_jax import data
 from vae_jax import report
-from vae_jax.training import train
+from vae_jax.runs import checkpoints
 from vae_jax.runs import writers
+from vae_jax.training import setup as setup_lib
+from vae_jax.training import train
 
 KINDS = {
     'vae': {},
@@ -44,7 +45,7 @@ KINDS = {
 @pytest.mark.parametrize('name', [k for k in KINDS if k not in ('hvae-conv', 'vqvae-ema-restarts')])
 def test_one_step_lowers_the_loss(make_config, name):
   config = make_config(**KINDS[name])
-  setup = train.make_setup(config, data.load(config))
+  setup = setup_lib.make_setup(config, data.load(config))
   state = setup.initial_state()
   step = jax.jit(setup.train_step)
   train_set = setup.dataset.train

@@ -127,10 +127,11 @@ assert jax.device_count() == int(num_devices), jax.devices()
 from conftest import tiny_config
 from vae_jax import data, evaluation
 from vae_jax.training import feeds, optimizer, train
+from vae_jax.training import setup as setup_lib
 out = {}
 for name, overrides in json.loads(cases).items():
   config = tiny_config(**overrides)
-  setup = train.make_setup(config, data.load(config))
+  setup = setup_lib.make_setup(config, data.load(config))
   state, metrics = feeds.make_feed(setup, 'scan').run(setup.initial_state(), 0, 10)
   params = optimizer.eval_params(state)
   evaluator = evaluation.Evaluator(setup.model, 100, 4, 2, setup.mesh)

@@ -10,8 +10,8 @@ import numpy as np
 from scipy import stats
 
 from vae_jax import models
-from vae_jax.training import objectives
 from vae_jax.models import gaussian
+from vae_jax.training import objectives
 
 
 def test_kl_closed_form_matches_monte_carlo():

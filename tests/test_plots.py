@@ -14,11 +14,11 @@ import pytest
 from sklearn import decomposition
 
 import vae_jax
-from vae_jax.runs import checkpoints
 from vae_jax import data
-from vae_jax.viz import plots
-from vae_jax.training import train
+from vae_jax.runs import checkpoints
 from vae_jax.runs import writers
+from vae_jax.training import train
+from vae_jax.viz import plots
 
 
 @pytest.fixture(scope='module')

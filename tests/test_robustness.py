@@ -18,11 +18,13 @@ import numpy as np
 import pytest
 
 import vae_jax
-from vae_jax.runs import checkpoints
 from vae_jax import errors
-from vae_jax.training import objectives
-from vae_jax.training import train
+from vae_jax.runs import checkpoints
 from vae_jax.runs import writers
+from vae_jax.training import objectives
+from vae_jax.training import setup as setup_lib
+from vae_jax.training import step as step_lib
+from vae_jax.training import train
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -124,9 +126,9 @@ def _nan_when(condition):
 
 def test_a_nan_step_is_skipped_and_leaves_the_state_unchanged(make_config):
   config = make_config()
-  setup = train.make_setup(config, vae_jax.data.load(config))
+  setup = setup_lib.make_setup(config, vae_jax.data.load(config))
   state = setup.initial_state()
-  nan_step = train.make_train_step(setup.model, _nan_when(lambda x: True)(config), setup.schedule,
+  nan_step = step_lib.make_train_step(setup.model, _nan_when(lambda x: True)(config), setup.schedule,
                                    lambda step: 1.0, True)
   batch = {'image': jnp.asarray(setup.dataset.train.images[:config.batch_size]),
            'label': jnp.asarray(setup.dataset.train.labels[:config.batch_size])}

@@ -21,16 +21,16 @@ import pytest
 from tensorboardX.proto import event_pb2
 
 import vae_jax
-from vae_jax.coding import bitsback
 from vae_jax import cli
 from vae_jax import errors
 from vae_jax import evaluate
-from vae_jax.viz import plots
 from vae_jax import report
+from vae_jax.coding import bitsback
 from vae_jax.runs import signals
-from vae_jax.training import train
 from vae_jax.runs import workdir as workdir_lib
 from vae_jax.runs import writers
+from vae_jax.training import train
+from vae_jax.viz import plots
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 _DIGITS = ['--config=configs/digits.py', '--config.steps_per_dispatch=10', '--config.dispatch=scan',

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 import vae_jax
-from vae_jax.runs import checkpoints
 from vae_jax import errors
-from vae_jax.training import train
+from vae_jax.runs import checkpoints
 from vae_jax.runs import writers
+from vae_jax.training import train
 
 
 @pytest.fixture(scope='module')

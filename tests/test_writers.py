@@ -18,8 +18,8 @@ import pytest
 
 from vae_jax import config_lib
 from vae_jax import errors
-from vae_jax.training import train
 from vae_jax.runs import writers
+from vae_jax.training import train
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TRACKERS = ('tensorboard', 'wandb', 'mlflow')

@@ -32,12 +32,13 @@ import numpy as np
 from vae_jax import cli
 from vae_jax import config_lib
 from vae_jax import data
-from vae_jax.training import dispatch
 from vae_jax import errors
+from vae_jax.training import dispatch
 from vae_jax.training import feeds
 from vae_jax.training import objectives
 from vae_jax.training import pytorch_baseline
-from vae_jax.training import train
+from vae_jax.training import setup as setup_lib
+from vae_jax.training import step as step_lib
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Path to a config file in configs/; default: the '
                                           'MLP and the conv Fashion-MNIST configs.', lock_config=True)
@@ -65,7 +66,7 @@ def matmul_peak_gflops(seconds: float = 2.0) -> tuple[float, int]:
   return 2 * n**3 * count / (time.perf_counter() - start) / 1e9, n
 
 
-def step_gflop(setup: train.Setup, state, batch) -> float:
+def step_gflop(setup: setup_lib.Setup, state, batch) -> float:
   """FLOPs of one train step, from XLA's cost analysis of the compiled step."""
   return dispatch.compiled_gflop(jax.jit(setup.train_step).lower(state, batch, setup.key(0)).compile())
 
@@ -78,7 +79,7 @@ def _time_loop(run_once, steps_per_call: int, seconds: float) -> float:
 ROUNDS = 3  # the plain loop and vae_jax's are timed in turn this many times; each loop's figure is its fastest
 
 
-def vae_jax_loop(setup: train.Setup):
+def vae_jax_loop(setup: setup_lib.Setup):
   """vae_jax's own loop: a call running `steps_per_dispatch` steps, that count, the feed it chose, and why."""
   state = setup.initial_state()
   feed, why = feeds.choose_feed(setup, state)
@@ -93,12 +94,12 @@ def vae_jax_loop(setup: train.Setup):
   return run_once, spd, feed, why
 
 
-def plain_loop(setup: train.Setup):
+def plain_loop(setup: setup_lib.Setup):
   """The plain loop: a call running one jitted step on a host batch, on one device; and its step count, 1."""
   config = setup.config
-  plain_step = jax.jit(train.make_train_step(
+  plain_step = jax.jit(step_lib.make_train_step(
       setup.model, objectives.make(config), setup.schedule,
-      train.kl_weight_schedule(config, setup.steps_per_epoch), config.data.binarize == 'dynamic'))
+      step_lib.kl_weight_schedule(config, setup.steps_per_epoch), config.data.binarize == 'dynamic'))
   images, labels = setup.dataset.train.images, setup.dataset.train.labels
   rng = np.random.default_rng(0)
   holder = {'state': jax.device_put(jax.device_get(setup.initial_state()), jax.devices()[0]),
@@ -130,7 +131,7 @@ def time_in_turn(loops: dict, seconds: float, rounds: int = ROUNDS) -> dict[str,
 def benchmark_config(config, seconds: float, peak: float, torch: bool = True) -> dict[str, float]:
   """Prints the figures of one config; returns images/s of each loop."""
   config_lib.validate(config)
-  setup = train.make_setup(config, data.load(config))
+  setup = setup_lib.make_setup(config, data.load(config))
   m = config.model
   print(f'\nconfig: {m.kind} {m.encoder} {tuple(m.hidden_sizes)} latent {m.latent_dim}, {m.activation}, '
         f'{m.likelihood}, {config.data.name} {setup.dataset.image_shape}, batch {config.batch_size}, {m.dtype}, '

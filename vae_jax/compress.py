@@ -17,10 +17,10 @@ from absl import flags
 from absl import logging
 import numpy as np
 
-from vae_jax.coding import bitsback
 from vae_jax import cli
 from vae_jax import data
 from vae_jax import errors
+from vae_jax.coding import bitsback
 from vae_jax.runs import run as run_lib
 
 

@@ -50,11 +50,11 @@ from absl import logging
 import numpy as np
 from PIL import Image
 
-from vae_jax.coding import bitsback
-from vae_jax.runs import cache as cache_lib
 from vae_jax import cli
 from vae_jax import compress
 from vae_jax import errors
+from vae_jax.coding import bitsback
+from vae_jax.runs import cache as cache_lib
 from vae_jax.runs import run as run_lib
 from vae_jax.runs import workdir as workdir_lib
 

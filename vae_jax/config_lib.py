@@ -14,11 +14,11 @@ import ml_collections
 from ml_collections import config_dict
 
 from vae_jax import errors
-from vae_jax.models import likelihoods
 from vae_jax import models
-from vae_jax.runs import writers
 from vae_jax.models import flows
+from vae_jax.models import likelihoods
 from vae_jax.models import priors
+from vae_jax.runs import writers
 
 MODEL_KINDS = tuple(models.MODELS)
 LIKELIHOODS = tuple(likelihoods.LIKELIHOODS)

@@ -13,8 +13,8 @@ import os
 from absl import flags
 import numpy as np
 
-from vae_jax.coding import bitsback
 from vae_jax import cli
+from vae_jax.coding import bitsback
 from vae_jax.runs import run as run_lib
 from vae_jax.runs import workdir as workdir_lib
 

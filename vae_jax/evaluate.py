@@ -38,19 +38,19 @@ from absl import logging
 from etils import epath
 import jax
 
-from vae_jax.runs import checkpoints
 from vae_jax import cli
 from vae_jax import data
-from vae_jax.training import dispatch
 from vae_jax import errors
 from vae_jax import evaluation
-from vae_jax.training import feeds
-from vae_jax.evaluation import measures
 from vae_jax import models
-from vae_jax.training import parallel
+from vae_jax.evaluation import measures
+from vae_jax.runs import checkpoints
 from vae_jax.runs import signals
-from vae_jax.training import train
 from vae_jax.runs import workdir as workdir_lib
+from vae_jax.training import dispatch
+from vae_jax.training import feeds
+from vae_jax.training import parallel
+from vae_jax.training import setup as setup_lib
 
 
 def output_name(split: str, step: int | None, num_examples: int | None = None, parameters: str | None = None) -> str:
@@ -127,7 +127,7 @@ def evaluate_run(workdir: epath.PathLike, num_importance_samples: int, split: st
        'num_importance_samples': evaluator.num_samples, 'parameters': used})
   t0 = time.perf_counter()
   with signals.deferred('after this batch, its results saved'):
-    results = evaluator.evaluate(params, images, train.eval_key(config.seed, split), config.model.likelihood,
+    results = evaluator.evaluate(params, images, setup_lib.eval_key(config.seed, split), config.model.likelihood,
                                  labels, progress)
   seconds = time.perf_counter() - t0
   binarization = config.data.binarize
@@ -137,7 +137,7 @@ def evaluate_run(workdir: epath.PathLike, num_importance_samples: int, split: st
                  parameters=used,  # what restore_params gave, as train says
                  dispatch=dispatch_mode,
                  eval_seconds=round(seconds, 2),
-                 **(measures.all_measures(model, params, train.measures_key(config.seed), config, dataset)
+                 **(measures.all_measures(model, params, setup_lib.measures_key(config.seed), config, dataset)
                     if (config.eval.measures if with_measures is None else with_measures) else {}))
   if model.stochastic:
     gflop = evaluator.gflop(params, images[0], len(images))

@@ -24,9 +24,9 @@ import numpy as np
 
 from vae_jax import cli
 from vae_jax import data
-from vae_jax.viz import plots
 from vae_jax.runs import run as run_lib
 from vae_jax.runs import workdir as workdir_lib
+from vae_jax.viz import plots
 
 REPORT_DIR = 'report'
 REPORT_FILE = 'report.md'

@@ -28,8 +28,8 @@ from matplotlib.figure import Figure
 
 from vae_jax import cli
 from vae_jax import errors
-from vae_jax.runs import files
 from vae_jax.experiments import sweeps
+from vae_jax.runs import files
 
 RESULTS_MD = 'results.md'
 RESULTS_CSV = 'results.csv'

@@ -72,8 +72,8 @@ from jax.scipy import special
 import numpy as np
 
 from vae_jax import errors
-from vae_jax.models import likelihoods
 from vae_jax import progress
+from vae_jax.models import likelihoods
 
 MAGIC = b'VAEJAXBB'
 FORMAT_VERSION = 3

@@ -33,11 +33,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vae_jax.training import dispatch
+from vae_jax import progress as progress_lib
 from vae_jax.models import likelihoods
+from vae_jax.training import dispatch
 from vae_jax.training import objectives
 from vae_jax.training import parallel
-from vae_jax import progress as progress_lib
 
 
 ACTIVE_UNIT_THRESHOLD = 0.01

@@ -45,12 +45,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from vae_jax.runs import cache
 from vae_jax import config_lib
-from vae_jax.models import convolution
 from vae_jax import data
 from vae_jax import errors
 from vae_jax import progress
+from vae_jax.models import convolution
+from vae_jax.runs import cache
 
 VERSION = 1  # bump when the network or its training changes, so old caches are not reused
 EPOCHS = 10

@@ -35,9 +35,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vae_jax.evaluation import classifier
 from vae_jax import data
 from vae_jax import progress
+from vae_jax.evaluation import classifier
 
 KNN_NEIGHBOURS = 5
 FEATURES = 'penultimate layer (128 ReLU units) of the vae_jax classifier trained on the dataset'

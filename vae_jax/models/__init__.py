@@ -22,6 +22,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from vae_jax.models import stages as stages_lib
 from vae_jax.models.autoencoder import Autoencoder
 from vae_jax.models.cvae import CVAE
 from vae_jax.models.hvae import HVAE
@@ -29,7 +30,6 @@ from vae_jax.models.kind import Kind
 from vae_jax.models.vae import IWAE
 from vae_jax.models.vae import VAE
 from vae_jax.models.vqvae import VQVAE
-from vae_jax.models import stages as stages_lib
 
 MODELS: dict[str, type[Kind]] = {
     'vae': VAE,

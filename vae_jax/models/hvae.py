@@ -34,13 +34,13 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from vae_jax.models import convolution
 from vae_jax import errors
-from vae_jax.models import likelihoods
 from vae_jax.models import blocks
+from vae_jax.models import convolution
 from vae_jax.models import flows
 from vae_jax.models import gaussian
 from vae_jax.models import kind
+from vae_jax.models import likelihoods
 from vae_jax.models import priors
 
 

@@ -32,9 +32,9 @@ import jax
 import jax.numpy as jnp
 
 from vae_jax import errors
-from vae_jax.models import likelihoods
 from vae_jax.models import blocks
 from vae_jax.models import kind
+from vae_jax.models import likelihoods
 from vae_jax.models import pixelcnn
 from vae_jax.models import priors
 from vae_jax.models import stages as stages_lib

@@ -23,9 +23,9 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from vae_jax.runs import checkpoints
 from vae_jax import evaluation
 from vae_jax import models
+from vae_jax.runs import checkpoints
 
 
 class Run:

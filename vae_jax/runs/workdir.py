@@ -29,9 +29,9 @@ from etils import epath
 import jax
 import ml_collections
 
-from vae_jax.runs import checkpoints
 from vae_jax import config_lib
 from vae_jax import errors
+from vae_jax.runs import checkpoints
 from vae_jax.runs import files
 
 EVAL_FILE = 'eval.json'

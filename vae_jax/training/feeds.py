@@ -23,12 +23,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vae_jax.training import dispatch
 from vae_jax.runs import files
+from vae_jax.training import dispatch
 from vae_jax.training import parallel
 
 if TYPE_CHECKING:
-  from vae_jax.training import train
+  from vae_jax.training import setup as setup_lib
 
 DISPATCH_FILE = 'dispatch.json'
 # Where the training set goes when data.placement = 'auto' and the backend does
@@ -42,7 +42,7 @@ def epoch_permutation(shuffle_key: jax.Array, epoch, num_examples: int) -> jax.A
   return jax.random.permutation(jax.random.fold_in(shuffle_key, epoch), num_examples)
 
 
-def _training_set(setup: 'train.Setup') -> dict[str, np.ndarray]:
+def _training_set(setup: 'setup_lib.Setup') -> dict[str, np.ndarray]:
   """The training split as a batch-shaped dict: images and their labels."""
   return {'image': setup.dataset.train.images, 'label': setup.dataset.train.labels}
 
@@ -52,7 +52,7 @@ class DeviceFeed:
 
   placement = 'device'
 
-  def __init__(self, setup: 'train.Setup', mode: str = 'scan', images: dict | None = None):
+  def __init__(self, setup: 'setup_lib.Setup', mode: str = 'scan', images: dict | None = None):
     """`images`: the training set already on the device (another feed's), to share instead of copying."""
     self.images = parallel.replicate(_training_set(setup), setup.mesh) if images is None else images
     n, b, spe = len(setup.dataset.train.images), setup.config.batch_size, setup.steps_per_epoch
@@ -94,7 +94,7 @@ class HostFeed:
 
   placement = 'host'
 
-  def __init__(self, setup: 'train.Setup', mode: str = 'scan', images=None):
+  def __init__(self, setup: 'setup_lib.Setup', mode: str = 'scan', images=None):
     del images  # nothing on the device to share
     self._setup = setup
     self._data = _training_set(setup)
@@ -122,7 +122,7 @@ class HostFeed:
     pass
 
 
-def make_feed(setup: 'train.Setup', mode: str = 'scan', like=None):
+def make_feed(setup: 'setup_lib.Setup', mode: str = 'scan', like=None):
   """DeviceFeed when the training set fits on the device (or data.placement says so), else HostFeed.
 
   `mode` is how the steps are dispatched (`dispatch.MODES`); a feed `like`
@@ -156,7 +156,7 @@ def recorded_dispatch(workdir, config) -> str | None:
   return mode if mode in dispatch.MODES else None
 
 
-def choose_feed(setup: 'train.Setup', state, workdir: pathlib.Path | None = None, steps_left: int | None = None):
+def choose_feed(setup: 'setup_lib.Setup', state, workdir: pathlib.Path | None = None, steps_left: int | None = None):
   """The feed to train with, dispatching steps the fastest way, and why (for the log).
 
   `config.dispatch` other than 'auto' is taken as given. With 'auto' the

@@ -25,132 +25,32 @@ import ml_collections
 import numpy as np
 import optax
 
-from vae_jax.runs import checkpoints
 from vae_jax import config_lib
 from vae_jax import data
 from vae_jax import errors
 from vae_jax import evaluation
-from vae_jax.training import feeds
-from vae_jax.runs import files
-from vae_jax.evaluation import measures
 from vae_jax import models
+from vae_jax import progress
+from vae_jax.evaluation import measures
+from vae_jax.models import stages as stages_lib
+from vae_jax.runs import checkpoints
+from vae_jax.runs import files
+from vae_jax.runs import signals
+from vae_jax.runs import workdir as workdir_lib
+from vae_jax.runs import writers
+from vae_jax.training import feeds
 from vae_jax.training import objectives
 from vae_jax.training import optimizer
 from vae_jax.training import parallel
-from vae_jax.viz import plots
-from vae_jax import progress
-from vae_jax.runs import signals
+from vae_jax.training import setup as setup_lib
 from vae_jax.training import step as step_lib
-from vae_jax.runs import workdir as workdir_lib
-from vae_jax.runs import writers
-from vae_jax.models import stages as stages_lib
+from vae_jax.viz import plots
 
 EVAL_FILE = workdir_lib.EVAL_FILE
-# Streams of the run's root key.
-_INIT, _TRAIN, _EVAL, _IMAGES, _SHUFFLE, _MEASURES = range(6)
-
-
-def eval_key(seed: int, split: str) -> jax.Array:
-  """The key of every evaluation of `split`: the same draws each time, here and in vae_jax.evaluate."""
-  key = jax.random.fold_in(jax.random.key(seed), _EVAL)
-  return key if split == 'validation' else jax.random.fold_in(key, 1)
 
 
 # What the validation log and TensorBoard show of each validation.
 _VALIDATION_KEYS = ('elbo_nats', 'recon_nats', 'kl_nats', 'active_units', 'codebook_perplexity', 'codes_used')
-
-
-def measures_key(seed: int) -> jax.Array:
-  """The key of the sample measures (`measures.sample_measures`), here and in vae_jax.evaluate."""
-  return jax.random.fold_in(jax.random.key(seed), _MEASURES)
-
-
-# Kept importable from here: tests, benchmark and notebooks use these names.
-learning_rate_schedule = optimizer.learning_rate_schedule
-make_optimizer = optimizer.make_optimizer
-kl_weight_schedule = step_lib.kl_weight_schedule
-make_train_step = step_lib.make_train_step
-
-
-@dataclasses.dataclass(frozen=True)
-class StagePlan:
-  """One training stage (`vae_jax.models.stages`) resolved into steps [start, end), with its own optimizer."""
-  stage: stages_lib.Stage
-  start: int
-  end: int
-  tx: optax.GradientTransformation
-  schedule: optax.Schedule  # of the global step
-  train_step: Callable
-
-
-@dataclasses.dataclass
-class Setup:
-  """Everything a run needs besides its state: the pieces `benchmark` times too.
-
-  `tx`, `schedule` and `train_step` are those of the stage being set up (the
-  first unless `for_stage` chose another); `plans` holds every stage's.
-  """
-  config: ml_collections.ConfigDict
-  dataset: data.Dataset
-  model: nn.Module         # a kind of vae_jax.models
-  mesh: jax.sharding.Mesh
-  tx: optax.GradientTransformation
-  schedule: optax.Schedule
-  train_step: Callable     # pure (state, batch, key) -> (state, metrics)
-  steps_per_epoch: int
-  total_steps: int
-  root_key: jax.Array
-  plans: tuple[StagePlan, ...] = ()
-
-  def stage_index(self, step: int) -> int:
-    """The stage that trains step `step` (the last one once training is over)."""
-    return next((i for i, p in enumerate(self.plans) if step < p.end), len(self.plans) - 1)
-
-  def for_stage(self, index: int) -> 'Setup':
-    plan = self.plans[index]
-    return dataclasses.replace(self, tx=plan.tx, schedule=plan.schedule, train_step=plan.train_step)
-
-  def key(self, stream: int) -> jax.Array:
-    return jax.random.fold_in(self.root_key, stream)
-
-  @property
-  def train_key(self) -> jax.Array:
-    """The key every train step folds its step number into."""
-    return self.key(_TRAIN)
-
-  @property
-  def shuffle_key(self) -> jax.Array:
-    """The key every epoch's order folds its epoch number into."""
-    return self.key(_SHUFFLE)
-
-  def initial_state(self) -> optimizer.TrainState:
-    params = models.init_params(self.model, self.dataset.image_shape, self.key(_INIT))
-    state = optimizer.create_state(self.model, params, self.tx, self.config.optim.ema_decay)
-    return parallel.replicate(state, self.mesh)
-
-
-def _shifted(schedule: optax.Schedule, start: int) -> optax.Schedule:
-  return schedule if start == 0 else lambda step: schedule(step - start)
-
-
-def make_setup(config: ml_collections.ConfigDict, dataset: data.Dataset, mesh=None) -> Setup:
-  mesh = mesh or parallel.make_mesh()
-  parallel.check_divisible('batch_size', config.batch_size, mesh)
-  steps_per_epoch = len(dataset.train.images) // config.batch_size
-  model = models.make(config, dataset.image_shape)
-  objective, kl_weight = objectives.make(config), kl_weight_schedule(config, steps_per_epoch)
-  plans, start = [], 0
-  for stage in models.training_stages(config):
-    steps = max(1, int(round(stage.num_epochs * steps_per_epoch)))
-    tx, schedule = make_optimizer(config, steps, steps_per_epoch)  # the schedule of the optimizer's own count
-    schedule = _shifted(schedule, start)
-    train_step = make_train_step(model, objective, schedule, kl_weight, config.data.binarize == 'dynamic',
-                                 parallel.sharded(mesh), config.skip_threshold, config.optim.ema_decay, stage)
-    plans.append(StagePlan(stage, start, start + steps, tx, schedule, train_step))
-    start += steps
-  first = plans[0]
-  return Setup(config, dataset, model, mesh, first.tx, first.schedule, first.train_step, steps_per_epoch, start,
-               jax.random.key(config.seed), tuple(plans))
 
 
 def _mean_metrics(buffer: list[dict]) -> dict[str, float]:
@@ -250,7 +150,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: pathlib.Path
   workdir is touched; what it opens goes on `cleanup`, closed on every way out."""
   config_lib.validate(config)
   dataset = data.load(config)
-  setup = make_setup(config, dataset)
+  setup = setup_lib.make_setup(config, dataset)
   workdir = pathlib.Path(workdir)
   spe, total_steps = setup.steps_per_epoch, setup.total_steps
   eval_every = max(1, int(round(config.eval.every_epochs * spe)))
@@ -297,7 +197,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: pathlib.Path
   stage_feeds = {stage: feed}
   val_evaluator = evaluation.Evaluator(setup.model, config.eval.batch_size, 1, 1, setup.mesh,
                                        memory_budget_gb=config.eval.memory_budget_gb)
-  images = _Images(setup.model, dataset, config, setup.key(_IMAGES))
+  images = _Images(setup.model, dataset, config, setup.key(setup_lib.IMAGES))
 
   step, buffer = start, []
   consecutive_skips, total_skips = 0, 0
@@ -351,7 +251,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: pathlib.Path
       if (_crossed(before, step, eval_every) or step == total_steps) and len(dataset.validation.images):
         eval_start = time.perf_counter()
         val = val_evaluator.evaluate(optimizer.eval_params(state), dataset.validation.images,
-                                     eval_key(config.seed, 'validation'), config.model.likelihood,
+                                     setup_lib.eval_key(config.seed, 'validation'), config.model.likelihood,
                                      dataset.validation.labels)
         val = {k: v for k, v in val.items()
                if k in _VALIDATION_KEYS and v is not None} | _group_scalars(val)
@@ -381,7 +281,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: pathlib.Path
                                         config.eval.sample_chunk, setup.mesh, progress=True, mode=feed.mode,
                                         memory_budget_gb=config.eval.memory_budget_gb)
   results = test_evaluator.evaluate(optimizer.eval_params(state), dataset.test.images,
-                                    eval_key(config.seed, 'test'), config.model.likelihood, dataset.test.labels)
+                                    setup_lib.eval_key(config.seed, 'test'), config.model.likelihood, dataset.test.labels)
   binarization = config.data.binarize
   if binarization != 'none':
     binarization += f' (test binarized once, seed {config.eval.binarization_seed})'
@@ -389,7 +289,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: pathlib.Path
                  parameters='ema' if state.ema_params is not None else 'final',
                  dispatch=feed.mode,  # the programs that trained and evaluated: their rounding is in the figures
                  eval_seconds=round(time.perf_counter() - t0, 2),  # the ELBO and NLL, as vae_jax.evaluate times them
-                 **(measures.all_measures(setup.model, optimizer.eval_params(state), measures_key(config.seed), config,
+                 **(measures.all_measures(setup.model, optimizer.eval_params(state), setup_lib.measures_key(config.seed), config,
                                            dataset) if config.eval.measures else {}))
   scalars = {k: v for k, v in results.items() if isinstance(v, (int, float))
              if k.endswith(('_nats', '_accuracy')) or k in ('bits_per_dim', 'active_units')}
