@@ -13,8 +13,10 @@ import os
 import ml_collections
 from ml_collections import config_dict
 
+from vae_jax import data
 from vae_jax import errors
 from vae_jax import models
+from vae_jax.models import blocks
 from vae_jax.models import flows
 from vae_jax.models import likelihoods
 from vae_jax.models import priors
@@ -26,12 +28,12 @@ CONTEXT_LIKELIHOODS = likelihoods.CONTEXT_LIKELIHOODS
 PRIORS = tuple(priors.PRIORS)
 FLOWS = tuple(flows.FLOWS)
 
-ENCODERS = ('mlp', 'conv')
+ENCODERS = tuple(blocks.ENCODERS)
 GAUSSIAN_VARIANCES = ('fixed', 'learned')
 BINARIZATIONS = ('dynamic', 'static', 'none')
 SCHEDULES = ('cosine', 'constant', 'iwae_stages')
-ACTIVATIONS = ('relu', 'tanh', 'gelu', 'elu', 'swish', 'glu')
-DATASETS = ('mnist', 'fashion_mnist', 'cifar10', 'digits')
+ACTIVATIONS = tuple(blocks.ACTIVATIONS)
+DATASETS = tuple(data.LOADERS)
 PLACEMENTS = ('auto', 'device', 'host')
 DISPATCH = ('auto', 'scan', 'unrolled', 'per_step')
 DTYPES = ('float32', 'bfloat16')

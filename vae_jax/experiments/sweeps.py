@@ -43,14 +43,15 @@ from ml_collections import config_flags
 from vae_jax import config_lib
 from vae_jax import errors
 from vae_jax.runs import files
+from vae_jax.runs import names
 
 SWEEP_FILE = 'sweep.json'     # in ROOT/SWEEP: the points, their overrides and command lines
 SLURM_FILE = 'slurm.sh'       # in ROOT/SWEEP, with --slurm
 LAUNCH_LOG = 'launch.log'     # in each point's workdir: the output of its process
 LAUNCH_FILE = 'launch.json'   # in each point's workdir: its command and exit status (local runs)
-EVAL_FILE = 'eval.json'
-CONFIG_FILE = 'config.json'
-CHECKPOINT_DIR = 'checkpoints'
+EVAL_FILE = names.EVAL_FILE
+CONFIG_FILE = names.CONFIG_FILE
+CHECKPOINT_DIR = names.CHECKPOINT_DIR
 _MAX_NAME = 200               # file names stop at 255 bytes
 _TERMINATE_GRACE_S = 10.0
 

@@ -21,9 +21,10 @@ import orbax.checkpoint as ocp
 from vae_jax import config_lib
 from vae_jax import errors
 from vae_jax.runs import files
+from vae_jax.runs import names
 
-CONFIG_FILE = 'config.json'
-CHECKPOINT_DIR = 'checkpoints'
+CONFIG_FILE = names.CONFIG_FILE
+CHECKPOINT_DIR = names.CHECKPOINT_DIR
 CONFIG_DAMAGED_FIX = ('restore it from a copy of the run (it holds the resolved config the run was started '
                       'with), or pass --replace_run to the training command to move this run aside and start afresh')
 

@@ -33,8 +33,9 @@ from vae_jax import config_lib
 from vae_jax import errors
 from vae_jax.runs import checkpoints
 from vae_jax.runs import files
+from vae_jax.runs import names
 
-EVAL_FILE = 'eval.json'
+EVAL_FILE = names.EVAL_FILE
 RUN_DEFINING = ('seed', 'batch_size', 'data', 'model')
 
 
@@ -99,7 +100,7 @@ def prepare(workdir: pathlib.Path, config: ml_collections.ConfigDict, resolved: 
     checkpoints.write_config(workdir, full)
 
 
-LOCK_FILE = 'run.lock'
+LOCK_FILE = names.LOCK_FILE
 
 
 def check_usable(workdir: pathlib.Path) -> None:

@@ -23,9 +23,10 @@ import ml_collections
 import numpy as np
 
 from vae_jax import errors
+from vae_jax.runs import names
 
-METRICS_FILE = 'metrics.jsonl'
-TRACKERS_FILE = 'trackers.json'  # {writer name: {"run_id": ...}}: the tracker runs a resumed run continues
+METRICS_FILE = names.METRICS_FILE
+TRACKERS_FILE = names.TRACKERS_FILE
 DEFAULT_WRITERS = ('tensorboard',)
 # How a writer's run ends: the run finished, stopped on an error, or was stopped by a signal (it resumes).
 FINISHED, FAILED, KILLED = 'FINISHED', 'FAILED', 'KILLED'

@@ -24,14 +24,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from vae_jax.runs import files
+from vae_jax.runs import names
 from vae_jax.training import dispatch
 from vae_jax.training import parallel
 
 if TYPE_CHECKING:
   from vae_jax.training import setup as setup_lib
 
-DISPATCH_FILE = 'dispatch.json'
-# Where the training set goes when data.placement = 'auto' and the backend does
+DISPATCH_FILE = names.DISPATCH_FILE
 # not report its memory (the CPU: device memory is host memory).
 _HOST_BACKEND_BUDGET_BYTES = 4 << 30
 _DEVICE_MEMORY_FRACTION = 0.25

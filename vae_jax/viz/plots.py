@@ -28,12 +28,13 @@ import jax
 import numpy as np
 
 from vae_jax.runs import files
+from vae_jax.runs import names
 from vae_jax.runs import writers
 
 if TYPE_CHECKING:
   from matplotlib.figure import Figure
 
-EVAL_FILE = 'eval.json'
+EVAL_FILE = names.EVAL_FILE
 NATS = 'nats per example'
 _CELL_INCHES = 0.75  # displayed size of one image in a grid
 _DPI = 100
