@@ -23,9 +23,9 @@ from tensorboardX.proto import event_pb2
 import vae_jax
 from vae_jax import cli
 from vae_jax import errors
-from vae_jax import evaluate
 from vae_jax import report
 from vae_jax.coding import bitsback
+from vae_jax.evaluation import results as results_lib
 from vae_jax.runs import signals
 from vae_jax.runs import workdir as workdir_lib
 from vae_jax.runs import writers
@@ -199,7 +199,7 @@ def test_readers_say_a_file_is_not_a_run_directory(tmp_path):
   path = tmp_path / 'FILE'
   path.write_text('not a run\n')
   message = f'{path} is a file, not a vae_jax run directory'
-  for read in (vae_jax.load_run, report.write_report, lambda p: evaluate.evaluate_run(p, 5)):
+  for read in (vae_jax.load_run, report.write_report, lambda p: results_lib.evaluate_run(p, 5)):
     with pytest.raises(errors.RunNotFound) as raised:
       read(path)
     assert str(raised.value) == message
@@ -211,7 +211,7 @@ def test_evaluate_refuses_a_run_directory_it_cannot_write_before_evaluating(fini
   shutil.copytree(finished, run)
   _unwritable(run, monkeypatch)
   with pytest.raises(errors.WorkdirError, match=f'workdir {run} is not writable by this user, and evaluate'):
-    evaluate.evaluate_run(run, 5)
+    results_lib.evaluate_run(run, 5)
   run.chmod(0o755)
 
 
