@@ -55,8 +55,8 @@ from vae_jax import compress
 from vae_jax import errors
 from vae_jax.coding import bitsback
 from vae_jax.runs import cache as cache_lib
+from vae_jax.runs import files
 from vae_jax.runs import run as run_lib
-from vae_jax.runs import workdir as workdir_lib
 
 PACKAGES = {'optipng': 'optipng', 'pbmtojbg': 'jbigkit-bin', 'jbgtopbm': 'jbigkit-bin', 'cwebp': 'webp',
             'dwebp': 'webp', 'cjxl': 'libjxl-tools', 'djxl': 'libjxl-tools'}
@@ -248,7 +248,7 @@ def _read_cache(path: pathlib.Path) -> list[dict] | None:
 def _write_cache(path: pathlib.Path, rows: list[dict]) -> None:
   try:
     path.parent.mkdir(parents=True, exist_ok=True)
-    with workdir_lib.replacing(path) as tmp:
+    with files.replacing(path) as tmp:
       tmp.write_text(json.dumps({'measured': datetime.datetime.now().isoformat(timespec='seconds'), 'rows': rows}))
   except OSError as e:  # the table is still right; only the next one is slower
     logging.warning('could not cache the codec sizes in %s: %s', path, e)
@@ -332,7 +332,7 @@ def _main():
     result['model'] = row
     result['best'].insert(0, row)
   if f.out:
-    with workdir_lib.replacing(f.out) as tmp:
+    with files.replacing(f.out) as tmp:
       tmp.write_text(json.dumps(result, indent=2, default=str))
   print('| codec | bits/dim | how | command |\n|---|---|---|---|')
   for row in sorted(result['best'], key=lambda r: r['bits_per_dim']):

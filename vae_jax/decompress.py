@@ -15,8 +15,8 @@ import numpy as np
 
 from vae_jax import cli
 from vae_jax.coding import bitsback
+from vae_jax.runs import files
 from vae_jax.runs import run as run_lib
-from vae_jax.runs import workdir as workdir_lib
 
 
 def _define_flags() -> None:
@@ -29,7 +29,7 @@ def _define_flags() -> None:
 
 def save_array(path: str, array: np.ndarray) -> None:
   """np.save to a temporary name, then a rename: never a half-written array under `path`."""
-  with workdir_lib.replacing(path, suffix='.npy') as tmp:  # np.save would add .npy to a name without it
+  with files.replacing(path, suffix='.npy') as tmp:  # np.save would add .npy to a name without it
     np.save(os.fspath(tmp), array, allow_pickle=False)
 
 

@@ -24,8 +24,8 @@ import numpy as np
 
 from vae_jax import cli
 from vae_jax import data
+from vae_jax.runs import files
 from vae_jax.runs import run as run_lib
-from vae_jax.runs import workdir as workdir_lib
 from vae_jax.viz import plots
 
 REPORT_DIR = 'report'
@@ -191,7 +191,7 @@ def write_report(workdir: epath.PathLike, step: int | None = None, seed: int = 0
   shown, skipped = [], []
   for picture in pictures(run, dataset, results, seed):
     try:
-      with workdir_lib.replacing(out / picture.name) as tmp:  # a stopped report leaves no half PNG
+      with files.replacing(out / picture.name) as tmp:  # a stopped report leaves no half PNG
         picture.draw(tmp)
     except plots.NotApplicable as e:
       logging.info('skipping %s: %s', picture.name, e)
@@ -212,7 +212,7 @@ def write_report(workdir: epath.PathLike, step: int | None = None, seed: int = 0
   if skipped:
     lines += ['## Not drawn for this run', ''] + [f'- `{name}`: {why}' for name, why in skipped] + ['']
   path = out / REPORT_FILE
-  with workdir_lib.replacing(path) as tmp:
+  with files.replacing(path) as tmp:
     tmp.write_text('\n'.join(lines))
   logging.info('wrote %s', path)
   return path

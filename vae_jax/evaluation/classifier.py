@@ -32,7 +32,6 @@ import dataclasses
 import functools
 import hashlib
 import json
-import os
 import pathlib
 import time
 
@@ -51,6 +50,7 @@ from vae_jax import errors
 from vae_jax import progress
 from vae_jax.models import convolution
 from vae_jax.runs import cache
+from vae_jax.runs import files
 
 VERSION = 1  # bump when the network or its training changes, so old caches are not reused
 EPOCHS = 10
@@ -172,9 +172,8 @@ def _paths(folder: pathlib.Path, dataset: str) -> tuple[pathlib.Path, pathlib.Pa
 
 def _write_atomic(path: pathlib.Path, payload: bytes) -> None:
   path.parent.mkdir(parents=True, exist_ok=True)
-  tmp = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
-  tmp.write_bytes(payload)
-  tmp.replace(path)
+  with files.replacing(path) as tmp:
+    tmp.write_bytes(payload)
 
 
 def _template(model: Classifier, image_shape) -> dict:

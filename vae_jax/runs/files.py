@@ -1,12 +1,14 @@
 """Reading the run directory's small JSON files, which a crash or a full disk can leave damaged.
 
-Every such file is written to a temporary name and renamed, so damage means
+Every such file is written to a temporary name and renamed (`replacing`), so damage means
 something outside the run (a copy cut short, a disk error, a hand edit). A
 damaged file is one line naming it, what is wrong and what to do
 (errors.DamagedFileError, exit 2), never a traceback.
 """
 
+import contextlib
 import json
+import os
 
 from etils import epath
 
@@ -43,3 +45,21 @@ def read_json_or_none(path: epath.PathLike) -> dict | None:
     return read_json(path, '')
   except (OSError, errors.DamagedFileError):
     return None
+
+
+@contextlib.contextmanager
+def replacing(path: epath.PathLike, suffix: str = ''):
+  """Yields a temporary name beside `path` to write (ending in `suffix`), renamed to `path` when the block ends
+  and removed when it fails (an error, a signal): never half a file under `path`, nor a leftover beside it."""
+  path = epath.Path(path)
+  tmp = path.with_name(f'{path.name}.tmp-{os.getpid()}{suffix}')
+  try:
+    yield tmp
+    tmp.replace(path)
+  except BaseException:
+    try:
+      if tmp.exists():
+        tmp.unlink()
+    except OSError:
+      pass
+    raise

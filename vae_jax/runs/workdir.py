@@ -15,7 +15,6 @@ fields that define what its checkpoints are (`RUN_DEFINING`) must match; the
 rest (epochs, learning rate, evaluation, logging, speed) may change on resume.
 """
 
-import contextlib
 import datetime
 import errno
 import fcntl
@@ -25,7 +24,6 @@ import pathlib
 import socket
 
 from absl import logging
-from etils import epath
 import jax
 import ml_collections
 
@@ -177,25 +175,7 @@ class RunLock:
       self._file = None
 
 
-@contextlib.contextmanager
-def replacing(path: epath.PathLike, suffix: str = ''):
-  """Yields a temporary name beside `path` to write (ending in `suffix`), renamed to `path` when the block ends
-  and removed when it fails (an error, a signal): never half a file under `path`, nor a leftover beside it."""
-  path = epath.Path(path)
-  tmp = path.with_name(f'{path.name}.tmp-{os.getpid()}{suffix}')
-  try:
-    yield tmp
-    tmp.replace(path)
-  except BaseException:
-    try:
-      if tmp.exists():
-        tmp.unlink()
-    except OSError:
-      pass
-    raise
-
-
 def write_json(path: pathlib.Path, contents: dict) -> None:
   """Writes through a temporary file and a rename, so a reader never sees half a file."""
-  with replacing(path) as tmp:
+  with files.replacing(path) as tmp:
     tmp.write_text(json.dumps(contents, indent=2) + '\n')

@@ -23,6 +23,7 @@ import ml_collections
 import numpy as np
 
 from vae_jax import errors
+from vae_jax.runs import files
 from vae_jax.runs import names
 
 METRICS_FILE = names.METRICS_FILE
@@ -71,10 +72,8 @@ def _read_tracker_runs(workdir: pathlib.Path) -> dict:
 def _save_tracker_run(workdir: pathlib.Path, name: str, run: dict) -> None:
   """Records `run` for writer `name` in trackers.json; tmp + rename, so a crash never leaves half a file."""
   runs = _read_tracker_runs(workdir) | {name: run}
-  path = workdir / TRACKERS_FILE
-  tmp = path.with_suffix('.json.tmp')
-  tmp.write_text(json.dumps(runs, indent=2) + '\n')
-  tmp.replace(path)
+  with files.replacing(workdir / TRACKERS_FILE) as tmp:
+    tmp.write_text(json.dumps(runs, indent=2) + '\n')
 
 
 def _run_name(workdir: pathlib.Path, config: ml_collections.ConfigDict) -> str:
