@@ -9,6 +9,7 @@ import pytest
 
 from vae_jax import config_lib
 from vae_jax import errors
+from vae_jax.training import objectives
 from vae_jax.training import optimizer
 
 CONFIGS = sorted((pathlib.Path(__file__).resolve().parents[1] / 'configs').glob('*.py'))
@@ -114,3 +115,4 @@ def test_combinations_a_kind_cannot_honour_are_refused():
       config[section][field] = value
     with pytest.raises(errors.ConfigError, match=message):
       config_lib.validate(config)
+      objectives.check_config(config)  # the kind's objective's own checks, made with the objective

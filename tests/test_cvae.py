@@ -10,11 +10,11 @@ import pytest
 import vae_jax
 from vae_jax import data
 from vae_jax import models
-from vae_jax import report
 from vae_jax.models import gaussian
 from vae_jax.models import priors
 from vae_jax.training import objectives
 from vae_jax.training import train
+from vae_jax.viz import report
 
 
 def test_samples_follow_their_labels(make_config):

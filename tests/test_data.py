@@ -1,12 +1,26 @@
-"""Data loading: IDX files written by the test, digits, splits, binarization, errors."""
+"""Data loading: IDX files written by the test, digits, splits, binarization, errors; example specs; and a
+source of vectors without labels, registered here only, that trains, evaluates and loads back."""
 
 import gzip
+import json
+import pathlib
 
+import jax
 import numpy as np
 import pytest
 
+import vae_jax
+from vae_jax import config_lib
 from vae_jax import data
 from vae_jax import errors
+from vae_jax.data.sources import idx
+from vae_jax.data.sources import tfds as tfds_source
+from vae_jax.evaluation import results as results_lib
+from vae_jax.experiments import report as experiment_report
+from vae_jax.runs import checkpoints
+from vae_jax.training import train
+from vae_jax.viz import plots
+from vae_jax.viz import report
 
 
 def _write_idx(path, array, compress):
@@ -34,7 +48,7 @@ def _fake_mnist(directory, num_train=120, num_test=30, compress=True):
 @pytest.mark.parametrize('compress', [True, False])
 def test_read_idx_round_trip(tmp_path, compress):
   arrays = _fake_mnist(tmp_path, compress=compress)
-  splits = data.load_idx_dir(tmp_path)
+  splits = idx.load_idx_dir(tmp_path)
   np.testing.assert_array_equal(splits['train'][0][..., 0], arrays['train'][0])
   np.testing.assert_array_equal(splits['test'][1], arrays['t10k'][1])
 
@@ -42,7 +56,7 @@ def test_read_idx_round_trip(tmp_path, compress):
 def test_read_idx_rejects_other_files(tmp_path):
   (tmp_path / 'bad').write_bytes(b'not an idx file at all')
   with pytest.raises(errors.DataError, match='magic'):
-    data.read_idx(tmp_path / 'bad')
+    idx.read_idx(tmp_path / 'bad')
 
 
 @pytest.mark.parametrize('name', ['mnist', 'fashion_mnist'])
@@ -51,7 +65,7 @@ def test_idx_dir_splits_and_dynamic_binarization(tmp_path, make_config, name):
   config = make_config(**{'data.name': name, 'data.idx_dir': str(tmp_path), 'data.num_validation': 20,
                           'batch_size': 10})
   ds = data.load(config)
-  assert ds.image_shape == (28, 28, 1)
+  assert ds.image_shape == (28, 28, 1) and ds.spec == data.ImageSpec(28, 28, 1)
   assert (len(ds.train.images), len(ds.validation.images), len(ds.test.images)) == (100, 20, 30)
   # Train stays grey (binarized per batch on device); validation/test are binarized once.
   np.testing.assert_allclose(ds.train.images[..., 0], arrays['train'][0][:100] / 255.0, atol=1e-6)
@@ -80,7 +94,8 @@ def test_no_binarization_keeps_grey_values(make_config):
 
 def test_digits(make_config):
   ds = data.load(make_config())
-  assert ds.image_shape == (8, 8, 1)
+  assert ds.image_shape == (8, 8, 1) and ds.spec == data.ImageSpec(8, 8, 1, levels=17)
+  assert ds.train.images is ds.train.examples  # the old name, kept for image code and notebooks
   assert (len(ds.train.images), len(ds.validation.images), len(ds.test.images)) == (1297, 200, 300)
   assert ds.train.images.dtype == np.float32
   assert 0.0 <= ds.train.images.min() and ds.train.images.max() <= 1.0
@@ -100,9 +115,8 @@ def test_missing_idx_dir_is_a_clear_error(tmp_path, make_config):
 
 
 def test_unavailable_dataset_names_where_it_looked(make_config, monkeypatch):
-  monkeypatch.setattr(data, 'DEBIAN_FASHION_MNIST', data.pathlib.Path('/nonexistent/fashion-mnist'))
-  monkeypatch.setitem(data.LOADERS, 'fashion_mnist', data._mnist_like('fashion_mnist', (data.DEBIAN_FASHION_MNIST,)))
-  monkeypatch.setattr(data, '_tfds_load', lambda *a, **k: (_ for _ in ()).throw(OSError('offline')))
+  monkeypatch.setattr(idx, 'DEBIAN_FASHION_MNIST', pathlib.Path('/nonexistent/fashion-mnist'))
+  monkeypatch.setattr(tfds_source, 'load_numpy', lambda *a, **k: (_ for _ in ()).throw(OSError('offline')))
   with pytest.raises(errors.DataError) as info:
     data.load(make_config(**{'data.name': 'fashion_mnist'}))
   message = str(info.value)
@@ -113,3 +127,118 @@ def test_unavailable_dataset_names_where_it_looked(make_config, monkeypatch):
 def test_batch_larger_than_dataset(make_config):
   with pytest.raises(errors.DataError, match='batch_size=5000 is larger than the 1297 training images'):
     data.load(make_config(batch_size=5000))
+
+
+@pytest.mark.parametrize('spec', [
+    data.ImageSpec(28, 28, 1),
+    data.ImageSpec(8, 8, 3, levels=17),
+    data.VectorSpec((data.Column('age'), data.Column('smoker', 'binary'), data.Column('city', 'categorical', 5))),
+    data.SequenceSpec(vocab_size=100, max_length=12, pad_id=0),
+], ids=['image', 'image-rgb', 'vector', 'sequence'])
+def test_spec_json_round_trip(spec):
+  """Through JSON text, and through the ConfigDict a run's config.json is read back into."""
+  text = json.dumps(spec.to_json())
+  assert data.ExampleSpec.from_json(json.loads(text)) == spec
+  config = config_lib.with_defaults({'resolved': {'example_spec': json.loads(text)}})
+  assert data.ExampleSpec.from_json(config.resolved.example_spec) == spec
+  assert spec.dummy(2).shape == (2, *spec.shape) and spec.dummy(2).dtype == spec.dtype
+  assert spec.num_dims == int(np.prod(spec.shape))
+
+
+def test_spec_refuses_what_it_cannot_be():
+  with pytest.raises(ValueError, match='known kinds: image, vector, sequence'):
+    data.ExampleSpec.from_json({'kind': 'graph'})
+  with pytest.raises(ValueError, match='num_categories'):
+    data.Column('city', 'categorical')
+
+
+NUM_TOY, TOY_DIMS = 192, 8
+
+
+def _toy_load(config):
+  """Vectors in [0, 1] with structure a 2-D latent can find (two bumps), and no labels."""
+  del config
+  rng = np.random.default_rng(0)
+  centres = rng.random((2, TOY_DIMS))
+  x = np.clip(centres[rng.integers(0, 2, NUM_TOY)] + 0.1 * rng.normal(size=(NUM_TOY, TOY_DIMS)), 0, 1)
+  x = x.astype(np.float32)
+  return data.Loaded((x[:128], None), (x[128:], None), 'toy vectors made by tests/test_data.py',
+                     data.VectorSpec.continuous(TOY_DIMS))
+
+
+@pytest.fixture
+def toy(monkeypatch):
+  """A source registered by the test alone: data.name=toy is then valid everywhere."""
+  monkeypatch.setitem(data.SOURCES, 'toy', data.Source('toy', _toy_load))
+
+
+def _toy_config(make_config, **overrides):
+  return make_config(**{'data.name': 'toy', 'data.num_validation': 32, 'batch_size': 32, 'num_epochs': 1,
+                        'model.hidden_sizes': (16,), 'model.latent_dim': 2, 'eval.batch_size': 64,
+                        'eval.num_importance_samples': 4, 'eval.sample_chunk': 4, 'eval.measures': False,
+                        **overrides})
+
+
+def test_a_registered_vector_source_loads_without_labels(toy, make_config):
+  del toy
+  config = _toy_config(make_config)
+  config_lib.validate(config)
+  ds = data.load(config)
+  assert ds.spec == data.VectorSpec.continuous(TOY_DIMS)
+  assert (ds.train.examples.shape, ds.validation.examples.shape, ds.test.examples.shape) == (
+      (96, TOY_DIMS), (32, TOY_DIMS), (64, TOY_DIMS))
+  assert ds.train.labels is ds.validation.labels is ds.test.labels is None and not ds.has_labels
+  assert set(np.unique(ds.test.examples)) <= {0.0, 1.0}  # binarized once, as images are
+  assert 'toy' not in data.NUM_CLASSES  # unlabelled: no classes for a conditional model
+  with pytest.raises(AttributeError, match='vectors of shape \\(8,\\), not images'):
+    ds.image_shape  # pylint: disable=pointless-statement
+
+
+@pytest.mark.parametrize('overrides', [{}, {'model.likelihood': 'gaussian', 'data.binarize': 'none'}],
+                         ids=['bernoulli', 'gaussian'])
+def test_a_vector_source_trains_evaluates_and_loads_back(toy, make_config, tmp_path, overrides):
+  """The source door: registered in this file alone, through training, `evaluate`, `load_run`, the report
+  (its pictures of images skipped, below) and a sweep report."""
+  del toy
+  config = _toy_config(make_config, **overrides)
+  sweep, tmp_path = tmp_path, tmp_path / 'point'
+  results = train.train_and_evaluate(config, tmp_path)
+  for key in ('elbo_nats', 'nll_nats', 'kl_nats', 'bits_per_dim'):
+    assert np.isfinite(results[key]), key
+  assert -results['nll_nats'] >= results['elbo_nats']
+  if config.model.likelihood == 'bernoulli':  # bits over the vector's 8 entries
+    assert results['bits_per_dim'] == pytest.approx(results['nll_nats'] / (TOY_DIMS * np.log(2)))
+  assert not (tmp_path / 'samples.png').exists() and not (tmp_path / 'reconstructions.png').exists()
+  resolved = checkpoints.read_config(tmp_path).resolved
+  assert 'image_shape' not in resolved
+  assert data.ExampleSpec.from_json(resolved.example_spec) == data.VectorSpec.continuous(TOY_DIMS)
+  run = vae_jax.load_run(tmp_path)  # built from resolved.example_spec
+  assert run.spec == data.VectorSpec.continuous(TOY_DIMS) and run.image_shape is None
+  x = data.load(config).test.examples[:5]
+  log_px = run.log_likelihood(x, jax.random.key(0), num_samples=4)
+  assert log_px.shape == (5,) and np.all(np.isfinite(log_px))
+  with pytest.raises(plots.NotApplicable, match='shows images; this run.s data are vectors of shape'):
+    plots.prior_samples(run, jax.random.key(0))
+  evaluated = results_lib.evaluate_run(tmp_path, num_importance_samples=8, split='validation')
+  assert evaluated['num_examples'] == 32 and np.isfinite(evaluated['nll_nats'])
+  experiment_report.write_report(sweep)  # a one-point sweep: its row holds the run's test figures
+  assert f'{results["nll_nats"]:.2f}' in (sweep / experiment_report.RESULTS_MD).read_text()
+
+
+def test_the_report_of_a_vector_run_skips_the_pictures_of_images(toy, make_config, tmp_path):
+  del toy
+  train.train_and_evaluate(_toy_config(make_config, **{'model.likelihood': 'gaussian', 'data.binarize': 'none'}),
+                           tmp_path)
+  text = report.write_report(tmp_path).read_text()
+  assert (tmp_path / 'report' / 'training_curves.png').is_file()
+  assert not (tmp_path / 'report' / 'prior_samples.png').exists()
+  assert 'shows images' in text and 'has no labels' in text
+
+
+def test_an_unregistered_source_is_refused_with_the_list(make_config):
+  config = make_config(**{'data.name': 'toy'})
+  with pytest.raises(errors.ConfigError, match='data.name=.toy. is not allowed; use one of mnist, fashion_mnist, '
+                     'cifar10, digits'):
+    config_lib.validate(config)
+  with pytest.raises(errors.ConfigError, match='use one of mnist, fashion_mnist, cifar10, digits'):
+    data.load(config)

@@ -7,7 +7,6 @@ posterior is a diagonal Gaussian, so it lies in the VAE's family of q.
 
 import math
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -15,13 +14,14 @@ import pytest
 from scipy import stats
 
 from vae_jax import evaluation
+from vae_jax import models
 from vae_jax.models import gaussian
 from vae_jax.training import objectives
 
 D, L, S = 6, 3, 0.5
 
 
-class LinearGaussian(nn.Module):
+class LinearGaussian(models.Kind):
   """pPCA decoder with a linear Gaussian encoder q(z|x) = N(A x + c, diag exp(log_var)), written
   against the model interface of vae_jax.models (one latent group, prior N(0, I))."""
   w: np.ndarray
@@ -29,9 +29,6 @@ class LinearGaussian(nn.Module):
   a: np.ndarray
   c: np.ndarray
   log_var: np.ndarray
-  stochastic = True
-  conditional = False
-  max_importance_samples = None
   latent_dim = L
   group_sizes = (L,)
 

@@ -11,11 +11,11 @@ import pytest
 
 import vae_jax
 from vae_jax import data
-from vae_jax import report
 from vae_jax.runs import checkpoints
 from vae_jax.runs import writers
 from vae_jax.training import setup as setup_lib
 from vae_jax.training import train
+from vae_jax.viz import report
 
 KINDS = {
     'vae': {},
@@ -49,7 +49,7 @@ def test_one_step_lowers_the_loss(make_config, name):
   state = setup.initial_state()
   step = jax.jit(setup.train_step)
   train_set = setup.dataset.train
-  batch = {'image': jnp.asarray(train_set.images[:config.batch_size]),
+  batch = {'x': jnp.asarray(train_set.images[:config.batch_size]),
            'label': jnp.asarray(train_set.labels[:config.batch_size])}
   after, before_metrics = step(state, batch, setup.train_key)
   # The same batch, keys and binarization (the step number is what they fold in), at the new parameters.

@@ -6,10 +6,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from vae_jax import data
+from vae_jax import errors
+from vae_jax import figures
 from vae_jax import models
+from vae_jax.training import objectives
 
-# (name, config overrides, image shape): every kind, prior, flow and likelihood at least once; the conv
-# hierarchy is tests/test_kinds.py's trained run.
+# (name, config overrides, example shape: (H, W, C) an image, (D,) a vector): every kind, prior, flow and
+# likelihood at least once; the conv hierarchy is tests/test_kinds.py's trained run.
 CASES = [
     ('vae-mlp', {}, (28, 28, 1)),
     ('vae-conv-gaussian-rgb', {'model.encoder': 'conv', 'model.likelihood': 'gaussian', 'data.binarize': 'none'},
@@ -29,7 +33,14 @@ CASES = [
      (8, 8, 1)),
     ('cvae-class-prior', {'model.kind': 'cvae', 'model.prior': 'class_gaussian'}, (8, 8, 1)),
     ('vqvae', {'model.kind': 'vqvae', 'model.encoder': 'conv', 'model.codebook_size': 6}, (8, 8, 1)),
+    ('vae-mlp-vector-vampprior', {'model.prior': 'vampprior', 'model.prior_components': 3}, (8,)),
+    ('hvae-mlp-vector-gaussian', {'model.kind': 'hvae', 'model.groups_per_stage': (1, 1),
+                                  'model.likelihood': 'gaussian', 'data.binarize': 'none'}, (8,)),
 ]
+
+
+def _spec(shape):
+  return data.ImageSpec.of_shape(shape) if len(shape) == 3 else data.VectorSpec.continuous(shape[0])
 
 
 def test_every_registered_kind_is_a_kind_with_a_case():
@@ -41,24 +52,23 @@ def test_every_registered_kind_is_a_kind_with_a_case():
     assert issubclass(cls, models.Kind), name
     for member in ('build', 'infer', 'terms', 'encode', 'decode', 'sample', 'reconstruct'):
       assert getattr(cls, member) is not getattr(models.Kind, member), f'{name} does not give {member}'
-    if cls.updates_state:
-      assert cls.update_state is not models.Kind.update_state, f'{name} updates state but gives no update_state'
     assert isinstance(cls.stochastic, bool) and isinstance(cls.conditional, bool), name
-    assert cls.objective in ('elbo', 'iwae'), name
+    assert cls.objective in objectives.OBJECTIVES, name
+    assert all(isinstance(f, figures.Figure) for f in cls.figures), name
     assert cls.max_importance_samples is None or cls.max_importance_samples >= 1, name
 
 
-@pytest.mark.parametrize('name,overrides,image_shape', CASES, ids=[c[0] for c in CASES])
-def test_interface_shapes(make_config, name, overrides, image_shape):
+@pytest.mark.parametrize('name,overrides,shape', CASES, ids=[c[0] for c in CASES])
+def test_interface_shapes(make_config, name, overrides, shape):
   del name
   hidden = (8, 16) if overrides.get('model.encoder') == 'conv' else (32, 16)
   config = make_config(**{'model.hidden_sizes': hidden, 'model.latent_dim': 5, **overrides})
-  model = models.make(config, image_shape)
-  params = models.init_params(model, image_shape, jax.random.key(0))
+  model = models.make(config, _spec(shape))
+  params = models.init_params(model, _spec(shape), jax.random.key(0))
   v = {'params': params}
   n, latent = 3, model.latent_dim
   assert latent == sum(model.group_sizes)
-  x = jax.random.uniform(jax.random.key(1), (n, *image_shape))
+  x = jax.random.uniform(jax.random.key(1), (n, *shape))
   keys = jax.random.split(jax.random.key(2), n)
   lik = type(model.likelihood)
 
@@ -85,13 +95,13 @@ def test_interface_shapes(make_config, name, overrides, image_shape):
   chex.assert_shape(out['mean'], (n, latent))
   point_mass = not model.stochastic or model.max_importance_samples == 1  # ae, vqvae: (code, None)
   assert (out['log_var'] is None) == point_mass
-  chex.assert_shape([out['decoded'], out['recon']], (n, *image_shape))
+  chex.assert_shape([out['decoded'], out['recon']], (n, *shape))
   chex.assert_shape(out['terms']['log_px_z'], (n,))
   chex.assert_shape(out['terms']['kl'], (n, len(model.group_sizes)))
   chex.assert_tree_all_finite(out)
   if model.stochastic:
     chex.assert_shape(out['terms']['log_ratio'], (n,))
-    chex.assert_shape(out['drawn'], (4, *image_shape))
+    chex.assert_shape(out['drawn'], (4, *shape))
     assert float(jnp.min(out['decoded'])) >= 0.0 and float(jnp.max(out['decoded'])) <= 1.0
 
 
@@ -160,3 +170,16 @@ def test_glu_layers_gate_half_of_a_doubled_layer(make_config, encoder):
       h = a * jax.nn.sigmoid(b)
     np.testing.assert_allclose(model.apply({'params': params}, x, method=lambda m, v: m.encoder(v)),
                                h @ enc['out']['kernel'] + enc['out']['bias'], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize('overrides,match', [
+    ({'model.encoder': 'conv'}, 'model.encoder=conv convolves images; this data holds vectors of shape \\(8,\\)'),
+    ({'model.kind': 'hvae', 'model.encoder': 'conv', 'model.activation': 'gelu'}, 'model.kind=hvae with'),
+    ({'model.kind': 'vqvae', 'model.encoder': 'conv'}, 'model.kind=vqvae convolves images'),
+    ({'model.likelihood': 'logistic_mixture', 'data.binarize': 'none'}, 'use bernoulli or gaussian'),
+    ({'model.pixel_context': 1}, 'with model.pixel_context=1 models images'),
+], ids=['conv', 'hvae-conv', 'vqvae', 'logistic', 'context'])
+def test_image_only_parts_refuse_vectors_in_one_line(make_config, overrides, match):
+  with pytest.raises(errors.ConfigError, match=match) as info:
+    models.make(make_config(**overrides), data.VectorSpec.continuous(8))
+  assert '\n' not in str(info.value)

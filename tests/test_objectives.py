@@ -1,17 +1,31 @@
-"""The KL, the reparameterization gradient and the importance-sampled estimator,
-each against an exact answer."""
+"""The KL, the reparameterization gradient and the importance-sampled estimator, each against an exact
+answer; and the objective door: a kind with its own objective and two optimizers, defined and registered in
+this file alone, through training, `evaluate`, `load_run`, the report and a sweep report."""
 
+import json
 import math
+import shutil
 
 import chex
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
+import pytest
 from scipy import stats
 
+import vae_jax
+from vae_jax import data
 from vae_jax import models
+from vae_jax.evaluation import results as results_lib
+from vae_jax.experiments import report as sweep_report
 from vae_jax.models import gaussian
+from vae_jax.models import vae
 from vae_jax.training import objectives
+from vae_jax.training import setup as setup_lib
+from vae_jax.training import train
+from vae_jax.viz import report
 
 
 def test_kl_closed_form_matches_monte_carlo():
@@ -114,3 +128,90 @@ def test_free_bits_charge_a_group_at_least_its_allowance(make_config):
   grads = jax.grad(lambda p: objectives.elbo_objective(model, p, x, keys, 1.0, free_bits=allowance)[0])(params)
   grads_recon = jax.grad(lambda p: -jnp.mean(model.apply({'params': p}, x, keys)['log_px_z']))(params)
   chex.assert_trees_all_close(grads, grads_recon, rtol=1e-5, atol=1e-6)
+
+
+# ---------------------------------------------------------------- the door: a kind with its own objective
+
+
+class AdversarialVAE(vae.VAE):
+  """A VAE whose aggregate posterior a critic compares with the prior (an adversarial regularizer)."""
+  objective = 'toy_adversarial'
+
+  @nn.compact
+  def criticize(self, z):
+    return nn.Dense(1, name='critic_out')(nn.relu(nn.Dense(8, name='critic_hidden')(z)))[:, 0]
+
+  def __call__(self, x, keys, labels=None):
+    self.criticize(jnp.zeros((1, self.latent_dim)))  # the critic's parameters exist from init on
+    return super().__call__(x, keys, labels)
+
+
+CRITIC_LR = 0.1
+
+
+class Adversarial(objectives.Objective):
+  """ELBO + a term fooling the critic (the encoder's), + the critic's logistic loss (the critic's): one loss,
+  each part reaching only its own parameters; Adam for the VAE, plain SGD for the critic."""
+
+  def groups(self, total_steps, steps_per_epoch):
+    schedule = optax.constant_schedule(self.config.learning_rate)
+    return {'model': (optax.adam(schedule), schedule), 'critic': (optax.sgd(CRITIC_LR), schedule)}
+
+  def group_of(self, path):
+    return 'critic' if path[0].startswith('critic') else 'model'
+
+  def loss(self, model, params, batch, keys, kl_weight):
+    elbo, m = objectives.elbo_objective(model, params, batch['x'], keys, kl_weight, labels=batch.get('label'))
+    mean, _ = model.apply({'params': params}, batch['x'], method=model.encode)
+    prior = jax.random.normal(keys[0], mean.shape)
+    critic = lambda p, z: model.apply({'params': p}, z, method=model.criticize)
+    fool = jnp.mean(jax.nn.softplus(critic(jax.lax.stop_gradient(params), mean)))
+    critic_loss = jnp.mean(jax.nn.softplus(-critic(params, jax.lax.stop_gradient(mean)))
+                           + jax.nn.softplus(critic(params, prior)))
+    return elbo + 0.1 * fool + critic_loss, dict(m, critic_loss=critic_loss)
+
+
+@pytest.fixture
+def adversarial(monkeypatch):
+  monkeypatch.setitem(models.MODELS, 'adversarial_vae', AdversarialVAE)
+  monkeypatch.setitem(objectives.OBJECTIVES, 'toy_adversarial', Adversarial)
+
+
+def test_a_kind_brings_its_objective_and_two_optimizers(adversarial, make_config, tmp_path):
+  config = make_config(**{'model.kind': 'adversarial_vae', 'data.binarize': 'static', 'num_epochs': 2})
+  setup = setup_lib.make_setup(config, data.load(config))
+  state = setup.initial_state()
+  assert set(state.opt_state.inner_states) == {'model', 'critic'}
+
+  # One step: the critic moves by exactly -lr * its gradient (SGD), the VAE by Adam's first step (about lr).
+  n = config.batch_size
+  batch = {'x': jnp.asarray(setup.dataset.train.examples[:n]), 'label': jnp.asarray(setup.dataset.train.labels[:n])}
+  keys = objectives.per_example_keys(jax.random.fold_in(setup.train_key, 0), jnp.arange(n))
+  _, sample_keys = jax.vmap(jax.random.split, out_axes=1)(keys)
+  grads = jax.grad(lambda p: setup.objective.loss(setup.model, p, batch, sample_keys, 1.0)[0])(state.params)
+  after, step_metrics = jax.jit(setup.train_step)(state, batch, setup.train_key)
+  assert int(step_metrics['skipped']) == 0 and float(step_metrics['critic_loss']) > 0
+  for name in ('critic_hidden', 'critic_out'):
+    np.testing.assert_allclose(after.params[name]['kernel'],
+                               state.params[name]['kernel'] - CRITIC_LR * grads[name]['kernel'], rtol=1e-5, atol=1e-7)
+  moved = np.abs(np.asarray(after.params['decoder']['out']['kernel'] - state.params['decoder']['out']['kernel']))
+  assert moved.max() == pytest.approx(config.learning_rate, rel=1e-3)
+
+  workdir = tmp_path / 'sweep' / 'a'
+  results = train.train_and_evaluate(config, workdir)
+  logged = [json.loads(line) for line in (workdir / 'metrics.jsonl').read_text().splitlines()]
+  assert any('train/critic_loss' in line for line in logged)
+  assert results['nll_nats'] > 0 and results['elbo_nats'] < 0
+  evaluated = results_lib.evaluate_run(workdir, num_importance_samples=3)
+  assert evaluated['nll_nats'] == pytest.approx(results['nll_nats'], rel=0.05)
+  run = vae_jax.load_run(workdir)
+  assert set(run.params) >= {'critic_hidden', 'critic_out', 'encoder', 'decoder'}
+  x = data.load(run.config).test.examples[:4]
+  assert np.isfinite(np.asarray(run.log_likelihood(x, jax.random.key(0), num_samples=2))).all()
+  assert '`nll_nats`' in report.write_report(workdir).read_text()
+  shutil.copytree(workdir, tmp_path / 'sweep' / 'b')  # a second point, differing in one field as a sweep's do
+  config_file = tmp_path / 'sweep' / 'b' / 'config.json'
+  config_file.write_text(json.dumps(dict(json.loads(config_file.read_text()), seed=1)))
+  sweep_report.write_report(tmp_path / 'sweep')
+  table = (tmp_path / 'sweep' / sweep_report.RESULTS_MD).read_text()
+  assert f'{evaluated["nll_nats"]:.2f}' in table and '2 of 2 points finished' in table  # evaluate rewrote eval.json

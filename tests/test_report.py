@@ -19,8 +19,8 @@ import nbformat
 import numpy as np
 import pytest
 
-from vae_jax import report
 from vae_jax.training import train
+from vae_jax.viz import report
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / 'experiments' / 'explore_run.ipynb'

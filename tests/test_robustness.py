@@ -116,11 +116,13 @@ def _nan_when(condition):
 
   def make(config):
     objective = real_make(config)
+    real_loss = objective.loss
 
-    def poisoned(model, params, x, keys, kl_weight, labels=None):
-      loss, metrics = objective(model, params, x, keys, kl_weight, labels=labels)
-      return jnp.where(condition(x), jnp.nan, loss), metrics
-    return poisoned
+    def poisoned(model, params, batch, keys, kl_weight):
+      loss, metrics = real_loss(model, params, batch, keys, kl_weight)
+      return jnp.where(condition(batch['x']), jnp.nan, loss), metrics
+    objective.loss = poisoned
+    return objective
   return make
 
 
@@ -130,7 +132,7 @@ def test_a_nan_step_is_skipped_and_leaves_the_state_unchanged(make_config):
   state = setup.initial_state()
   nan_step = step_lib.make_train_step(setup.model, _nan_when(lambda x: True)(config), setup.schedule,
                                    lambda step: 1.0, True)
-  batch = {'image': jnp.asarray(setup.dataset.train.images[:config.batch_size]),
+  batch = {'x': jnp.asarray(setup.dataset.train.images[:config.batch_size]),
            'label': jnp.asarray(setup.dataset.train.labels[:config.batch_size])}
   after, metrics = jax.jit(nan_step)(state, batch, jax.random.key(0))
   assert int(metrics['skipped']) == 1 and int(after.step) == int(state.step) + 1

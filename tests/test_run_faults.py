@@ -23,7 +23,6 @@ from tensorboardX.proto import event_pb2
 import vae_jax
 from vae_jax import cli
 from vae_jax import errors
-from vae_jax import report
 from vae_jax.coding import bitsback
 from vae_jax.evaluation import results as results_lib
 from vae_jax.runs import signals
@@ -31,6 +30,7 @@ from vae_jax.runs import workdir as workdir_lib
 from vae_jax.runs import writers
 from vae_jax.training import train
 from vae_jax.viz import plots
+from vae_jax.viz import report
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 _DIGITS = ['--config=configs/digits.py', '--config.steps_per_dispatch=10', '--config.dispatch=scan',

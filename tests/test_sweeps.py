@@ -18,7 +18,7 @@ import pytest
 
 from vae_jax import config_lib
 from vae_jax import errors
-from vae_jax import sweep_report
+from vae_jax.experiments import report as sweep_report
 from vae_jax.experiments import sweeps
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]

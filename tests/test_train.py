@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import vae_jax
+from vae_jax import data
 from vae_jax import errors
 from vae_jax.runs import checkpoints
 from vae_jax.runs import writers
@@ -49,6 +50,7 @@ def test_workdir_contents(finished_run):
   on_disk = checkpoints.read_config(workdir)
   assert on_disk.model.latent_dim == config.model.latent_dim
   assert on_disk.resolved.image_shape == [8, 8, 1]
+  assert data.ExampleSpec.from_json(on_disk.resolved.example_spec) == data.ImageSpec(8, 8, 1, levels=17)
 
 
 def test_finished_run_is_not_retrained(finished_run):
@@ -91,7 +93,6 @@ def test_load_run(finished_run):
   run = vae_jax.load_run(workdir)
   assert run.config.model.latent_dim == config.model.latent_dim
   assert run.step == config.num_epochs * (1297 // config.batch_size)
-  from vae_jax import data  # pylint: disable=g-import-not-at-top
   x = data.load(config).test.images
   mean, log_var = run.encode(x[:5])
   assert mean.shape == log_var.shape == (5, config.model.latent_dim)
@@ -103,6 +104,20 @@ def test_load_run(finished_run):
   assert log_px.shape == (300,)
   # Same model, same test set, other random draws: the same NLL up to Monte Carlo error.
   assert -np.mean(log_px) == pytest.approx(results['nll_nats'], abs=0.3)
+
+
+def test_a_run_from_before_example_specs_loads(finished_run, tmp_path):
+  """A config.json with resolved.image_shape and no resolved.example_spec: its model is built for those images."""
+  workdir, _, _ = finished_run
+  old = tmp_path / 'old'
+  shutil.copytree(workdir, old)
+  saved = json.loads((old / 'config.json').read_text())
+  del saved['resolved']['example_spec']
+  (old / 'config.json').write_text(json.dumps(saved))
+  run, new = vae_jax.load_run(old), vae_jax.load_run(workdir)
+  assert run.spec == data.ImageSpec(8, 8, 1) and run.image_shape == (8, 8, 1)
+  z = np.zeros((2, new.model.latent_dim), np.float32)
+  np.testing.assert_array_equal(run.mean_image(z), new.mean_image(z))
 
 
 @pytest.mark.parametrize('overrides', [

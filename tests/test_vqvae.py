@@ -12,11 +12,11 @@ import pytest
 import vae_jax
 from vae_jax import data
 from vae_jax import models
-from vae_jax import report
 from vae_jax.models import pixelcnn
 from vae_jax.models import vqvae
 from vae_jax.runs import writers
 from vae_jax.training import train
+from vae_jax.viz import report
 from test_kinds import _saved_tree  # pylint: disable=g-bad-import-order
 
 VQ = {'model.kind': 'vqvae', 'model.encoder': 'conv', 'model.hidden_sizes': (8, 8), 'model.latent_dim': 4,

@@ -15,12 +15,10 @@ import json
 
 from absl import flags
 from absl import logging
-import numpy as np
 
 from vae_jax import cli
-from vae_jax import data
-from vae_jax import errors
 from vae_jax.coding import bitsback
+from vae_jax.coding import inputs
 from vae_jax.runs import run as run_lib
 
 
@@ -36,26 +34,10 @@ def _define_flags() -> None:
   flags.mark_flags_as_required(['workdir', 'out'])
 
 
-def read_images(path: str) -> np.ndarray:
-  """The images in a .npy file; a DataError names the file if it cannot be read."""
-  try:
-    return np.load(path, allow_pickle=False)
-  except (OSError, ValueError) as e:
-    raise errors.DataError(f'cannot read --images={path} as a .npy array: {e}') from None
-
-
-def load_images(run, split: str | None, images: str | None) -> np.ndarray:
-  if (split is None) == (images is None):
-    raise errors.ConfigError('give exactly one of --split and --images')
-  if images is not None:
-    return read_images(images)
-  return getattr(data.load(run.config), split).images
-
-
 def _compress():
   f = flags.FLAGS
   run = run_lib.load_run(f.workdir, f.step)
-  images = load_images(run, f.split, f.images)
+  images = inputs.load_images(run, f.split, f.images)
   logging.info('Compressing %d images with %s', len(images), run)
   print(json.dumps(bitsback.compress_run(run, images, f.out, f.bucket_bits, f.batch_size), indent=2))
 

@@ -20,9 +20,7 @@ from vae_jax.models import blocks
 from vae_jax.models import flows
 from vae_jax.models import likelihoods
 from vae_jax.models import priors
-from vae_jax.runs import writers
 
-MODEL_KINDS = tuple(models.MODELS)
 LIKELIHOODS = tuple(likelihoods.LIKELIHOODS)
 CONTEXT_LIKELIHOODS = likelihoods.CONTEXT_LIKELIHOODS
 PRIORS = tuple(priors.PRIORS)
@@ -33,11 +31,9 @@ GAUSSIAN_VARIANCES = ('fixed', 'learned')
 BINARIZATIONS = ('dynamic', 'static', 'none')
 SCHEDULES = ('cosine', 'constant', 'iwae_stages')
 ACTIVATIONS = tuple(blocks.ACTIVATIONS)
-DATASETS = tuple(data.LOADERS)
 PLACEMENTS = ('auto', 'device', 'host')
 DISPATCH = ('auto', 'scan', 'unrolled', 'per_step')
 DTYPES = ('float32', 'bfloat16')
-WANDB_MODES = ('offline', 'online')
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -109,7 +105,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.eval.binarization_seed = 0       # validation/test images are binarized once, with this seed
   c.eval.num_images = 64             # images in samples.png / reconstructions.png
   c.eval.samples_per_class = 1000    # conditional kinds: samples of each class the classifier labels
-  c.eval.measures = True             # probe/kNN accuracy and Frechet distances (vae_jax/evaluation/measures.py) at the end
+  c.eval.measures = True             # at the end, the metrics eval.metrics names (vae_jax/evaluation/metrics/)
+  c.eval.metrics = ('representation', 'samples')  # probe/kNN accuracy; Frechet distances and the classifier's
+                                     # view of samples; any registered metric (--config.eval.metrics=a,b)
 
   c.steps_per_dispatch = 100         # train steps between returns to Python; logging and
                                      # checkpoints happen between them
@@ -203,12 +201,15 @@ def _check_keys_and_types(config, base, prefix: str = '') -> None:
 def validate(config: ml_collections.ConfigDict) -> None:
   """Raises ConfigError naming the first bad field and what it allows.
 
-  Runs before any data is read or anything is compiled or written.
+  Runs before any data is read or anything is compiled or written. The fields
+  of the layers above check themselves where a run starts: config.writers
+  (`runs.writers.check_config`) and config.eval.metrics
+  (`evaluation.metrics.check_config`).
   """
   _check_keys_and_types(config, base_config())
-  _one_of('data.name', config.data.name, DATASETS)
+  _one_of('data.name', config.data.name, tuple(data.SOURCES))  # read now: a source registered later counts
   _one_of('data.binarize', config.data.binarize, BINARIZATIONS)
-  _one_of('model.kind', config.model.kind, MODEL_KINDS)
+  _one_of('model.kind', config.model.kind, tuple(models.MODELS))  # likewise a kind
   _one_of('model.encoder', config.model.encoder, ENCODERS)
   _one_of('model.likelihood', config.model.likelihood, LIKELIHOODS)
   _one_of('model.prior', config.model.prior, PRIORS)
@@ -281,24 +282,5 @@ def validate(config: ml_collections.ConfigDict) -> None:
     _require(config.model.likelihood == 'bernoulli',
              f'data.binarize={config.data.binarize!r} makes binary data, which needs model.likelihood=bernoulli; '
              f'use data.binarize=none with the {config.model.likelihood} likelihood')
-  if config.model.free_bits > 0:
-    iwae = models.MODELS[config.model.kind].objective == 'iwae' or config.model.num_importance_samples > 1
-    _require(not iwae, f'model.free_bits={config.model.free_bits} applies to the ELBO, but this config trains '
-             f'the importance-weighted bound (model.kind={config.model.kind}, model.num_importance_samples='
-             f'{config.model.num_importance_samples}); set model.free_bits=0 or train on the ELBO')
   models.check_config(config)
-  _check_writers(config)
 
-
-def _check_writers(config: ml_collections.ConfigDict) -> None:
-  """Known writers, each once, whose libraries are installed (W&B and MLflow are optional)."""
-  names = writers.writer_names(config.writers)
-  for name in names:
-    _one_of('writers', name, tuple(writers.WRITERS))
-    _require(names.count(name) == 1, f'writers names {name} twice; name each writer once')
-    writer = writers.WRITERS[name]
-    missing = [m for m in writer.libraries if importlib.util.find_spec(m) is None]
-    _require(not missing, f'writers: {name} needs {", ".join(missing)}, which is not installed; '
-             f"pip install {writer.pip} (or pip install -e '.[trackers]')")
-  if config.tracking.wandb_mode is not None:
-    _one_of('tracking.wandb_mode', config.tracking.wandb_mode, WANDB_MODES)

@@ -44,8 +44,9 @@ def _define_flags() -> None:
   flags.DEFINE_enum('split', 'test', ['test', 'validation'], 'Which split to evaluate.')
   flags.DEFINE_integer('step', None, 'Checkpoint step to evaluate (default: the latest).')
   flags.DEFINE_integer('num_examples', None, "Evaluate only the split's first N images (default: all).")
-  flags.DEFINE_bool('measures', None, "Add the probe, kNN and Frechet measures (default: as the run's "
-                    'eval.measures says); --nomeasures skips them, for a quick figure.')
+  flags.DEFINE_bool('measures', None, "Add the metrics the run's eval.metrics names (probe, kNN, Frechet by "
+                    "default) when on (default: as the run's eval.measures says); --nomeasures skips them, "
+                    'for a quick figure.')
   flags.DEFINE_enum('parameters', None, ['ema', 'final'], "Which parameters (default: the EMA when the run "
                     'keeps one, else the final ones).')
   flags.DEFINE_integer('batch_size', None, "Examples per batch (default: the run's eval.batch_size).")

@@ -2,232 +2,26 @@
 
   python -m vae_jax.report --workdir=DIR
 
-DIR/report/ gets one PNG per picture (prior samples at temperatures 1 and
-0.7, reconstructions, an interpolation, a latent traversal, the 2-D manifold
-when latent_dim=2, the test set's latent means, the training curves) and
-report.md, which shows them next to the test numbers of DIR/eval.json, each
-with its unit. Pictures that do not apply to the run (prior samples of an
-autoencoder) are listed with the reason instead. The same is available from
-Python as `write_report(workdir)`. Every file is written whole or not at all
-(a temporary name, then a rename), so a report stopped by a signal (exit 75)
-leaves the previous files as they were; rerunning writes them all.
+DIR/report/ gets one PNG per picture and report.md, which shows them next to
+the test figures of DIR/eval.json (`vae_jax.viz.report.write_report`, also
+callable from a notebook).
 """
 
-import dataclasses
-from typing import Callable
-
 from absl import flags
-from absl import logging
-from etils import epath
-import jax
-import numpy as np
 
 from vae_jax import cli
-from vae_jax import data
-from vae_jax.runs import files
-from vae_jax.runs import run as run_lib
-from vae_jax.viz import plots
-
-REPORT_DIR = 'report'
-REPORT_FILE = 'report.md'
-
-
-
-@dataclasses.dataclass(frozen=True)
-class Picture:
-  """One PNG of the report: its file, heading and caption, and how to draw it."""
-  name: str
-  title: str
-  caption: str
-  draw: Callable  # path -> Figure; raises plots.NotApplicable when the picture does not exist for the run
-
-
-# (eval.json key, what it is, unit) in the order of the table.
-_EVAL_ROWS = (
-    ('elbo_nats', 'ELBO, E_q[log p(x|z)] − KL (a lower bound on log p(x))', 'nats per example'),
-    ('nll_nats', '−log p(x), importance-sampled', 'nats per example'),
-    ('recon_nats', 'reconstruction, E_q[log p(x|z)]', 'nats per example'),
-    ('kl_nats', 'KL(q(z|x) ‖ p(z)), summed over latent groups', 'nats per example'),
-    ('kl_per_group_nats', 'KL of each latent group, top first', 'nats per example'),
-    ('bits_per_dim', 'NLL in bits per dimension', 'bits per pixel dimension'),
-    ('active_units', 'active latent dimensions (Cov_x E_q[z_i] > 0.01)', 'count'),
-    ('active_units_per_group', 'active dimensions of each latent group, top first', 'count'),
-    ('num_importance_samples', 'importance samples per example for the NLL', 'count'),
-    ('nll_bound_nats', '−log p(x|z_q) − log p(z_q): the bound with the learned prior over codes',
-     'nats per example'),
-    ('nll_bound_uniform_prior_nats', '−log p(x|z_q) + (codes) · log K: the bound with a uniform prior',
-     'nats per example'),
-    ('codebook_perplexity', 'codebook perplexity, exp(entropy of the codes used)', 'codes'),
-    ('codes_used', 'codes assigned to at least one test vector', 'count'),
-    ('conditional_sample_accuracy', "share of class-conditional samples the dataset's classifier gives their "
-     'class', 'fraction'),
-    ('classifier_test_accuracy', "the dataset's classifier's accuracy on the grey test images", 'fraction'),
-    ('probe_accuracy', 'linear probe (logistic regression) on the encodings: train split fit, test split score',
-     'fraction'),
-    ('knn_accuracy', '5-nearest-neighbour accuracy of the test encodings among the training encodings',
-     'fraction'),
-    ('sample_frechet_distance', 'Fréchet distance, prior samples vs test images, in the classifier\'s features '
-     '(not Inception FID)', 'squared feature units'),
-    ('reconstruction_frechet_distance', 'Fréchet distance, reconstructions vs test images, same features',
-     'squared feature units'),
-    ('train_frechet_distance', 'Fréchet distance, training images vs test images (the floor), same features',
-     'squared feature units'),
-)
-
-
-def _cell(text: str) -> str:
-  """Escapes the bars of p(x|z) so they do not split a Markdown table cell."""
-  return text.replace('|', '\\|')
-
-
-def _format(results: dict, key: str) -> str:
-  value = results.get(key)
-  if value is None:
-    return 'n/a'
-  if key == 'nll_nats' and results.get('nll_stderr_nats') is not None:
-    return f'{value:.2f} ± {results["nll_stderr_nats"]:.2f} (standard error)'
-  if isinstance(value, float):
-    return f'{value:.3f}' if key == 'bits_per_dim' else f'{value:.2f}'
-  if isinstance(value, list):
-    return ', '.join(f'{v:.2f}' if isinstance(v, float) else str(v) for v in value)
-  return str(value)
-
-
-def _eval_section(workdir: epath.Path, results: dict | None) -> list[str]:
-  if results is None:
-    return ['## Test-set evaluation', '',
-            f'No {plots.EVAL_FILE} in this workdir yet: `python -m vae_jax.evaluate --workdir={workdir}` '
-            'writes it.', '']
-  lines = ['## Test-set evaluation', '',
-           f'From `{plots.EVAL_FILE}`: means over the {results.get("num_examples", "?")} images of the '
-           f'{results.get("split", "test")} split at step {results.get("step", "?")}, per example, in nats '
-           f'(binarization: {results.get("binarization", "n/a")}).', '',
-           '| metric | value | unit | key |', '|---|---|---|---|']
-  for key, what, unit in _EVAL_ROWS:
-    if key in results:
-      lines.append(f'| {_cell(what)} | {_format(results, key)} | {unit} | `{key}` |')
-  if results.get('elbo_nats') is None:
-    lines += ['', 'This run has no likelihood of x (an autoencoder): only the reconstruction is reported.']
-  if results.get('likelihood_of') == 'log p(x|y)':
-    lines += ['', 'This model is conditioned on the class label y: its ELBO and NLL are those of x given its '
-              'label, −log p(x|y), with p(z|y) in place of p(z).']
-  return lines + ['']
-
-
-def _class_pairs(labels: np.ndarray, num_pairs: int, same_class: bool = False) -> tuple[np.ndarray, np.ndarray]:
-  """Indices of the first test image of label c and of label c+1 (`same_class`: the second of label c),
-  for the first `num_pairs` labels."""
-  classes = [c for c in np.unique(labels) if not same_class or np.sum(labels == c) > 1]
-  members = [np.flatnonzero(labels == c) for c in classes]
-  if len(members) < 2:
-    return np.arange(num_pairs), np.arange(1, num_pairs + 1)
-  idx = np.arange(min(num_pairs, len(members)))
-  ends = [members[i][1] if same_class else members[(i + 1) % len(members)][0] for i in idx]
-  return np.asarray([members[i][0] for i in idx]), np.asarray(ends)
-
-
-def pictures(run: run_lib.Run, dataset: data.Dataset, results: dict | None, seed: int = 0) -> list[Picture]:
-  """Every picture of the report, each drawn on demand with keys derived from `seed`."""
-  test = dataset.test
-  key = jax.random.key(seed)
-  # A conditional model's z holds what the label does not, so its interpolations stay within a class.
-  starts, ends = _class_pairs(test.labels, 5, same_class=run.conditional)
-  pair_ends = ('the other image of the same label, both encoded and decoded with that label' if run.conditional
-               else 'the first test image of the next label')
-
-  def kl_per_dim():
-    if results and results.get('kl_per_dim_nats'):
-      return results['kl_per_dim_nats']
-    return plots.latent_kl(run, test.images, labels=test.labels)
-
-  kl_source = 'eval.json' if results and results.get('kl_per_dim_nats') else 'the test images'
-  return [
-      Picture('prior_samples.png', 'Prior samples', 'Samples from the prior: E[x|z] for z ~ p(z).',
-              lambda p: plots.prior_samples(run, jax.random.fold_in(key, 0), 64, 1.0, path=p)),
-      Picture('prior_samples_t0.7.png', 'Prior samples at temperature 0.7',
-              'The same prior draws with every spread scaled by 0.7: less varied, more typical.',
-              lambda p: plots.prior_samples(run, jax.random.fold_in(key, 0), 64, 0.7, path=p)),
-      Picture('prior_samples_by_temperature.png', 'Prior samples by temperature',
-              'One row per temperature (1, 0.85, 0.7, 0.5), the same draws in every row.',
-              lambda p: plots.samples_by_temperature(run, jax.random.fold_in(key, 0), path=p)),
-      Picture('samples_by_class.png', 'Samples by class',
-              'A conditional model: one row of samples per class, z ~ p(z|y) decoded with the label y.',
-              lambda p: plots.samples_by_class(run, jax.random.fold_in(key, 2), path=p)),
-      Picture('reconstructions.png', 'Reconstructions',
-              'Test images (rows marked input) with their reconstructions below them.',
-              lambda p: plots.reconstructions(run, test.images[:32], jax.random.fold_in(key, 1), path=p,
-                                              labels=test.labels[:32])),
-      Picture('interpolation.png', 'Interpolation',
-              'Straight lines in latent space between the posterior means of the first test image of a label '
-              f'and {pair_ends}, decoded.',
-              lambda p: plots.interpolation(run, test.images[starts], test.images[ends], path=p,
-                                            labels=test.labels[starts])),
-      Picture('latent_traversal.png', 'Latent traversal',
-              'One latent dimension at a time moved around the posterior mean of a test image; rows are the '
-              f'dimensions with the most KL (per-dimension KL from {kl_source}).',
-              lambda p: plots.latent_traversal(run, test.images[0], kl_per_dim(), path=p,
-                                               label=int(test.labels[0]))),
-      Picture('latent_manifold.png', 'The 2-D latent manifold',
-              'The decoder over the 2-D latent space, on a grid at Gaussian quantiles (a conditional model: as '
-              'the first test image\'s label).',
-              lambda p: plots.latent_manifold(run, path=p, label=int(test.labels[0]))),
-      Picture('latent_scatter.png', 'Test images in latent space',
-              'Where the test images land in latent space, colored by label.',
-              lambda p: plots.latent_scatter(run, test.images, test.labels, path=p)),
-      Picture('training_curves.png', 'Training curves',
-              'ELBO, reconstruction and KL during training, train and validation.',
-              lambda p: plots.training_curves(run, path=p)),
-  ]
-
-
-def write_report(workdir: epath.PathLike, step: int | None = None, seed: int = 0) -> epath.Path:
-  """Writes WORKDIR/report/*.png and report.md for the run in `workdir`; returns report.md's path."""
-  workdir = epath.Path(workdir)
-  run = run_lib.load_run(workdir, step)
-  dataset = data.load(run.config)
-  results = plots.read_eval(workdir)
-  out = workdir / REPORT_DIR
-  out.mkdir(parents=True, exist_ok=True)
-  shown, skipped = [], []
-  for picture in pictures(run, dataset, results, seed):
-    try:
-      with files.replacing(out / picture.name) as tmp:  # a stopped report leaves no half PNG
-        picture.draw(tmp)
-    except plots.NotApplicable as e:
-      logging.info('skipping %s: %s', picture.name, e)
-      skipped.append((picture.name, str(e)))
-      continue
-    logging.info('wrote %s', out / picture.name)
-    shown.append(picture)
-  m = run.config.model
-  lines = [f'# Run report: `{workdir}`', '',
-           f'{m.kind} ({m.encoder} {tuple(m.hidden_sizes)}, latent_dim={run.model.latent_dim} in groups of '
-           f'{tuple(run.model.group_sizes)}, {m.prior} prior, {m.likelihood} likelihood) on '
-           f'{run.config.data.name}, pictures drawn at checkpoint step {run.step}. '
-           f'Written by `python -m vae_jax.report --workdir={workdir}`.', '']
-  lines += _eval_section(workdir, results)
-  lines += ['## Pictures', '']
-  for picture in shown:
-    lines += [f'### {picture.title}', '', picture.caption, '', f'![{picture.title}]({picture.name})', '']
-  if skipped:
-    lines += ['## Not drawn for this run', ''] + [f'- `{name}`: {why}' for name, why in skipped] + ['']
-  path = out / REPORT_FILE
-  with files.replacing(path) as tmp:
-    tmp.write_text('\n'.join(lines))
-  logging.info('wrote %s', path)
-  return path
+from vae_jax.viz import report
 
 
 def _define_flags() -> None:
-  """Defined only when run as a command, so that importing write_report next to vae_jax.evaluate
-  (which defines the same flag names) does not clash."""
+  """Defined only when run as a command, so that this module imports next to other commands' flags."""
   flags.DEFINE_string('workdir', None, 'The run directory (as written by vae_jax.main); local or gs://.')
   flags.DEFINE_integer('step', None, 'Checkpoint step to draw (default: the latest).')
   flags.mark_flags_as_required(['workdir'])
 
 
 def _report():
-  print(write_report(flags.FLAGS.workdir, flags.FLAGS.step))
+  print(report.write_report(flags.FLAGS.workdir, flags.FLAGS.step))
 
 
 if __name__ == '__main__':

@@ -464,6 +464,8 @@ def timed(fn, *args):
 
 
 def _coder(run, bucket_bits: int, batch_size: int) -> Coder:
+  if run.image_shape is None:  # a run of examples other than images (run.spec)
+    raise errors.ConfigError(f'bits-back coding here codes images; this run holds {run.spec.describe()}')
   return Coder(run.model, run.params, run.image_shape, bucket_bits, batch_size)
 
 

@@ -30,7 +30,6 @@ import zipfile
 from absl import logging
 from etils import epath
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from vae_jax import progress as progress_lib
@@ -191,7 +190,7 @@ class Evaluator:
     """Rows a call runs at once for each example: a chunk of its samples (the autoencoder: the example)."""
     return min(self.chunk, self.num_samples) if self.model.stochastic else 1
 
-  def _fit(self, params, batch_size: int, images: np.ndarray, labels: np.ndarray | None, key: jax.Array) -> int:
+  def _fit(self, params, batch_size: int, examples: np.ndarray, labels: np.ndarray | None, key: jax.Array) -> int:
     """The batch, at most `batch_size`, whose calls fit the memory budget (shrinking the chunk too where one
     example a device does not fit); logs the choice in one line.
 
@@ -209,7 +208,7 @@ class Evaluator:
     asked, needs = f'{batch_size:,} x {self._rows_per_example()}', []
     while True:
       compiled = self._scan_fn.lower(
-          params, spec((batch_size, *images.shape[1:]), images.dtype),
+          params, spec((batch_size, *examples.shape[1:]), examples.dtype),
           None if labels is None else spec((batch_size,), labels.dtype), spec((batch_size,), np.int32), key).compile()
       need = fixed + (compiled_bytes(compiled) - fixed) * at_once
       needs.append(need)
@@ -237,18 +236,19 @@ class Evaluator:
     (logging.info if need <= budget else logging.warning)('%s', line)
     return batch_size
 
-  def per_example(self, params, images: np.ndarray, key: jax.Array, labels: np.ndarray | None = None,
+  def per_example(self, params, examples: np.ndarray, key: jax.Array, labels: np.ndarray | None = None,
                   progress: SavedProgress | None = None) -> dict[str, np.ndarray]:
     """Per-example terms (log_px, elbo, recon, kl, kl_per_group, mean; recon and mean for the autoencoder).
 
-    `labels`: the images' classes, which a conditional model needs (others ignore them). With
+    `labels`: the examples' classes, which a conditional model needs (others ignore them; None for data
+    without labels). With
     `progress`, the terms so far are saved after every batch, and those it holds are not computed again."""
-    n, num_devices = len(images), self.mesh.devices.size
+    n, num_devices = len(examples), self.mesh.devices.size
     batch_size = min(self.batch_size, n)  # no padding a small split up to a large batch
     batch_size = -(-batch_size // num_devices) * num_devices  # ... but to a multiple of the devices
     if batch_size > self._sized_up_to:  # sized once, for the largest batch asked
       self._sized_up_to = batch_size
-      fitted = self._fit(params, batch_size, images, labels, key)
+      fitted = self._fit(params, batch_size, examples, labels, key)
       if fitted < batch_size:
         self.batch_size = batch_size = fitted
     sharding = parallel.sharded(self.mesh)
@@ -260,7 +260,7 @@ class Evaluator:
     what = f'evaluating with {self.num_samples:,} importance samples' if self.model.stochastic else 'evaluating'
     shown = progress_lib.Progress(what, n, 'examples', start=first) if self.progress else None
     for start in range(first, n, batch_size):
-      x = images[start:start + batch_size]
+      x = examples[start:start + batch_size]
       real = len(x)
       pad = lambda a: np.concatenate([a, np.zeros((batch_size - real, *a.shape[1:]), a.dtype)])
       y = None if labels is None else parallel.to_global(pad(labels[start:start + batch_size]), sharding)
@@ -294,14 +294,17 @@ class Evaluator:
     calls = math.ceil(num_examples / self.batch_size)
     return (per_example * num_examples + per_call * calls) * math.ceil(self.num_samples / self.chunk)
 
-  def evaluate(self, params, images: np.ndarray, key: jax.Array, likelihood: str,
-               labels: np.ndarray | None = None, progress: SavedProgress | None = None) -> dict:
-    """Means over `images` (with their `labels`), under the keys of eval.json."""
-    terms = self.per_example(params, images, key, labels, progress)
-    num_dims = math.prod(images.shape[1:])
+  def evaluate(self, params, examples: np.ndarray, key: jax.Array, likelihood: str,
+               labels: np.ndarray | None = None, progress: SavedProgress | None = None,
+               num_dims: int | None = None) -> dict:
+    """Means over `examples` (with their `labels`), under the keys of eval.json. bits_per_dim divides by
+    `num_dims`, the dimensions of an example by its spec (`ExampleSpec.num_dims`); by default every entry of
+    an example's array, which is the same for images."""
+    terms = self.per_example(params, examples, key, labels, progress)
+    num_dims = num_dims or math.prod(examples.shape[1:])
     sizes = tuple(self.model.group_sizes)
     groups = np.split(terms['mean'], np.cumsum(sizes)[:-1], axis=-1)
-    out = {'recon_nats': float(np.mean(terms['recon'])), 'num_examples': len(images),
+    out = {'recon_nats': float(np.mean(terms['recon'])), 'num_examples': len(examples),
            'active_units': active_units(terms['mean']),
            'active_units_per_group': [active_units(g) for g in groups],
            'active_unit_threshold': ACTIVE_UNIT_THRESHOLD, 'latent_group_sizes': list(sizes)}
@@ -320,11 +323,9 @@ class Evaluator:
           # what nll_nats and elbo_nats bound: a conditional model's are those of x given its label
           likelihood_of='log p(x|y)' if self.model.conditional else 'log p(x)',
       )
-      # What a kind adds to the interface's terms: its own figures in nats, and codebook use.
+      # What a kind adds to the interface's terms: its own figures in nats, and its summary of them.
       out.update({k: float(np.mean(v)) for k, v in terms.items() if k.endswith('_nats')})
-      if 'code_usage' in terms:
-        perplexity, used = objectives.codebook_use(terms['code_usage'])
-        out.update(codebook_perplexity=float(perplexity), codes_used=int(used))
+      out.update(self.model.summarize(terms))
     else:  # the autoencoder has no likelihood of x: say so instead of inventing one
       out.update(elbo_nats=None, nll_nats=None, nll_stderr_nats=None, kl_nats=None, kl_per_group_nats=None,
                  kl_per_dim_nats=None, bits_per_dim=None, num_importance_samples=None,

@@ -4,6 +4,10 @@ from a notebook as `evaluate_run(workdir, num_importance_samples, ...)`.
 The figures are those of training's final evaluation (the same keys, the same
 importance samples for the same k); a long evaluation saves its per-example
 results after every batch and, stopped, goes on from the next one.
+
+eval.json is put together in one place, `assemble`, for both; `scalars` is
+what TensorBoard and metrics.jsonl get of it (read from the figures the
+metrics and the kind declare).
 """
 
 import os
@@ -17,7 +21,7 @@ from vae_jax import data
 from vae_jax import errors
 from vae_jax import evaluation
 from vae_jax import models
-from vae_jax.evaluation import measures
+from vae_jax.evaluation import metrics
 from vae_jax.runs import checkpoints
 from vae_jax.runs import signals
 from vae_jax.runs import workdir as workdir_lib
@@ -31,6 +35,47 @@ def output_name(split: str, step: int | None, num_examples: int | None = None, p
   return ('eval' + ('' if split == 'test' else f'_{split}')
           + ('' if num_examples is None else f'_first{num_examples}') + ('' if parameters is None else f'_{parameters}')
           + ('' if step is None else f'_step{step}') + '.json')
+
+
+def assemble(evaluated: dict, config, *, split: str, step: int, parameters: str, dispatch: str, seconds: float,
+             measured: dict | None = None) -> dict:
+  """eval.json's contents, as training's final evaluation and `evaluate_run` write them: the Evaluator's
+  figures, how they were made, then the metrics' keys (`measured`)."""
+  binarization = config.data.binarize
+  if binarization != 'none':
+    binarization += f' ({split} binarized once, seed {config.eval.binarization_seed})'
+  return dict(evaluated, split=split, step=step, binarization=binarization, parameters=parameters,
+              dispatch=dispatch,  # the programs that trained and evaluated: their rounding is in the figures
+              eval_seconds=round(seconds, 2),  # the ELBO and NLL alone, as both time them
+              **(measured or {}))
+
+
+def measured(model, params, config, dataset, chosen=None) -> dict:
+  """eval.json's keys of the metrics config.eval.metrics names (or `chosen`), with the run's metric key."""
+  ctx = metrics.Context(model, params, config, dataset, setup_lib.measures_key(config.seed))
+  return metrics.compute(ctx, chosen)
+
+
+def _is_number(value) -> bool:
+  return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _group_scalars(results: dict) -> dict[str, float]:
+  """Per-group KL and active units as scalars, for models with more than one latent group."""
+  out = {}
+  for key, name in (('kl_per_group_nats', 'kl_group_{}_nats'), ('active_units_per_group', 'active_units_group_{}')):
+    values = results.get(key) or []
+    if len(values) > 1:
+      out.update({name.format(g): v for g, v in enumerate(values)})
+  return out
+
+
+def scalars(results: dict, model, validation: bool = False) -> dict[str, float]:
+  """What TensorBoard and metrics.jsonl get of an evaluation: the figures of `metrics.all_figures(model)`
+  that are scalar (with `validation`: logged at validations) and are numbers in `results`, in the results'
+  order, then each latent group's KL and active units when there is more than one group."""
+  keys = {f.key for f in metrics.all_figures(model) if (f.validation if validation else f.scalar)}
+  return {k: v for k, v in results.items() if k in keys and _is_number(v)} | _group_scalars(results)
 
 
 class _StopAfterSaving(evaluation.SavedProgress):
@@ -50,8 +95,9 @@ def evaluate_run(workdir: epath.PathLike, num_importance_samples: int, split: st
   """Evaluates the run in `workdir` and writes its eval file; returns what it wrote.
 
   `num_examples` evaluates the split's first N images only (None: all of them).
-  `with_measures` adds the representation and sample measures (None: as the
-  run's config.eval.measures says); they always use the whole dataset.
+  `with_measures` adds the metrics config.eval.metrics names (by default the
+  representation and sample measures; None: as the run's config.eval.measures
+  says); they always use the whole dataset.
   `parameters`: 'ema' or 'final' (None: the EMA when the run keeps one).
 
   `dispatch_mode` dispatches the importance-sampling chunks (`dispatch.MODES`);
@@ -67,6 +113,9 @@ def evaluate_run(workdir: epath.PathLike, num_importance_samples: int, split: st
   if parameters not in (None, 'ema', 'final'):
     raise errors.ConfigError(f'--parameters={parameters} is not allowed; use ema or final')
   config = checkpoints.read_config(workdir)
+  measure = config.eval.measures if with_measures is None else with_measures
+  if measure:
+    metrics.check_config(config)  # an unknown metric refused now, not after the evaluation
   if '://' not in str(workdir) and not os.access(workdir, os.W_OK):  # found now, not after the first batch
     raise errors.WorkdirError(f'workdir {workdir} is not writable by this user, and evaluate writes its eval file '
                               'and its saved progress there; make it writable, or evaluate a copy of the run')
@@ -83,9 +132,9 @@ def evaluate_run(workdir: epath.PathLike, num_importance_samples: int, split: st
     if num_examples > len(images):
       raise errors.ConfigError(f'--num_examples={num_examples} is more than the {len(images)} {split} images; '
                                'use at most that, or leave it out for all of them')
-    images, labels = images[:num_examples], labels[:num_examples]
+    images, labels = images[:num_examples], None if labels is None else labels[:num_examples]
   mesh = parallel.make_mesh()
-  model = models.make(config, dataset.image_shape)
+  model = models.make(config, dataset.spec)
   params = parallel.replicate(params, mesh)
   evaluator = evaluation.Evaluator(model, batch_size or config.eval.batch_size, num_importance_samples,
                                    config.eval.sample_chunk, mesh, progress=True, mode=dispatch_mode,
@@ -102,17 +151,12 @@ def evaluate_run(workdir: epath.PathLike, num_importance_samples: int, split: st
   t0 = time.perf_counter()
   with signals.deferred('after this batch, its results saved'):
     results = evaluator.evaluate(params, images, setup_lib.eval_key(config.seed, split), config.model.likelihood,
-                                 labels, progress)
+                                 labels, progress, num_dims=dataset.spec.num_dims)
   seconds = time.perf_counter() - t0
-  binarization = config.data.binarize
-  if binarization != 'none':
-    binarization += f' ({split} binarized once, seed {config.eval.binarization_seed})'
-  results = dict(results, split=split, step=loaded_step, binarization=binarization,
-                 parameters=used,  # what restore_params gave, as train says
-                 dispatch=dispatch_mode,
-                 eval_seconds=round(seconds, 2),
-                 **(measures.all_measures(model, params, setup_lib.measures_key(config.seed), config, dataset)
-                    if (config.eval.measures if with_measures is None else with_measures) else {}))
+  results = assemble(results, config, split=split, step=loaded_step,
+                     parameters=used,  # what restore_params gave, as train says
+                     dispatch=dispatch_mode, seconds=seconds,
+                     measured=measured(model, params, config, dataset) if measure else None)
   if model.stochastic:
     gflop = evaluator.gflop(params, images[0], len(images))
     results['eval_gflop_per_sec'] = round(gflop / seconds, 1)

@@ -42,8 +42,11 @@ from ml_collections import config_flags
 
 from vae_jax import config_lib
 from vae_jax import errors
+from vae_jax.evaluation import metrics
 from vae_jax.runs import files
 from vae_jax.runs import names
+from vae_jax.runs import writers
+from vae_jax.training import objectives
 
 SWEEP_FILE = 'sweep.json'     # in ROOT/SWEEP: the points, their overrides and command lines
 SLURM_FILE = 'slurm.sh'       # in ROOT/SWEEP, with --slurm
@@ -262,6 +265,9 @@ def check_point(base_config: str, config: Mapping, overrides: Point, label: str)
                              'use a value of the type of the base config\'s field')
   try:
     config_lib.validate(parsed)
+    objectives.check_config(parsed)
+    writers.check_config(parsed)
+    metrics.check_config(parsed)
   except errors.ConfigError as e:
     raise errors.UserError(f'point {label}: {e}') from e
 

@@ -10,19 +10,20 @@ combine; `blocks` holds the networks they share.
 
 Adding a kind: write `models/<kind>.py` with a `Kind` subclass (subclass `VAE`
 when only some members differ), add it to `MODELS`, and it is a valid
-`model.kind` for configs, sweeps, evaluation and `load_run`. Give it a case in
-tests/test_models.py (its conformance test fails for a registered kind
-without one) and tests/test_kinds.py.
+`model.kind` for configs, sweeps, evaluation and `load_run`. A kind that
+trains on something other than the ELBO names its objective in its class
+attribute `objective` (`vae_jax.training.objectives`: the loss, parameter
+groups with their optimizers, stages, an update after each step). Give it a
+case in tests/test_models.py (its conformance test fails for a registered
+kind without one) and tests/test_kinds.py.
 """
-
-from typing import Sequence
 
 from absl import logging
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from vae_jax.models import stages as stages_lib
+from vae_jax import data
 from vae_jax.models.autoencoder import Autoencoder
 from vae_jax.models.cvae import CVAE
 from vae_jax.models.hvae import HVAE
@@ -46,14 +47,14 @@ def check_config(config) -> None:
   MODELS[config.model.kind].check_config(config)
 
 
-def training_stages(config) -> tuple[stages_lib.Stage, ...]:
-  """The kind's training stages, in order (`vae_jax.models.stages`)."""
-  return MODELS[config.model.kind].stages(config)
+def _spec(spec) -> data.ExampleSpec:
+  """`spec` itself; an (H, W, C) shape, as callers gave before specs, is an 8-bit image spec."""
+  return spec if isinstance(spec, data.ExampleSpec) else data.ImageSpec.of_shape(spec)
 
 
-def make(config, image_shape: Sequence[int]) -> nn.Module:
-  """Builds the model named by `config.model.kind` for images of `image_shape` (H, W, C)."""
-  return MODELS[config.model.kind].build(config, tuple(int(d) for d in image_shape))
+def make(config, spec: data.ExampleSpec) -> nn.Module:
+  """Builds the model named by `config.model.kind` for examples of `spec` (`vae_jax.data.ExampleSpec`)."""
+  return MODELS[config.model.kind].build(config, _spec(spec))
 
 
 def describe_kl(model) -> str | None:
@@ -61,14 +62,14 @@ def describe_kl(model) -> str | None:
   return getattr(model, 'kl_note', None) if model.stochastic else None
 
 
-def init_params(model: nn.Module, image_shape: Sequence[int], key: jax.Array):
-  """Initial parameters, from a dummy batch of two images.
+def init_params(model: nn.Module, spec: data.ExampleSpec, key: jax.Array):
+  """Initial parameters, from a dummy batch of two examples of `spec` (with labels, read by conditional kinds).
 
   Jitted: run op by op, a deep model's init compiles every small op on its own (10 s for a tiny
   conv hierarchy, against 2 s as one program); the values are the same.
   """
   init_key, sample_key = jax.random.split(key)
-  dummy = jnp.zeros((2, *image_shape), jnp.float32), jnp.zeros((2,), jnp.int32)  # images and their labels
+  dummy = jnp.asarray(_spec(spec).dummy(2)), jnp.zeros((2,), jnp.int32)  # examples and their labels
   init = jax.jit(lambda k, keys: model.init(k, dummy[0], keys, dummy[1])['params'])
   return init(init_key, jax.random.split(sample_key, 2))
 

@@ -4,11 +4,10 @@ It has no prior and no posterior (`stochastic = False`): no KL, no ELBO, no
 likelihood of x, no prior samples. Its `encode` returns (z, None).
 """
 
-from typing import Sequence
-
 import jax
 import jax.numpy as jnp
 
+from vae_jax import data
 from vae_jax import errors
 from vae_jax.models import vae
 
@@ -24,8 +23,8 @@ class Autoencoder(vae.VAE):
                                f'model.posterior_flow={m.posterior_flow!r} need model.kind=vae, iwae or hvae')
 
   @classmethod
-  def build(cls, config, image_shape: Sequence[int]) -> 'Autoencoder':
-    encoder, decoder, likelihood = vae.build_parts(config, image_shape, config.model.latent_dim)
+  def build(cls, config, spec: data.ExampleSpec) -> 'Autoencoder':
+    encoder, decoder, likelihood = vae.build_parts(config, spec, config.model.latent_dim)
     return cls(encoder=encoder, decoder=decoder, likelihood=likelihood, latent_dim=config.model.latent_dim)
 
   def encode(self, x: jax.Array, labels: jax.Array | None = None) -> tuple[jax.Array, None]:

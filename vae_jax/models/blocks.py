@@ -12,6 +12,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from vae_jax import errors
 from vae_jax.models import convolution
 
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
@@ -41,6 +42,15 @@ def _dense_stack(h: jax.Array, hidden_sizes: Sequence[int], out_dim: int, activa
 def _with(h: jax.Array, cond: jax.Array | None) -> jax.Array:
   """h with the condition vector (a conditional model's one-hot label) appended, when there is one."""
   return h if cond is None else jnp.concatenate([h, cond.astype(h.dtype)], axis=-1)
+
+
+def image_dims(spec, what: str, instead: str = 'use model.encoder=mlp') -> tuple[int, int, int]:
+  """(H, W, C) of an image spec (`vae_jax.data.ExampleSpec`); for other examples, a ConfigError saying that
+  `what` (the convolutional part asked for) needs images, and what to do `instead`."""
+  if spec.kind != 'image':
+    raise errors.ConfigError(f'{what} convolves images; this data holds {spec.describe()}: {instead}')
+  height, width, channels = (int(d) for d in spec.shape)
+  return height, width, channels
 
 
 def _conv_down(h: jax.Array, channels: Sequence[int], activation: str, dtype) -> jax.Array:
@@ -77,16 +87,17 @@ class MLPEncoder(nn.Module):
 
 
 class MLPDecoder(nn.Module):
-  """Maps a latent through dense layers to one output per pixel and channel."""
+  """Maps a latent through dense layers to `out_shape` outputs an example (one per pixel and channel of an
+  image, or per entry of a vector, times what the likelihood head reads of each)."""
   hidden_sizes: Sequence[int]
-  image_shape: Sequence[int]
+  out_shape: Sequence[int]
   activation: str = 'relu'
   dtype: jnp.dtype = jnp.float32
 
   @nn.compact
   def __call__(self, z: jax.Array) -> jax.Array:
-    h = _dense_stack(z, self.hidden_sizes, math.prod(self.image_shape), self.activation, self.dtype)
-    return h.reshape(z.shape[0], *self.image_shape)
+    h = _dense_stack(z, self.hidden_sizes, math.prod(self.out_shape), self.activation, self.dtype)
+    return h.reshape(z.shape[0], *self.out_shape)
 
 
 class ConvEncoder(nn.Module):

@@ -11,8 +11,6 @@ class i mod K), so every plot that draws from a model also draws from this
 one; `infer`, `encode` and `reconstruct` need the images' labels.
 """
 
-from typing import Sequence
-
 import jax
 import jax.numpy as jnp
 
@@ -39,11 +37,11 @@ class CVAE(vae.VAE):
                                f'known classes (labelled: {", ".join(data.NUM_CLASSES)})')
 
   @classmethod
-  def build(cls, config, image_shape: Sequence[int]) -> 'CVAE':
+  def build(cls, config, spec: data.ExampleSpec) -> 'CVAE':
     latent, num_classes = config.model.latent_dim, data.NUM_CLASSES[config.data.name]
-    encoder, decoder, likelihood = vae.build_parts(config, image_shape, 2 * latent + flows.context_dim(config))
+    encoder, decoder, likelihood = vae.build_parts(config, spec, 2 * latent + flows.context_dim(config))
     return cls(encoder=encoder, decoder=decoder, likelihood=likelihood, latent_dim=latent,
-               prior=priors.make(config, image_shape, latent, num_classes), flow=flows.make(config),
+               prior=priors.make(config, spec.shape, latent, num_classes), flow=flows.make(config),
                num_classes=num_classes)
 
   def condition(self, labels: jax.Array | None, n: int | None = None) -> jax.Array:

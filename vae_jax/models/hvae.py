@@ -34,6 +34,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from vae_jax import data
 from vae_jax import errors
 from vae_jax.models import blocks
 from vae_jax.models import convolution
@@ -233,16 +234,16 @@ class HVAE(kind.Kind):
                                  'a latent group, the top of the hierarchy')
 
   @classmethod
-  def build(cls, config, image_shape: Sequence[int]) -> 'HVAE':
+  def build(cls, config, spec: data.ExampleSpec) -> 'HVAE':
     m = config.model
-    height, width, channels = (int(d) for d in image_shape)
-    likelihood = likelihoods.make(config, channels)
-    out_shape = (height, width, likelihood.output_channels(channels))
+    if m.encoder == 'conv':
+      blocks.image_dims(spec, 'model.kind=hvae with model.encoder=conv')
+    likelihood, out_shape = likelihoods.for_spec(config, spec)
     net = FAMILIES[m.encoder](m, tuple(int(h) for h in m.hidden_sizes), out_shape, jnp.dtype(m.dtype),
                               flows.context_dim(config))
     shapes = net.group_shapes()
     group_flows = tuple(f for f in (flows.make(config) for _ in shapes) if f is not None)
-    return cls(net=net, likelihood=likelihood, prior=priors.make(config, image_shape, math.prod(shapes[0])),
+    return cls(net=net, likelihood=likelihood, prior=priors.make(config, spec.shape, math.prod(shapes[0])),
                flows=group_flows)
 
   @property

@@ -8,7 +8,9 @@ tests/test_models.py checks every registered kind against this contract.
 
 Building
   Kind.check_config(config)       raise errors.ConfigError for settings the kind cannot honour
-  Kind.build(config, image_shape) the module for images (H, W, C)
+  Kind.build(config, spec)        the module for examples of `spec` (`vae_jax.data.ExampleSpec`:
+                                  an image (H, W, C), a vector (D,), ...); image-only parts refuse
+                                  other specs with errors.ConfigError
 
 Class attributes
   stochastic   False for a kind with no prior or posterior (`ae`): it then has
@@ -16,33 +18,35 @@ Class attributes
   conditional  True for a kind conditioned on the class label y (`cvae`): its
                ELBO and likelihood are those of log p(x|y), and it has
                `num_classes`.
-  objective    'elbo' or 'iwae': the training bound (`vae_jax.training.objectives`); the
-               IWAE bound is also used whenever model.num_importance_samples > 1.
+  objective    the name of the kind's training objective in
+               `vae_jax.training.objectives.OBJECTIVES` ('elbo', 'iwae', 'vqvae', ...):
+               its loss, parameter groups and optimizers, stages and
+               after-update; `objective_name(config)` gives 'iwae' instead
+               whenever model.num_importance_samples > 1.
   max_importance_samples
                None, or the most importance samples worth drawing: 1 for a
                point-mass posterior (`vqvae`), whose bound one sample gives exactly.
-  updates_state
-               True for a kind with statistics that follow the data rather
-               than the gradient (a VQ-VAE's EMA codebook, code counts). They
-               live among the parameters, read through stop_gradient so the
-               optimizer leaves them alone, and `update_state` rewrites them.
+  figures      the kind's own figures in eval.json (`vae_jax.figures.Figure`:
+               key, unit, direction), which `summarize` or its NAME_nats
+               terms give; reports and writers read them from here.
 
 Class methods
-  stages(config) -> tuple of `stages.Stage`: what the run trains, in order
-               (most kinds: one stage; `vqvae`: the autoencoder, then the
-               prior over its codes on the frozen first stage).
+  objective_name(config) -> the objective's name (above).
+  summarize(terms) -> dict: the kind's own figures over an evaluated split,
+               from the per-example `terms` summed over the importance
+               samples (a VQ-VAE's codebook use); default none.
 
 Properties
   latent_dim   size of the flat latent vector z of `encode` and `decode`: all
                groups flattened and concatenated, top group first.
   group_sizes  the size of each latent group within it (one entry per group).
   likelihood   the head of p(x|z); type(likelihood).mean / .sample / .log_prob
-               turn its parameters into images and log-probabilities.
+               turn its parameters into examples and log-probabilities.
 
-Methods (x: images (n, H, W, C); keys: one PRNG key per example, every
-random draw of example j made from keys[j] alone, so results do not depend on
-batching or the number of devices; labels: the images' classes (n,) int32,
-or None. Every kind accepts `labels` where listed; an unconditional kind
+Methods (x: examples (n, *spec.shape), e.g. images (n, H, W, C); keys: one
+PRNG key per example, every random draw of example j made from keys[j] alone,
+so results do not depend on batching or the number of devices; labels: the
+examples' classes (n,) int32, or None. Every kind accepts `labels` where listed; an unconditional kind
 ignores them, and the trainer and the evaluation always pass them.)
   infer(x, labels=None) -> ctx
       The deterministic part of q(z|x) shared by all of x's posterior samples
@@ -56,12 +60,9 @@ ignores them, and the trainer and the evaluation always pass them.)
       log_ratio (n,)   log p(z) - log q(z|x) at z; the log importance weight
                        is log_px_z + log_ratio. (Not given when not stochastic.)
       kl_per_dim (n, latent_dim), optional: a closed-form KL per dimension.
-      aux_loss (n,), optional: added to the training loss only (a VQ-VAE's
-                       commitment), never to a bound.
-      code_usage (n, K), optional: codes assigned per example, for the
-                       codebook's perplexity and the number of codes used.
       NAME_nats (n,), optional: a kind's own figures in nats, averaged into
                        the training log and eval.json under their names.
+      Any other per-example term a kind's objective or `summarize` reads.
     ELBO = log_px_z - sum(kl). beta, KL warm-up and free bits weight `kl`;
     IWAE, the importance-sampled NLL and the ELBO estimate use the log weight.
   encode(x, labels=None) -> (mean, log_var), each (n, latent_dim)
@@ -76,8 +77,6 @@ ignores them, and the trainer and the evaluation always pass them.)
   reconstruct(x, keys, labels=None) -> parameters of p(x|z), z ~ q(z|x).
   __call__(x, keys, labels=None) -> terms(x, infer(x, labels), keys); touches
       every parameter, so `init_params` uses it.
-  update_state(x, labels, key) -> a partial tree of parameters, only where
-      `updates_state`: their new values after a step on the batch x.
 
 Bits-back coding (`vae_jax.coding.bitsback`), for kinds whose posterior groups are diagonal Gaussians
   coding_obstacle  None when the kind can be coded, else one line saying why not
@@ -95,12 +94,9 @@ Bits-back coding (`vae_jax.coding.bitsback`), for kinds whose posterior groups a
 All outputs are float32 whatever `model.dtype` computes the layers in.
 """
 
-from typing import Sequence
-
 import flax.linen as nn
 import jax
 
-from vae_jax.models import stages as stages_lib
 
 
 class Kind(nn.Module):
@@ -110,7 +106,7 @@ class Kind(nn.Module):
   conditional = False
   objective = 'elbo'
   max_importance_samples = None  # no cap: more samples tighten the estimate
-  updates_state = False
+  figures = ()  # the kind's own eval.json figures (vae_jax.figures.Figure)
   kl_note = None  # a sentence for the log when the KL is not in closed form
   # Also part of the interface, without a default here because kinds hold them as dataclass fields or
   # properties: latent_dim, group_sizes, likelihood, coding_obstacle (module docstring).
@@ -121,11 +117,16 @@ class Kind(nn.Module):
     del config
 
   @classmethod
-  def stages(cls, config) -> tuple[stages_lib.Stage, ...]:
-    return stages_lib.single(config)
+  def objective_name(cls, config) -> str:
+    return 'iwae' if config.model.num_importance_samples > 1 else cls.objective
 
   @classmethod
-  def build(cls, config, image_shape: Sequence[int]) -> 'Kind':
+  def summarize(cls, terms: dict) -> dict:
+    del terms
+    return {}
+
+  @classmethod
+  def build(cls, config, spec) -> 'Kind':
     raise NotImplementedError(f'{cls.__name__}.build')
 
   def infer(self, x: jax.Array, labels: jax.Array | None = None):
@@ -148,9 +149,6 @@ class Kind(nn.Module):
 
   def __call__(self, x: jax.Array, keys: jax.Array, labels: jax.Array | None = None) -> dict[str, jax.Array]:
     return self.terms(x, self.infer(x, labels), keys)
-
-  def update_state(self, x: jax.Array, labels: jax.Array | None, key: jax.Array) -> dict:
-    raise NotImplementedError(f'{type(self).__name__} has no state to update (updates_state is False)')
 
   def latent_gaussians(self, x: jax.Array | None, z: jax.Array, labels: jax.Array | None = None):
     raise NotImplementedError(f'{type(self).__name__} cannot be bits-back coded: {self.coding_obstacle}')

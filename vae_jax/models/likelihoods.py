@@ -33,6 +33,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from vae_jax import errors
+
 
 def _sum_per_example(values: jax.Array) -> jax.Array:
   return jnp.sum(values.reshape(values.shape[0], -1), axis=-1)
@@ -485,9 +487,31 @@ LIKELIHOODS: dict[str, Callable[..., nn.Module]] = {
 CONTEXT_LIKELIHOODS = ('bernoulli', 'logistic_mixture')
 
 
+# The heads whose values are independent given z, entry by entry, so they model any example of floats in
+# [0, 1] (a vector as well as an image) when they read no pixel context.
+ELEMENTWISE_LIKELIHOODS = ('bernoulli', 'gaussian')
+
+
 def make(config, channels: int = 1) -> nn.Module:
   """The likelihood head named by `config.model.likelihood`, for images of `channels` channels."""
   return LIKELIHOODS[config.model.likelihood](config, channels)
+
+
+def for_spec(config, spec) -> tuple[nn.Module, tuple[int, ...]]:
+  """The head for examples of `spec` (a `vae_jax.data.ExampleSpec`), and the shape of one example of the decoder
+  output it reads: the example's shape with its last axis (an image's channels) widened to what the head needs.
+
+  Examples other than images take the elementwise heads only: the others read pixel neighbourhoods or 8-bit
+  channels."""
+  channels = int(spec.shape[-1])
+  m = config.model
+  if spec.kind != 'image' and (m.likelihood not in ELEMENTWISE_LIKELIHOODS or m.pixel_context):
+    raise errors.ConfigError(f'model.likelihood={m.likelihood!r}'
+                             f'{f" with model.pixel_context={m.pixel_context}" if m.pixel_context else ""} models '
+                             f'images; data.name={config.data.name!r} holds {spec.describe()}: use '
+                             f'{" or ".join(ELEMENTWISE_LIKELIHOODS)} with model.pixel_context=0')
+  head = make(config, channels)
+  return head, (*(int(d) for d in spec.shape[:-1]), head.output_channels(channels))
 
 
 def bits_per_dim(nll_nats: float, num_dims: int, likelihood: str) -> float:

@@ -96,17 +96,17 @@ class StandardNormal(nn.Module):
 class VampPrior(nn.Module):
   """Tomczak & Welling (2018): p(z) = (1/K) sum_k q(z | u_k) over K learned pseudo-inputs u_k.
 
-  The pseudo-inputs are images, kept in [0, 1] by clipping; they start near
+  The pseudo-inputs are examples (images, vectors), kept in [0, 1] by clipping; they start near
   0.05 +- 0.01 as in the paper's MNIST setup. The mixture has no closed-form
   KL against q, so the KL is the single-sample estimate log q - log p.
   """
   num_components: int
-  image_shape: Sequence[int]
+  example_shape: Sequence[int]
   closed_form_kl = False
 
   def setup(self):
     init = lambda key, shape: 0.05 + 0.01 * jax.random.normal(key, shape)
-    self.raw_pseudo_inputs = self.param('pseudo_inputs', init, (self.num_components, *self.image_shape))
+    self.raw_pseudo_inputs = self.param('pseudo_inputs', init, (self.num_components, *self.example_shape))
 
   def pseudo_inputs(self) -> jax.Array:
     return jnp.clip(self.raw_pseudo_inputs, 0.0, 1.0)
@@ -207,10 +207,10 @@ class ClassGaussian(nn.Module):
 
 
 PRIORS: dict[str, Callable[..., nn.Module]] = {
-    'standard_normal': lambda k, image_shape, dim, classes: StandardNormal(),
-    'vampprior': lambda k, image_shape, dim, classes: VampPrior(k, tuple(image_shape)),
-    'mog': lambda k, image_shape, dim, classes: MixtureOfGaussians(k, dim),
-    'class_gaussian': lambda k, image_shape, dim, classes: ClassGaussian(classes, dim),
+    'standard_normal': lambda k, example_shape, dim, classes: StandardNormal(),
+    'vampprior': lambda k, example_shape, dim, classes: VampPrior(k, tuple(example_shape)),
+    'mog': lambda k, example_shape, dim, classes: MixtureOfGaussians(k, dim),
+    'class_gaussian': lambda k, example_shape, dim, classes: ClassGaussian(classes, dim),
 }
 # Priors that read the label, p(z|y): only conditional kinds can use them.
 CONDITIONAL_PRIORS = ('class_gaussian',)
@@ -223,6 +223,6 @@ def check_unconditional(config) -> None:
                              f'(model.kind=cvae); model.kind={config.model.kind!r} has no labels')
 
 
-def make(config, image_shape: Sequence[int], dim: int, num_classes: int = 0) -> nn.Module:
+def make(config, example_shape: Sequence[int], dim: int, num_classes: int = 0) -> nn.Module:
   """The prior named by `config.model.prior`, over a flat latent of `dim` units (`num_classes` for p(z|y))."""
-  return PRIORS[config.model.prior](config.model.prior_components, image_shape, dim, num_classes)
+  return PRIORS[config.model.prior](config.model.prior_components, example_shape, dim, num_classes)

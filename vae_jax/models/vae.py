@@ -5,12 +5,11 @@ when one is set; p(z) is `model.prior`; p(x|z) the decoder with `model.likelihoo
 `iwae` is the same model trained on the importance-weighted bound.
 """
 
-from typing import Sequence
-
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from vae_jax import data
 from vae_jax.models import blocks
 from vae_jax.models import flows
 from vae_jax.models import gaussian
@@ -19,14 +18,15 @@ from vae_jax.models import likelihoods
 from vae_jax.models import priors
 
 
-def build_parts(config, image_shape: Sequence[int], encoder_outputs: int):
-  """The encoder, decoder and likelihood head of a one-group model (decoder sized for the head)."""
+def build_parts(config, spec: data.ExampleSpec, encoder_outputs: int):
+  """The encoder, decoder and likelihood head of a one-group model for examples of `spec` (decoder sized for
+  the head). The MLP blocks take any example; the convolutional ones images only."""
   m = config.model
-  height, width, channels = (int(d) for d in image_shape)
+  if m.encoder == 'conv':
+    blocks.image_dims(spec, 'model.encoder=conv')
   sizes = tuple(int(h) for h in m.hidden_sizes)
   dtype = jnp.dtype(m.dtype)
-  likelihood = likelihoods.make(config, channels)
-  out_shape = (height, width, likelihood.output_channels(channels))
+  likelihood, out_shape = likelihoods.for_spec(config, spec)
   encoder = blocks.ENCODERS[m.encoder](sizes, encoder_outputs, m.activation, dtype)
   decoder = blocks.DECODERS[m.encoder](tuple(reversed(sizes)) if m.encoder == 'mlp' else sizes,
                                        out_shape, m.activation, dtype)
@@ -52,11 +52,11 @@ class VAE(kind.Kind):
     priors.check_unconditional(config)
 
   @classmethod
-  def build(cls, config, image_shape: Sequence[int]) -> 'VAE':
+  def build(cls, config, spec: data.ExampleSpec) -> 'VAE':
     latent = config.model.latent_dim
-    encoder, decoder, likelihood = build_parts(config, image_shape, 2 * latent + flows.context_dim(config))
+    encoder, decoder, likelihood = build_parts(config, spec, 2 * latent + flows.context_dim(config))
     return cls(encoder=encoder, decoder=decoder, likelihood=likelihood, latent_dim=latent,
-               prior=priors.make(config, image_shape, latent), flow=flows.make(config))
+               prior=priors.make(config, spec.shape, latent), flow=flows.make(config))
 
   @property
   def group_sizes(self) -> tuple[int, ...]:

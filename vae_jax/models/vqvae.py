@@ -13,7 +13,9 @@ assigned per step; a code whose count falls below model.dead_code_threshold
 is restarted at a random encoder output of the batch. Those statistics (and
 the EMA codebook) live among the parameters but are read through
 stop_gradient, so the optimizer leaves them as they are; `update_state`
-rewrites them after every step of the first stage.
+rewrites them after every step of the first stage. The kind's objective
+(`vae_jax.training.objectives.vector_quantized`) adds the commitment to the
+loss, runs `update_state`, and lists the two stages.
 
 As a latent-variable model: q(c|x) is a point mass, so KL(q || p) = -log p(c)
 and log p(x) >= log p(x|z_q) + log p(c), exact with one importance sample.
@@ -25,21 +27,30 @@ use (`codebook_perplexity`, `codes_used`).
 """
 
 import math
-from typing import Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from vae_jax import errors
+from vae_jax import figures as figures_lib
 from vae_jax.models import blocks
 from vae_jax.models import kind
 from vae_jax.models import likelihoods
 from vae_jax.models import pixelcnn
 from vae_jax.models import priors
-from vae_jax.models import stages as stages_lib
 
 _USAGE_DECAY = 0.99  # of the per-code assignment counts when the codebook itself is learned by gradient
+
+
+def codebook_use(usage: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """Perplexity exp(H) of the share of assignments each code got, and how many codes got any.
+
+  `usage` (..., K): assignments per code, summed over whatever the leading axes hold."""
+  counts = jnp.sum(usage.reshape(-1, usage.shape[-1]), axis=0)
+  share = counts / jnp.maximum(jnp.sum(counts), 1e-12)
+  entropy = -jnp.sum(jnp.where(share > 0, share * jnp.log(jnp.where(share > 0, share, 1.0)), 0.0))
+  return jnp.exp(entropy), jnp.sum(counts > 0)
 
 
 class Quantizer(nn.Module):
@@ -94,7 +105,18 @@ class VQVAE(kind.Kind):
   dead_code_threshold: float = 0.01
 
   max_importance_samples = 1  # q(c|x) is a point mass: one sample gives the bound exactly
-  updates_state = True
+  objective = 'vqvae'  # vae_jax.training.objectives.vector_quantized: the commitment, the codebook, two stages
+  figures = (
+      figures_lib.Figure('nll_bound_nats', '−log p(x|z_q) − log p(z_q): the bound with the learned prior over codes',
+                         'nats per example', higher_is_better=False),
+      figures_lib.Figure('nll_bound_uniform_prior_nats',
+                         '−log p(x|z_q) + (codes) · log K: the bound with a uniform prior', 'nats per example',
+                         higher_is_better=False),
+      figures_lib.Figure('codebook_perplexity', 'codebook perplexity, exp(entropy of the codes used)', 'codes',
+                         higher_is_better=True, validation=True),
+      figures_lib.Figure('codes_used', 'codes assigned to at least one test vector', 'count',
+                         higher_is_better=True, validation=True),
+  )
   coding_obstacle = ('q(c|x) is a point mass, so there are no bits to get back; coding the codes directly under '
                      'the PixelCNN prior is not implemented')
 
@@ -113,18 +135,10 @@ class VQVAE(kind.Kind):
                                'set model.num_importance_samples=1')
 
   @classmethod
-  def stages(cls, config) -> tuple[stages_lib.Stage, ...]:
+  def build(cls, config, spec) -> 'VQVAE':
     m = config.model
-    first = stages_lib.Stage('autoencoder', config.num_epochs, lambda path: path[0] != 'prior')
-    if m.code_prior_epochs <= 0:
-      return (first,)
-    return (first, stages_lib.Stage('prior', m.code_prior_epochs, lambda path: path[0] == 'prior',
-                                    update_state=False))
-
-  @classmethod
-  def build(cls, config, image_shape: Sequence[int]) -> 'VQVAE':
-    m = config.model
-    height, width, channels = (int(d) for d in image_shape)
+    height, width, channels = blocks.image_dims(spec, 'model.kind=vqvae',
+                                                'use another model.kind, with model.encoder=mlp')
     sizes = tuple(int(h) for h in m.hidden_sizes)
     dtype = jnp.dtype(m.dtype)
     likelihood = likelihoods.make(config, channels)
@@ -179,8 +193,15 @@ class VQVAE(kind.Kind):
             'code_usage': jnp.sum(jax.nn.one_hot(codes.reshape(n, -1), self.num_codes), axis=1),
             'nll_bound_nats': -(log_px_z + log_pc), 'nll_bound_uniform_prior_nats': uniform - log_px_z}
 
+  @classmethod
+  def summarize(cls, terms: dict) -> dict:
+    """The codebook's use over the evaluated examples, from their summed `code_usage`."""
+    perplexity, used = codebook_use(terms['code_usage'])
+    return {'codebook_perplexity': float(perplexity), 'codes_used': int(used)}
+
   def update_state(self, x: jax.Array, labels: jax.Array | None, key: jax.Array) -> dict:
-    """The parameters that follow the data rather than the gradient (codebook EMA, counts), recomputed."""
+    """The parameters that follow the data rather than the gradient (codebook EMA, counts), recomputed
+    after every update of the first stage (the objective's `after_update`)."""
     ctx = self.infer(x, labels)
     return {'quantizer': self.quantizer.updated(ctx['z_e'], ctx['codes'], key, self.ema_decay,
                                                 self.dead_code_threshold)}

@@ -7,7 +7,6 @@ anywhere orbax can (a local path, gs://bucket/run).
 """
 
 import errno
-import json
 import pathlib
 import re
 import shutil

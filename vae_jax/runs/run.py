@@ -8,11 +8,12 @@
 Only the workdir is needed: the config comes from its config.json and the
 parameters from its latest checkpoint. The workdir may be local or anything
 etils.epath reads (gs://bucket/run), so Colab can open a run on a bucket.
-Images go in and come out as the dataset gives them: float32 in [0, 1],
-shape (N, H, W, C). A conditional run (`run.conditional`) takes the images'
-class labels wherever it takes images (`encode(x, labels)`, ...); without
-labels, `sample` and `decode` take the classes in turn. Other runs ignore
-the labels of images (but refuse `sample(..., labels=)`, which they cannot do).
+Examples go in and come out as the dataset gives them (`run.spec`): images
+float32 in [0, 1], shape (N, H, W, C); vectors (N, D). A conditional run
+(`run.conditional`) takes the examples' class labels wherever it takes
+examples (`encode(x, labels)`, ...); without labels, `sample` and `decode`
+take the classes in turn. Other runs ignore the labels (but refuse
+`sample(..., labels=)`, which they cannot do).
 """
 
 import functools
@@ -23,6 +24,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from vae_jax import data
 from vae_jax import evaluation
 from vae_jax import models
 from vae_jax.runs import checkpoints
@@ -36,8 +38,9 @@ class Run:
     self.config = config
     self.params = params
     self.step = step
-    self.image_shape = tuple(config.resolved.image_shape)
-    self.model = models.make(config, self.image_shape)
+    self.spec = run_spec(config)
+    self.image_shape = tuple(self.spec.shape) if self.spec.kind == 'image' else None  # (H, W, C) of images
+    self.model = models.make(config, self.spec)
     self._likelihood = type(self.model.likelihood)
     self._encode = jax.jit(functools.partial(self.model.apply, method=self.model.encode))
     self._decode = jax.jit(functools.partial(self.model.apply, method=self.model.decode))
@@ -141,6 +144,15 @@ class Run:
                                      memory_budget_gb=self.config.eval.memory_budget_gb)
     labels = self._labels(labels, len(x))
     return evaluator.per_example(self.params, x, sample_key, None if labels is None else np.asarray(labels))['log_px']
+
+
+def run_spec(config: ml_collections.ConfigDict) -> data.ExampleSpec:
+  """What the run's examples are: config.json's resolved.example_spec, or for a run written before specs, the
+  8-bit images of its resolved.image_shape."""
+  recorded = config.resolved.get('example_spec')
+  if recorded is not None:
+    return data.ExampleSpec.from_json(recorded)
+  return data.ImageSpec.of_shape(config.resolved.image_shape)
 
 
 def load_run(workdir: epath.PathLike, step: int | None = None) -> Run:

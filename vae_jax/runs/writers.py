@@ -3,13 +3,14 @@
 scalars and images.
 
 A writer is one class in WRITERS (tensorboard, wandb, mlflow) with write_scalars / write_images / close. Its
-library is imported only when the writer opens, so W&B and MLflow stay optional (config_lib.validate refuses
+library is imported only when the writer opens, so W&B and MLflow stay optional (check_config refuses
 a writer whose library is missing). A tracker's run id is kept in WORKDIR/trackers.json, so rerunning the
 same command continues the same W&B or MLflow run.
 """
 
 import abc
 import contextlib
+import importlib.util
 import json
 import math
 import os
@@ -86,11 +87,34 @@ def writer_names(value) -> tuple[str, ...]:
   return tuple(name.strip() for item in value for name in str(item).split(',') if name.strip())
 
 
+WANDB_MODES = ('offline', 'online')
+
+
+def check_config(config: ml_collections.ConfigDict) -> None:
+  """Raises errors.ConfigError unless config.writers names known writers, each once, whose libraries are
+  installed (W&B and MLflow are optional), and config.tracking.wandb_mode is a mode. Called where a run
+  starts, with `config_lib.validate`."""
+  names = writer_names(config.writers)
+  for name in names:
+    if name not in WRITERS:
+      raise errors.ConfigError(f'writers={name!r} is not allowed; use one of {", ".join(WRITERS)}')
+    if names.count(name) > 1:
+      raise errors.ConfigError(f'writers names {name} twice; name each writer once')
+    writer = WRITERS[name]
+    missing = [m for m in writer.libraries if importlib.util.find_spec(m) is None]
+    if missing:
+      raise errors.ConfigError(f'writers: {name} needs {", ".join(missing)}, which is not installed; '
+                               f"pip install {writer.pip} (or pip install -e '.[trackers]')")
+  mode = config.tracking.wandb_mode
+  if mode is not None and mode not in WANDB_MODES:
+    raise errors.ConfigError(f'tracking.wandb_mode={mode!r} is not allowed; use one of {", ".join(WANDB_MODES)}')
+
+
 class Writer(abc.ABC):
   """One destination of the run's scalars and images, opened for `workdir` with the run's config."""
 
   name: str                          # its name in config.writers
-  libraries: tuple[str, ...] = ()    # the modules it imports: config_lib.validate refuses it when one is missing
+  libraries: tuple[str, ...] = ()    # the modules it imports: check_config refuses it when one is missing
   pip: str = ''                      # what installs them
 
   @abc.abstractmethod

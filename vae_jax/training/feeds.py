@@ -43,8 +43,10 @@ def epoch_permutation(shuffle_key: jax.Array, epoch, num_examples: int) -> jax.A
 
 
 def _training_set(setup: 'setup_lib.Setup') -> dict[str, np.ndarray]:
-  """The training split as a batch-shaped dict: images and their labels."""
-  return {'image': setup.dataset.train.images, 'label': setup.dataset.train.labels}
+  """The training split as a batch-shaped dict: the examples 'x' and their classes 'label' (left out for data
+  without labels)."""
+  train = setup.dataset.train
+  return {'x': train.examples} | ({} if train.labels is None else {'label': train.labels})
 
 
 class DeviceFeed:
@@ -52,10 +54,10 @@ class DeviceFeed:
 
   placement = 'device'
 
-  def __init__(self, setup: 'setup_lib.Setup', mode: str = 'scan', images: dict | None = None):
-    """`images`: the training set already on the device (another feed's), to share instead of copying."""
-    self.images = parallel.replicate(_training_set(setup), setup.mesh) if images is None else images
-    n, b, spe = len(setup.dataset.train.images), setup.config.batch_size, setup.steps_per_epoch
+  def __init__(self, setup: 'setup_lib.Setup', mode: str = 'scan', train_set: dict | None = None):
+    """`train_set`: the training set already on the device (another feed's), to share instead of copying."""
+    self.train_set = parallel.replicate(_training_set(setup), setup.mesh) if train_set is None else train_set
+    n, b, spe = len(setup.dataset.train.examples), setup.config.batch_size, setup.steps_per_epoch
     shuffle_key, batch_sharding = setup.shuffle_key, parallel.sharded(setup.mesh)
     self._permutation = jax.jit(functools.partial(epoch_permutation, shuffle_key, num_examples=n),
                                 out_shardings=parallel.replicated(setup.mesh))
@@ -63,13 +65,13 @@ class DeviceFeed:
     self._key = setup.train_key
 
     def body(consts, carry, _):
-      images, key = consts
+      train_set, key = consts
       state, perm = carry
       epoch, i = jnp.divmod(state.step, spe)
       perm = jax.lax.cond(i == 0, lambda: epoch_permutation(shuffle_key, epoch, n), lambda: perm)
       rows = jax.lax.dynamic_slice_in_dim(perm, i * b, b)
       batch = {k: jax.lax.with_sharding_constraint(jnp.take(v, rows, axis=0), batch_sharding)
-               for k, v in images.items()}
+               for k, v in train_set.items()}
       state, metrics = setup.train_step(state, batch, key)
       return (state, perm), metrics
 
@@ -81,7 +83,7 @@ class DeviceFeed:
     """Runs steps [step, step + num_steps); returns the state and per-step metrics."""
     if self._perm is None:
       self._perm = self._permutation(step // self._spe)
-    (state, self._perm), metrics = self._runner((self.images, self._key), (state, self._perm), None, num_steps)
+    (state, self._perm), metrics = self._runner((self.train_set, self._key), (state, self._perm), None, num_steps)
     return state, metrics
 
   def reset(self) -> None:
@@ -94,12 +96,12 @@ class HostFeed:
 
   placement = 'host'
 
-  def __init__(self, setup: 'setup_lib.Setup', mode: str = 'scan', images=None):
-    del images  # nothing on the device to share
+  def __init__(self, setup: 'setup_lib.Setup', mode: str = 'scan', train_set=None):
+    del train_set  # nothing on the device to share
     self._setup = setup
     self._data = _training_set(setup)
     self._permutation = jax.jit(functools.partial(epoch_permutation, setup.shuffle_key,
-                                                  num_examples=len(self._data['label'])))
+                                                  num_examples=len(self._data['x'])))
     self._perms: dict[int, np.ndarray] = {}
     self._key = setup.train_key
     self._sharding = parallel.sharded(setup.mesh, leading_axes=1)
@@ -135,7 +137,7 @@ def make_feed(setup: 'setup_lib.Setup', mode: str = 'scan', like=None):
     budget = _DEVICE_MEMORY_FRACTION * limit if limit else _HOST_BACKEND_BUDGET_BYTES
     placement = 'device' if nbytes <= budget else 'host'
   feed_cls = DeviceFeed if placement == 'device' else HostFeed
-  return feed_cls(setup, mode, getattr(like, 'images', None))
+  return feed_cls(setup, mode, getattr(like, 'train_set', None))
 
 
 def _dispatch_machine(config) -> dict:

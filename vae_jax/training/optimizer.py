@@ -1,4 +1,6 @@
-"""The optimizer, its learning-rate schedules, and the train state with an EMA of the parameters.
+"""Adam, the learning-rate schedules, and the train state with an EMA of the parameters.
+
+An objective (`vae_jax.training.objectives`) combines them into its optimizer.
 
 With optim.ema_decay > 0 the state carries an exponential moving average of
 the parameters: it is what validation, the test evaluation, the images and
@@ -67,9 +69,7 @@ def learning_rate_schedule(config, total_steps: int, steps_per_epoch: int) -> op
   return optax.piecewise_constant_schedule(lr, {int(b): 10**(-1 / 7) for b in boundaries})
 
 
-def make_optimizer(config, total_steps: int, steps_per_epoch: int):
-  """Adam with global-norm clipping, on `learning_rate_schedule`."""
-  schedule = learning_rate_schedule(config, total_steps, steps_per_epoch)
-  tx = optax.chain(optax.clip_by_global_norm(config.optim.grad_clip_norm),
-                   optax.adam(schedule, b1=config.optim.b1, b2=config.optim.b2, eps=config.optim.eps))
-  return tx, schedule
+def adam(optim, schedule: optax.Schedule) -> optax.GradientTransformation:
+  """Adam on `schedule` after global-norm clipping, with the settings of `optim` (config.optim)."""
+  return optax.chain(optax.clip_by_global_norm(optim.grad_clip_norm),
+                     optax.adam(schedule, b1=optim.b1, b2=optim.b2, eps=optim.eps))

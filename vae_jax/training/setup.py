@@ -16,10 +16,10 @@ import optax
 
 from vae_jax import data
 from vae_jax import models
-from vae_jax.models import stages as stages_lib
 from vae_jax.training import objectives
 from vae_jax.training import optimizer
 from vae_jax.training import parallel
+from vae_jax.training import stages as stages_lib
 from vae_jax.training import step as step_lib
 
 # Streams of the run's root key.
@@ -33,13 +33,13 @@ def eval_key(seed: int, split: str) -> jax.Array:
 
 
 def measures_key(seed: int) -> jax.Array:
-  """The key of the sample measures (`measures.sample_measures`), here and in vae_jax.evaluate."""
+  """The key of the metrics (`vae_jax.evaluation.metrics.Context.key`), here and in vae_jax.evaluate."""
   return jax.random.fold_in(jax.random.key(seed), MEASURES)
 
 
 @dataclasses.dataclass(frozen=True)
 class StagePlan:
-  """One training stage (`vae_jax.models.stages`) resolved into steps [start, end), with its own optimizer."""
+  """One training stage (`vae_jax.training.stages`) resolved into steps [start, end), with its own optimizer."""
   stage: stages_lib.Stage
   start: int
   end: int
@@ -58,6 +58,7 @@ class Setup:
   config: ml_collections.ConfigDict
   dataset: data.Dataset
   model: nn.Module         # a kind of vae_jax.models
+  objective: objectives.Objective  # what it trains on
   mesh: jax.sharding.Mesh
   tx: optax.GradientTransformation
   schedule: optax.Schedule
@@ -89,7 +90,7 @@ class Setup:
     return self.key(SHUFFLE)
 
   def initial_state(self) -> optimizer.TrainState:
-    params = models.init_params(self.model, self.dataset.image_shape, self.key(INIT))
+    params = models.init_params(self.model, self.dataset.spec, self.key(INIT))
     state = optimizer.create_state(self.model, params, self.tx, self.config.optim.ema_decay)
     return parallel.replicate(state, self.mesh)
 
@@ -101,18 +102,19 @@ def _shifted(schedule: optax.Schedule, start: int) -> optax.Schedule:
 def make_setup(config: ml_collections.ConfigDict, dataset: data.Dataset, mesh=None) -> Setup:
   mesh = mesh or parallel.make_mesh()
   parallel.check_divisible('batch_size', config.batch_size, mesh)
-  steps_per_epoch = len(dataset.train.images) // config.batch_size
-  model = models.make(config, dataset.image_shape)
+  steps_per_epoch = len(dataset.train.examples) // config.batch_size
+  model = models.make(config, dataset.spec)
   objective, kl_weight = objectives.make(config), step_lib.kl_weight_schedule(config, steps_per_epoch)
   plans, start = [], 0
-  for stage in models.training_stages(config):
+  for stage in objective.stages():
     steps = max(1, int(round(stage.num_epochs * steps_per_epoch)))
-    tx, schedule = optimizer.make_optimizer(config, steps, steps_per_epoch)  # the schedule of the optimizer's own count
+    tx, schedule = objective.optimizer(steps, steps_per_epoch)  # the schedule of the optimizer's own count
     schedule = _shifted(schedule, start)
     train_step = step_lib.make_train_step(model, objective, schedule, kl_weight, config.data.binarize == 'dynamic',
-                                 parallel.sharded(mesh), config.skip_threshold, config.optim.ema_decay, stage)
+                                          parallel.sharded(mesh), config.skip_threshold, config.optim.ema_decay,
+                                          stage)
     plans.append(StagePlan(stage, start, start + steps, tx, schedule, train_step))
     start += steps
   first = plans[0]
-  return Setup(config, dataset, model, mesh, first.tx, first.schedule, first.train_step, steps_per_epoch, start,
-               jax.random.key(config.seed), tuple(plans))
+  return Setup(config, dataset, model, objective, mesh, first.tx, first.schedule, first.train_step,
+               steps_per_epoch, start, jax.random.key(config.seed), tuple(plans))

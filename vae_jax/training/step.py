@@ -1,7 +1,5 @@
 """The pure train step and the KL weight it applies."""
 
-import functools
-
 import jax
 import jax.numpy as jnp
 import optax
@@ -19,19 +17,14 @@ def kl_weight_schedule(config, steps_per_epoch: int):
   return lambda step: beta * jnp.minimum(1.0, step.astype(jnp.float32) / warmup_steps)
 
 
-# Folded into a step's key for `update_state`; the examples' keys take the batch positions 0.. n-1.
+# Folded into a step's key for `after_update`; the examples' keys take the batch positions 0.. n-1.
 _STATE_STREAM = 2**31 - 1
-
-
-def _paths(tree) -> list[tuple[str, ...]]:
-  return [tuple(str(getattr(k, 'key', k)) for k in path) for path, _ in jax.tree_util.tree_flatten_with_path(tree)[0]]
 
 
 def _freeze(params, trains):
   """params with those that `trains(path)` rejects behind stop_gradient: no gradient, no backward pass."""
-  leaves, treedef = jax.tree.flatten(params)
-  kept = [p if trains(path) else jax.lax.stop_gradient(p) for path, p in zip(_paths(params), leaves)]
-  return jax.tree.unflatten(treedef, kept)
+  return jax.tree_util.tree_map_with_path(
+      lambda path, p: p if trains(objectives.base.param_path(path)) else jax.lax.stop_gradient(p), params)
 
 
 def _merge(params, new: dict):
@@ -45,46 +38,49 @@ def make_train_step(model, objective, schedule, kl_weight, dynamic_binarize: boo
                     skip_threshold: float = float('inf'), ema_decay: float = 0.0, stage=None):
   """Returns the pure train_step(state, batch, key) -> (state, metrics).
 
-  `key` is the run's training key; the step folds in its own step number, then
-  each example its position in the batch. `batch` is {'image': images in
-  [0, 1], 'label': their classes}; with dynamic binarization every pixel is
-  redrawn from Bernoulli(intensity).
-  `batch_sharding`, when given, keeps the per-example randomness on the device
-  that holds the example.
+  `objective` (`vae_jax.training.objectives.Objective`) gives the loss; the
+  step is the same for every objective. `key` is the run's training key; the
+  step folds in its own step number, then each example its position in the
+  batch. `batch` is {'x': examples, 'label': their classes (absent when the
+  data have none)}; with dynamic binarization every value of x is redrawn
+  from Bernoulli(value). `batch_sharding`, when given, keeps the per-example
+  randomness on the device that holds the example.
 
   A step whose loss or gradient norm is not finite, or whose gradient norm
   exceeds `skip_threshold`, is skipped: parameters, their EMA and the
   optimizer state stay as they were, the step counter moves on, and
   metrics['skipped'] is 1.
 
-  `stage` (`vae_jax.models.stages.Stage`): the parameters it does not train
-  get no gradient, and a kind that `updates_state` rewrites its statistics
-  (a VQ-VAE's codebook) after the update when the stage says so.
+  `stage` (`vae_jax.training.stages.Stage`): the parameters it does not train
+  get no gradient, and the objective's `after_update` runs when the stage says so.
   """
   trains = stage.trains if stage is not None else None
-  update_state = model.updates_state and (stage is None or stage.update_state)
+  after_update = stage is None or stage.after_update
 
   def train_step(state, batch, key):
-    images, labels = batch['image'], batch['label']
-    positions = jnp.arange(images.shape[0])
+    x = batch['x']
+    positions = jnp.arange(x.shape[0])
     if batch_sharding is not None:
       positions = jax.lax.with_sharding_constraint(positions, batch_sharding)
     keys = objectives.per_example_keys(jax.random.fold_in(key, state.step), positions)
     binarize_keys, sample_keys = jax.vmap(jax.random.split, out_axes=1)(keys)
     if dynamic_binarize:
-      images = jax.vmap(jax.random.bernoulli)(binarize_keys, images).astype(images.dtype)
+      x = jax.vmap(jax.random.bernoulli)(binarize_keys, x).astype(x.dtype)
+    batch = dict(batch, x=x)
     weight = kl_weight(state.step)
-    loss_fn = functools.partial(objective, model, labels=labels)
-    if trains is not None:
-      loss_fn = lambda params, *args, f=loss_fn: f(_freeze(params, trains), *args)
-    (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, images, sample_keys, weight)
+
+    def loss_fn(params):
+      return objective.loss(model, params if trains is None else _freeze(params, trains), batch, sample_keys, weight)
+
+    (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
     grad_norm = optax.tree.norm(grads)
     ok = jnp.isfinite(loss) & jnp.isfinite(grad_norm) & (grad_norm <= skip_threshold)
     updated = state.apply_gradients(grads=grads)
-    if update_state:
+    if after_update:
       state_key = jax.random.fold_in(jax.random.fold_in(key, state.step), _STATE_STREAM)
-      new = model.apply({'params': updated.params}, images, labels, state_key, method=model.update_state)
-      updated = updated.replace(params=_merge(updated.params, new))
+      new = objective.after_update(model, updated.params, batch, state_key)
+      if new is not None:
+        updated = updated.replace(params=_merge(updated.params, new))
     updated = optimizer.update_ema(updated, ema_decay)
     kept = state.replace(step=updated.step)
     new_state = jax.tree.map(lambda new, old: jnp.where(ok, new, old), updated, kept)

@@ -11,19 +11,15 @@ when it fits, dispatched the way it measured fastest.
 """
 
 import contextlib
-import dataclasses
 import functools
 import pathlib
 import time
-from typing import Callable
 
 from absl import logging
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import optax
 
 from vae_jax import config_lib
 from vae_jax import data
@@ -31,26 +27,20 @@ from vae_jax import errors
 from vae_jax import evaluation
 from vae_jax import models
 from vae_jax import progress
-from vae_jax.evaluation import measures
-from vae_jax.models import stages as stages_lib
+from vae_jax.evaluation import metrics as metrics_lib
+from vae_jax.evaluation import results as results_lib
 from vae_jax.runs import checkpoints
 from vae_jax.runs import files
 from vae_jax.runs import signals
 from vae_jax.runs import workdir as workdir_lib
 from vae_jax.runs import writers
 from vae_jax.training import feeds
-from vae_jax.training import objectives
 from vae_jax.training import optimizer
 from vae_jax.training import parallel
 from vae_jax.training import setup as setup_lib
-from vae_jax.training import step as step_lib
 from vae_jax.viz import plots
 
 EVAL_FILE = workdir_lib.EVAL_FILE
-
-
-# What the validation log and TensorBoard show of each validation.
-_VALIDATION_KEYS = ('elbo_nats', 'recon_nats', 'kl_nats', 'active_units', 'codebook_perplexity', 'codes_used')
 
 
 def _mean_metrics(buffer: list[dict]) -> dict[str, float]:
@@ -68,12 +58,14 @@ def _crossed(before: int, after: int, period: int) -> bool:
 
 class _Images:
   """Prior samples and test reconstructions of the current parameters, for TensorBoard at every
-  validation (with the step) and for samples.png / reconstructions.png at the end. Jitted once."""
+  validation (with the step) and for samples.png / reconstructions.png at the end. Jitted once.
+  Only for images: with other examples (`dataset.spec`) it writes nothing."""
 
   def __init__(self, model, dataset, config, key):
     self.model, self.key, self.n = model, key, config.eval.num_images
-    self.x = jnp.asarray(dataset.test.images[:self.n])
-    self.labels = jnp.asarray(dataset.test.labels[:self.n])
+    self.enabled = dataset.spec.kind == 'image'
+    self.x = jnp.asarray(dataset.test.examples[:self.n])
+    self.labels = None if dataset.test.labels is None else jnp.asarray(dataset.test.labels[:self.n])
     self._sample = jax.jit(functools.partial(model.apply, method=model.sample), static_argnums=2)
     self._reconstruct = jax.jit(functools.partial(model.apply, method=model.reconstruct))
 
@@ -91,7 +83,7 @@ class _Images:
 
   def write(self, writer, params, step: int, workdir=None) -> None:
     """The grids to TensorBoard at `step`; with `workdir`, also as its PNG files."""
-    if jax.process_index() != 0:
+    if jax.process_index() != 0 or not self.enabled:
       return
     images = self.grids(params)
     writer.write_images(step, images)
@@ -103,23 +95,17 @@ class _Images:
                       f'Test images (odd rows) and reconstructions, mean of p(x|z), z ~ q(z|x) (step {step})')
 
 
-def _format_metrics(values: dict, decimals: int = 2) -> str:
-  """key value pairs for the log: counts as integers, other numbers with `decimals` decimals."""
+def _format_metrics(values: dict, decimals: int = 2, model=None) -> str:
+  """key value pairs for the log: counts (figures in the unit 'count', and their per-group scalars) as
+  integers, other numbers with `decimals` decimals."""
+  counts = {f.key for f in metrics_lib.all_figures(model) if f.unit == 'count'}
+
   def one(k, v):
-    if k.startswith(('active_units', 'codes_used')) and isinstance(v, (int, float, np.number)):
+    if isinstance(v, (int, np.integer, float, np.floating)) and not isinstance(v, bool) and (
+        isinstance(v, (int, np.integer)) or k.split('_group_')[0] in counts):
       return f'{k} {int(round(float(v)))}'
     return f'{k} {v:.{decimals}f}' if isinstance(v, (float, np.floating)) else f'{k} {v}'
   return ', '.join(one(k, v) for k, v in values.items())
-
-
-def _group_scalars(results: dict) -> dict[str, float]:
-  """Per-group KL and active units as scalars, for models with more than one latent group."""
-  out = {}
-  for key, name in (('kl_per_group_nats', 'kl_group_{}_nats'), ('active_units_per_group', 'active_units_group_{}')):
-    values = results.get(key) or []
-    if len(values) > 1:
-      out.update({name.format(g): v for g, v in enumerate(values)})
-  return out
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib.Path,
@@ -149,21 +135,24 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: pathlib.Path
   """train_and_evaluate's body; `lock` is taken once the config and data are known good, before the
   workdir is touched; what it opens goes on `cleanup`, closed on every way out."""
   config_lib.validate(config)
+  writers.check_config(config)
+  metrics_lib.check_config(config)
   dataset = data.load(config)
   setup = setup_lib.make_setup(config, dataset)
   workdir = pathlib.Path(workdir)
   spe, total_steps = setup.steps_per_epoch, setup.total_steps
   eval_every = max(1, int(round(config.eval.every_epochs * spe)))
-  resolved = dict(image_shape=list(dataset.image_shape), steps_per_epoch=spe, total_steps=total_steps,
-                  num_train=len(dataset.train.images), num_validation=len(dataset.validation.images),
-                  num_test=len(dataset.test.images), data_source=dataset.source, jax_version=jax.__version__,
+  shape = {'image_shape': list(dataset.image_shape)} if dataset.spec.kind == 'image' else {}  # as runs had it
+  resolved = dict(**shape, example_spec=dataset.spec.to_json(), steps_per_epoch=spe, total_steps=total_steps,
+                  num_train=len(dataset.train.examples), num_validation=len(dataset.validation.examples),
+                  num_test=len(dataset.test.examples), data_source=dataset.source, jax_version=jax.__version__,
                   devices=[str(d) for d in jax.devices()], process_count=jax.process_count())
   workdir_lib.check_readable(workdir, replace_run)  # a damaged config.json refuses before anything is written
   lock.acquire()
   workdir_lib.prepare(workdir, config, resolved, replace_run, lock)
-  logging.info('%s from %s: %d train / %d validation / %d test images of shape %s', dataset.name,
-               dataset.source, len(dataset.train.images), len(dataset.validation.images),
-               len(dataset.test.images), dataset.image_shape)
+  logging.info('%s from %s: %d train / %d validation / %d test %s', dataset.name, dataset.source,
+               len(dataset.train.examples), len(dataset.validation.examples), len(dataset.test.examples),
+               dataset.spec.describe())
 
   state = setup.initial_state()
   logging.info('%s with %s parameters; %d steps (%d per epoch) on %d device(s)', config.model.kind,
@@ -248,15 +237,14 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: pathlib.Path
                      step / spe, summary, steps_per_sec, steps_per_sec * config.batch_size,
                      progress.format_duration((total_steps - step) / steps_per_sec))
 
-      if (_crossed(before, step, eval_every) or step == total_steps) and len(dataset.validation.images):
+      if (_crossed(before, step, eval_every) or step == total_steps) and len(dataset.validation.examples):
         eval_start = time.perf_counter()
-        val = val_evaluator.evaluate(optimizer.eval_params(state), dataset.validation.images,
+        val = val_evaluator.evaluate(optimizer.eval_params(state), dataset.validation.examples,
                                      setup_lib.eval_key(config.seed, 'validation'), config.model.likelihood,
-                                     dataset.validation.labels)
-        val = {k: v for k, v in val.items()
-               if k in _VALIDATION_KEYS and v is not None} | _group_scalars(val)
+                                     dataset.validation.labels, num_dims=dataset.spec.num_dims)
+        val = results_lib.scalars(val, setup.model, validation=True)  # the figures marked validation
         writer.write_scalars(step, {f'validation/{k}': v for k, v in val.items()})
-        logging.info('validation at step %d: %s', step, _format_metrics(val))
+        logging.info('validation at step %d: %s', step, _format_metrics(val, model=setup.model))
         images.write(writer, optimizer.eval_params(state), step)
         last_time += time.perf_counter() - eval_start  # keep evaluation out of the throughput
 
@@ -274,29 +262,24 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: pathlib.Path
   mngr.wait_until_finished()
   mngr.close()
 
-  logging.info('Evaluating on %d test images with %d importance samples', len(dataset.test.images),
+  logging.info('Evaluating on %d test examples with %d importance samples', len(dataset.test.examples),
                config.eval.num_importance_samples)
   t0 = time.perf_counter()
   test_evaluator = evaluation.Evaluator(setup.model, config.eval.batch_size, config.eval.num_importance_samples,
                                         config.eval.sample_chunk, setup.mesh, progress=True, mode=feed.mode,
                                         memory_budget_gb=config.eval.memory_budget_gb)
-  results = test_evaluator.evaluate(optimizer.eval_params(state), dataset.test.images,
-                                    setup_lib.eval_key(config.seed, 'test'), config.model.likelihood, dataset.test.labels)
-  binarization = config.data.binarize
-  if binarization != 'none':
-    binarization += f' (test binarized once, seed {config.eval.binarization_seed})'
-  results = dict(results, split='test', step=step, binarization=binarization,
-                 parameters='ema' if state.ema_params is not None else 'final',
-                 dispatch=feed.mode,  # the programs that trained and evaluated: their rounding is in the figures
-                 eval_seconds=round(time.perf_counter() - t0, 2),  # the ELBO and NLL, as vae_jax.evaluate times them
-                 **(measures.all_measures(setup.model, optimizer.eval_params(state), setup_lib.measures_key(config.seed), config,
-                                           dataset) if config.eval.measures else {}))
-  scalars = {k: v for k, v in results.items() if isinstance(v, (int, float))
-             if k.endswith(('_nats', '_accuracy')) or k in ('bits_per_dim', 'active_units')}
-  writer.write_scalars(step, {f'test/{k}': v for k, v in (scalars | _group_scalars(results)).items()})
+  params = optimizer.eval_params(state)
+  results = test_evaluator.evaluate(params, dataset.test.examples, setup_lib.eval_key(config.seed, 'test'),
+                                    config.model.likelihood, dataset.test.labels, num_dims=dataset.spec.num_dims)
+  results = results_lib.assemble(
+      results, config, split='test', step=step, parameters='ema' if state.ema_params is not None else 'final',
+      dispatch=feed.mode, seconds=time.perf_counter() - t0,
+      measured=results_lib.measured(setup.model, params, config, dataset) if config.eval.measures else None)
+  writer.write_scalars(step, {f'test/{k}': v for k, v in results_lib.scalars(results, setup.model).items()})
   images.write(writer, optimizer.eval_params(state), step, workdir)
   writer.close()
   if jax.process_index() == 0:
     workdir_lib.write_json(eval_path, results)
-  logging.info('test: %s', _format_metrics({k: v for k, v in results.items() if not isinstance(v, list)}, 3))
+  logging.info('test: %s', _format_metrics({k: v for k, v in results.items() if not isinstance(v, list)}, 3,
+                                             setup.model))
   return results

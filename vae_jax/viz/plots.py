@@ -17,7 +17,6 @@ A picture that does not apply to a run (prior samples of an autoencoder, the
 
 from __future__ import annotations  # Figure in annotations, matplotlib imported where it draws
 
-import json
 import math
 import os
 import statistics
@@ -145,6 +144,13 @@ def _require_stochastic(run, what: str) -> None:
                         '(no prior, no posterior)')
 
 
+def _require_images(run, what: str) -> None:
+  """`what` shows examples as pictures: NotApplicable for a run whose examples are not images."""
+  spec = getattr(run, 'spec', None)
+  if spec is not None and spec.kind != 'image':
+    raise NotApplicable(f'{what} shows images; this run\'s data are {spec.describe()}')
+
+
 def _rows(labels, start: int, stop: int):
   return None if labels is None else np.asarray(labels)[start:stop]
 
@@ -217,6 +223,7 @@ def _prior_text(run, temperature) -> str:
 def prior_samples(run, key: jax.Array, num_samples: int = 64, temperature: float = 1.0,
                   num_cols: int | None = None, path: str | os.PathLike | None = None) -> Figure:
   """E[x|z] for z from the prior at `temperature`: T < 1 trades variety for typicality."""
+  _require_images(run, 'a grid of prior samples')
   _require_stochastic(run, 'prior samples')
   images = np.asarray(run.sample(key, num_samples, temperature))
   num_cols = num_cols or math.ceil(math.sqrt(num_samples))
@@ -232,6 +239,7 @@ def prior_samples(run, key: jax.Array, num_samples: int = 64, temperature: float
 def samples_by_temperature(run, key: jax.Array, temperatures=(1.0, 0.85, 0.7, 0.5), num_cols: int = 10,
                            path: str | os.PathLike | None = None) -> Figure:
   """One row of prior samples per temperature, the same key in every row."""
+  _require_images(run, 'a grid of prior samples')
   _require_stochastic(run, 'prior samples')
   rows = [np.asarray(run.sample(key, num_cols, t)) for t in temperatures]
   fig = _figure(num_cols * _CELL_INCHES + 1.2, len(rows) * _CELL_INCHES + 0.9)
@@ -247,6 +255,7 @@ def samples_by_temperature(run, key: jax.Array, temperatures=(1.0, 0.85, 0.7, 0.
 def samples_by_class(run, key: jax.Array, per_class: int = 10, temperature: float = 1.0, class_names=None,
                      path: str | os.PathLike | None = None) -> Figure:
   """One row per class of a conditional model: E[x|z, y] with z ~ p(z|y)."""
+  _require_images(run, 'a grid of samples by class')
   _require_stochastic(run, 'prior samples')
   if not run.conditional:
     raise NotApplicable(f'samples by class need a conditional model (model.kind=cvae); this run is '
@@ -267,6 +276,7 @@ def samples_by_class(run, key: jax.Array, per_class: int = 10, temperature: floa
 def reconstructions(run, images, key: jax.Array, num_cols: int = 8,
                     path: str | os.PathLike | None = None, labels=None) -> Figure:
   """Inputs and their reconstructions in alternating rows, so each pair is one above the other."""
+  _require_images(run, 'a grid of reconstructions')
   images = _as_batch(images)
   num_cols = min(num_cols, len(images))
   images = images[:(len(images) // num_cols) * num_cols]
@@ -290,6 +300,7 @@ def interpolation(run, start, end, num_steps: int = 8, path: str | os.PathLike |
   `labels`: the class of each pair (a conditional run), which both ends are
   encoded with and the path is decoded with.
   """
+  _require_images(run, 'an interpolation grid')
   start, end = _as_batch(start), _as_batch(end)
   if start.shape != end.shape:
     raise ValueError(f'start and end must have the same shape, got {start.shape} and {end.shape}')
@@ -323,6 +334,7 @@ def latent_traversal(run, image, kl_per_dim=None, num_dims: int = 10, num_steps:
   run's eval.json; see `latent_kl`), which are the ones the decoder uses.
   A conditional run encodes and decodes with the image's `label`.
   """
+  _require_images(run, 'a latent traversal')
   _require_stochastic(run, 'a latent traversal')
   image = _as_batch(image)[:1]
   kl = np.asarray(latent_kl(run) if kl_per_dim is None else kl_per_dim, np.float64)
@@ -360,6 +372,7 @@ def latent_manifold(run, num_per_side: int = 15, path: str | os.PathLike | None 
   as much of the prior's mass as any other. A conditional run decodes the
   grid as class `label` (default 0).
   """
+  _require_images(run, 'the latent manifold')
   _require_stochastic(run, 'the latent manifold')
   if run.model.latent_dim != 2:
     raise NotApplicable(f'the 2-D latent manifold needs latent_dim=2; this run has latent_dim={run.model.latent_dim}')
@@ -393,6 +406,8 @@ def latent_scatter(run, images, labels, class_names=None, path: str | os.PathLik
   `class_names` defaults to the dataset's (CLASS_NAMES) or the label numbers.
   """
   from sklearn import decomposition  # pylint: disable=g-import-not-at-top
+  if labels is None:
+    raise NotApplicable(f'the latent scatter colors examples by label; {run.config.data.name} has no labels')
   labels = np.asarray(labels)
   means = encode_means(run, images, labels=labels)
   what = 'posterior means μ(x)' if run.model.stochastic else 'codes z = encoder(x)'

@@ -1,8 +1,8 @@
-"""Training stages: what a kind trains, in order, within one run and one workdir.
+"""Training stages: what an objective trains, in order, within one run and one workdir.
 
-Most kinds train everything in one stage. A kind with a second stage (the
+Most objectives train everything in one stage. One with a second stage (the
 VQ-VAE's prior over its codes, trained on the frozen first stage) lists its
-stages from `stages(config)`; the trainer runs them one after another, each
+stages from `Objective.stages()`; the trainer runs them one after another, each
 with a fresh optimizer and its own learning-rate schedule, and the step
 number alone says which stage a checkpoint belongs to, so rerunning resumes
 whichever stage was interrupted.
@@ -20,11 +20,11 @@ def _everything(path: tuple[str, ...]) -> bool:
 @dataclasses.dataclass(frozen=True)
 class Stage:
   """name; num_epochs; trains(path) -> whether the parameter at `path` (a tuple of names) is trained;
-  update_state: whether the kind's `update_state` runs after each step (its non-gradient statistics)."""
+  after_update: whether the objective's `after_update` runs after each step (statistics that follow the data)."""
   name: str
   num_epochs: float
   trains: Callable[[tuple[str, ...]], bool] = _everything
-  update_state: bool = True
+  after_update: bool = True
 
 
 def single(config) -> tuple[Stage, ...]:

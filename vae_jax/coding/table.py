@@ -1,0 +1,79 @@
+"""A run's bits-back compression beside the standard lossless codecs, on the same images: what
+`python -m vae_jax.compression_table` prints, callable as `compression_table(...)`.
+
+With a run, the images are compressed and decompressed with it
+(`vae_jax.coding.bitsback`, checked exact), and its row gives the file's
+bits/dim, its distance from the run's test -ELBO (eval.json) and the speed
+each way; the codecs' rows come from `vae_jax.coding.codecs.measure`.
+"""
+
+import json
+import math
+import os
+import tempfile
+
+import numpy as np
+
+from vae_jax import errors
+from vae_jax.coding import bitsback
+from vae_jax.coding import codecs
+from vae_jax.coding import inputs
+from vae_jax.runs import files
+from vae_jax.runs import names
+from vae_jax.runs import run as run_lib
+
+
+def model_row(run, images: np.ndarray, bucket_bits: int, batch_size: int, source: str) -> dict:
+  """The run's own compression of `images`: file size, speed, and the check that it restores them."""
+  with tempfile.TemporaryDirectory() as tmp:
+    path = os.path.join(tmp, 'images.vbb')
+    figures = bitsback.compress_run(run, images, path, bucket_bits, batch_size)
+    restored, back = bitsback.decompress_run(run, path)
+  if not np.array_equal(restored, images):
+    raise RuntimeError('bits-back decompression did not restore the images exactly')
+  m = run.config.model
+  return dict(figures, **back, codec=f'vae_jax bits-back ({m.kind}, {m.likelihood})',
+              how=f'ANS, {bucket_bits}-bit latent buckets, header and seed words included',
+              command=f'python -m vae_jax.compress --workdir={run.workdir} {source} --out=FILE',
+              bytes=figures['file_bytes'])
+
+
+def compression_table(workdir: str | None = None, split: str | None = None, images: str | None = None,
+                      bucket_bits: int = bitsback.DEFAULT_BUCKET_BITS, batch_size: int = bitsback.DEFAULT_BATCH_SIZE,
+                      workers: int = 2, codec_cache: bool = True, out: str | None = None) -> dict:
+  """The codecs' rows on the images (a split of the run in `workdir`, or the .npy array `images`), the run's
+  own row first among the best when a run is given; also written to `out` as JSON when given."""
+  run = None
+  if workdir:
+    run = run_lib.load_run(workdir)
+    pixels = inputs.load_images(run, split, images)
+  elif images:
+    pixels = inputs.read_images(images)
+  else:
+    raise errors.ConfigError('give --workdir (with --split or --images), or --images for the codecs alone')
+  result = codecs.measure(pixels, workers, codec_cache)
+  if run is not None:
+    source = f'--split={split}' if split else f'--images={images}'
+    row = model_row(run, pixels, bucket_bits, batch_size, source)
+    row['bits_per_dim'] = 8 * row['bytes'] / result['dims']
+    eval_file = run.workdir / names.EVAL_FILE
+    if split == 'test' and eval_file.exists():
+      elbo = json.loads(eval_file.read_text())['elbo_nats']
+      row['elbo_bits_per_dim'] = -elbo / (math.log(2) * result['dims'] / len(pixels))
+      row['over_elbo_percent'] = 100 * (row['bits_per_dim'] / row['elbo_bits_per_dim'] - 1)
+    result['model'] = row
+    result['best'].insert(0, row)
+  if out:
+    with files.replacing(out) as tmp:
+      tmp.write_text(json.dumps(result, indent=2, default=str))
+  return result
+
+
+def text(result: dict) -> str:
+  """The best row of each codec as a Markdown table, smallest first; then the run's row as JSON, if any."""
+  lines = ['| codec | bits/dim | how | command |', '|---|---|---|---|']
+  for row in sorted(result['best'], key=lambda r: r['bits_per_dim']):
+    lines.append(f"| {row['codec']} | {row['bits_per_dim']:.4f} | {row['how']} | `{row['command']}` |")
+  if 'model' in result:
+    lines.append(json.dumps({k: v for k, v in result['model'].items() if k not in ('codec', 'how', 'command')}))
+  return '\n'.join(lines)

@@ -1,0 +1,108 @@
+"""A metric is one class: the figures it returns, what it needs, and how it computes them (`Metric`).
+
+A metric reads a trained model through a `Context` and returns a dict of
+eval.json keys: its figures (`vae_jax.figures.Figure`, each with its unit and
+direction) and, if it likes, words that say how they were made. Registered
+in `METRICS` (`register`), its name is a valid entry of config.eval.metrics,
+and TensorBoard, report.md and the sweep report show its figures.
+"""
+
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from vae_jax import data
+from vae_jax import progress
+from vae_jax.figures import Figure
+
+# What a metric may need, and the line it is skipped with when the run does not have it.
+NEEDS = ('labels', 'classifier', 'samples')
+
+
+@dataclasses.dataclass(frozen=True)
+class Context:
+  """What a metric reads: the model, its evaluated parameters (replicated on the mesh), the run's config,
+  the dataset and a key of its own (`setup.measures_key`; fold_in it to draw apart from other metrics)."""
+  model: Any
+  params: Any
+  config: ml_collections.ConfigDict
+  dataset: data.Dataset
+  key: jax.Array
+
+
+class Metric:
+  """A registered measure of a trained model, computed after the final test evaluation (and by
+  vae_jax.evaluate) when config.eval.measures is on and config.eval.metrics names it.
+
+  name: its name in config.eval.metrics;
+  figures: the eval.json keys it returns that are numbers to show (tuple of Figure);
+  needs: frozenset of NEEDS: 'labels' (the dataset's), 'classifier' (the dataset's own image classifier,
+    `vae_jax.evaluation.classifier`), 'samples' (a kind that draws from its prior). A run without one is
+    skipped with one log line (`applies`), and eval.json does not get the figures.
+  """
+
+  name: str = ''
+  figures: tuple[Figure, ...] = ()
+  needs: frozenset[str] = frozenset()
+  selectable = True  # False: computed by every evaluation, not named in config.eval.metrics
+
+  def applies(self, ctx: Context) -> str | None:
+    """None when the metric can be computed for this run, else one line saying why not."""
+    dataset, model = ctx.dataset, ctx.model
+    if 'labels' in self.needs and (dataset.train.labels is None or dataset.test.labels is None):
+      return f'{dataset.name} has no labels'
+    if 'classifier' in self.needs and (dataset.spec.kind != 'image' or dataset.name not in data.NUM_CLASSES):
+      return f'vae_jax has a classifier for labelled image datasets only, and {dataset.name} is not one'
+    if 'samples' in self.needs and not model.stochastic:
+      return f'model.kind={ctx.config.model.kind} draws no samples'
+    return None
+
+  def compute(self, ctx: Context) -> dict:
+    """eval.json's keys of this metric: its figures, and any words on how they were made."""
+    raise NotImplementedError(f'{type(self).__name__}.compute')
+
+
+METRICS: dict[str, Metric] = {}
+
+
+def register(metric):
+  """Adds a Metric (an instance, or a class, which is instantiated) to METRICS under its name; returns what
+  it was given, so it also serves as a class decorator."""
+  instance = metric() if isinstance(metric, type) else metric
+  if not instance.name:
+    raise ValueError(f'{type(instance).__name__} has no name')
+  unknown = set(instance.needs) - set(NEEDS)
+  if unknown:
+    raise ValueError(f'metric {instance.name} needs {sorted(unknown)}; a metric may need {", ".join(NEEDS)}')
+  METRICS[instance.name] = instance
+  return metric
+
+
+# Helpers a metric module shares.
+
+def batched(fn, arrays, what: str, batch_size: int = 1000) -> np.ndarray:
+  """fn over the arrays in batches (the last one shorter), outputs concatenated, with progress lines as `what`."""
+  n, parts = len(arrays[0]), []
+  shown = progress.Progress(what, n, 'examples')
+  for i in range(0, n, batch_size):
+    parts.append(np.asarray(fn(*(None if a is None else jnp.asarray(a[i:i + batch_size]) for a in arrays))))
+    shown.update(min(i + batch_size, n))
+  return np.concatenate(parts)
+
+
+def encodings(model, params, examples: np.ndarray, labels: np.ndarray | None, what: str = 'encoding') -> np.ndarray:
+  """`encode`'s representation of every example: (n, latent_dim)."""
+  encode = jax.jit(lambda x, y: model.apply({'params': params}, x, y, method=model.encode)[0])
+  return batched(encode, (examples, labels), what)
+
+
+def like_test(examples: np.ndarray, config, seed_offset: int) -> np.ndarray:
+  """Training examples in the test examples' form: binarized once when the run's data are binarized
+  dynamically (static: already binary; none: grey)."""
+  if config.data.binarize == 'dynamic':
+    return data.binarize(examples, config.eval.binarization_seed + seed_offset)
+  return examples

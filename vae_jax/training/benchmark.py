@@ -1,0 +1,215 @@
+"""Training throughput: vae_jax against a plain jitted loop and against PyTorch (`run`, what
+`python -m vae_jax.benchmark` runs).
+
+For each config, in one process: images/s, ms/step and achieved GFLOP/s (model
+FLOPs from XLA's cost analysis of one train step, as a share of the device's
+measured fp32 matmul peak) of
+  - the plain loop most example code uses: one jitted step per Python
+    iteration, batches copied from the host;
+  - vae_jax's loop, dispatched the way `feeds.choose_feed` picks (each mode's
+    probe figures are printed too);
+  (these two timed in turn, three rounds each, so that the machine's speed,
+  which drifts, moves both alike; each loop's figure is its fastest round)
+  - the same network in PyTorch (`pytorch_baseline`), when torch is installed
+    (`pip install -e '.[benchmark]'`);
+and the ratios. Figures for this project's machines are in BENCHMARKS.md.
+"""
+
+import pathlib
+import platform
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from vae_jax import config_lib
+from vae_jax import data
+from vae_jax import errors
+from vae_jax.training import dispatch
+from vae_jax.training import feeds
+from vae_jax.training import pytorch_baseline
+from vae_jax.training import setup as setup_lib
+from vae_jax.training import step as step_lib
+
+DEFAULT_CONFIGS = ('configs/fashion_mnist.py', 'configs/fashion_mnist_conv.py')
+
+
+def matmul_peak_gflops(seconds: float = 2.0) -> tuple[float, int]:
+  """Measured fp32 matmul throughput of device 0 (default precision), and the size used."""
+  n = 2048 if jax.default_backend() == 'cpu' else 8192
+  a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
+  b = jax.random.normal(jax.random.key(1), (n, n), jnp.float32)
+  matmul = jax.jit(lambda a, b: a @ b)
+  matmul(a, b).block_until_ready()
+  count, start = 0, time.perf_counter()
+  while time.perf_counter() - start < seconds:
+    out = matmul(a, b)
+    count += 1
+    if count % 8 == 0:
+      out.block_until_ready()
+  out.block_until_ready()
+  return 2 * n**3 * count / (time.perf_counter() - start) / 1e9, n
+
+
+def step_gflop(setup: setup_lib.Setup, state, batch) -> float:
+  """FLOPs of one train step, from XLA's cost analysis of the compiled step."""
+  return dispatch.compiled_gflop(jax.jit(setup.train_step).lower(state, batch, setup.key(0)).compile())
+
+
+def _time_loop(run_once, steps_per_call: int, seconds: float) -> float:
+  """Seconds per step of `run_once` (which must return something to block on), after a warm-up call."""
+  return dispatch.seconds_per_step(lambda _: run_once(), steps_per_call, seconds)
+
+
+ROUNDS = 3  # the plain loop and vae_jax's are timed in turn this many times; each loop's figure is its fastest
+
+
+def vae_jax_loop(setup: setup_lib.Setup):
+  """vae_jax's own loop: a call running `steps_per_dispatch` steps, that count, the feed it chose, and why."""
+  state = setup.initial_state()
+  feed, why = feeds.choose_feed(setup, state)
+  spd = setup.config.steps_per_dispatch
+  holder = {'state': state, 'step': 0}
+
+  def run_once():
+    holder['state'], metrics = feed.run(holder['state'], holder['step'], spd)
+    holder['step'] += spd
+    return metrics['loss']
+
+  return run_once, spd, feed, why
+
+
+def plain_loop(setup: setup_lib.Setup):
+  """The plain loop: a call running one jitted step on a host batch, on one device; and its step count, 1."""
+  config = setup.config
+  plain_step = jax.jit(step_lib.make_train_step(
+      setup.model, setup.objective, setup.schedule,
+      step_lib.kl_weight_schedule(config, setup.steps_per_epoch), config.data.binarize == 'dynamic'))
+  images, labels = setup.dataset.train.images, setup.dataset.train.labels
+  rng = np.random.default_rng(0)
+  holder = {'state': jax.device_put(jax.device_get(setup.initial_state()), jax.devices()[0]),
+            'perm': rng.permutation(len(images)), 'i': 0}
+  key, b = setup.key(1), config.batch_size
+
+  def run_once():
+    i = holder['i'] % setup.steps_per_epoch
+    rows = holder['perm'][i * b:(i + 1) * b]
+    holder['state'], metrics = plain_step(holder['state'], {'x': images[rows], 'label': labels[rows]}, key)
+    holder['i'] += 1
+    return metrics['loss']
+
+  return run_once, 1
+
+
+def time_in_turn(loops: dict, seconds: float, rounds: int = ROUNDS) -> dict[str, float]:
+  """Seconds per step of each loop {name: (run_once, steps_per_call)}: each warmed up once, then timed for
+  seconds / rounds in turn, `rounds` times, so a change in the machine's speed falls on every loop alike;
+  a loop's figure is its fastest round."""
+  times = {name: [] for name in loops}
+  for r in range(rounds):
+    for name, (run_once, steps) in loops.items():
+      times[name].append(dispatch.seconds_per_step(lambda _, f=run_once: f(), steps, seconds / rounds,
+                                                   warm_up=r == 0))
+  return {name: min(t) for name, t in times.items()}
+
+
+def benchmark_config(config, seconds: float, peak: float, torch: bool = True) -> dict[str, float]:
+  """Prints the figures of one config; returns images/s of each loop."""
+  config_lib.validate(config)
+  setup = setup_lib.make_setup(config, data.load(config))
+  m = config.model
+  print(f'\nconfig: {m.kind} {m.encoder} {tuple(m.hidden_sizes)} latent {m.latent_dim}, {m.activation}, '
+        f'{m.likelihood}, {config.data.name} {setup.dataset.image_shape}, batch {config.batch_size}, {m.dtype}, '
+        f'{config.steps_per_dispatch} steps per dispatch')
+  state = setup.initial_state()
+  train_set = setup.dataset.train
+  gflop = step_gflop(setup, state, {'x': jnp.asarray(train_set.examples[:config.batch_size]),
+                                    'label': jnp.asarray(train_set.labels[:config.batch_size])})
+  print(f'train step: {gflop:.3f} GFLOP (XLA cost analysis)')
+
+  def report(name, sec_per_step):
+    gflops = gflop / sec_per_step
+    print(f'{name}: {config.batch_size / sec_per_step:,.0f} images/s, {1e3 * sec_per_step:.3f} ms/step, '
+          f'{gflops:.1f} GFLOP/s ({100 * gflops / peak:.0f}% of peak)')
+    return config.batch_size / sec_per_step
+
+  ours, spd, feed, why = vae_jax_loop(setup)
+  timed = time_in_turn({'plain': plain_loop(setup), 'vae_jax': (ours, spd)}, seconds)
+  out = {'plain': report('plain per-step jitted loop, host-fed', timed['plain'])}
+  print(f'vae_jax dispatch: {feed.mode} ({why})')
+  out['vae_jax'] = report(f'vae_jax ({feed.mode}, data on {feed.placement})', timed['vae_jax'])
+  print(f'vae_jax / plain: {out["vae_jax"] / out["plain"]:.2f}x')
+  if torch and not pytorch_baseline.covers(config):
+    print(f'PyTorch: no yardstick for model.kind={m.kind} (prior {m.prior}, flow {m.posterior_flow}, '
+          f'{m.likelihood}); the plain loop is the baseline')
+  elif torch and pytorch_baseline.available():
+    import torch as torch_lib  # pylint: disable=g-import-not-at-top
+    out['pytorch'] = pytorch_baseline.images_per_second(config, setup.dataset.train.images, seconds)
+    print(f'PyTorch {torch_lib.__version__} ({torch_lib.get_num_threads()} threads, eager): '
+          f'{out["pytorch"]:,.0f} images/s')
+    print(f'vae_jax / PyTorch: {out["vae_jax"] / out["pytorch"]:.2f}x')
+  elif torch:
+    print("PyTorch: not installed (pip install -e '.[benchmark]'), no yardstick")
+  return out
+
+
+def conv_layer_times(config, image_shape, seconds: float = 2.0) -> list[tuple[str, float, float]]:
+  """(layer, ms with lax's convolution, ms as matmuls) for one forward and backward pass of each conv layer."""
+  from vae_jax.models import convolution  # pylint: disable=g-import-not-at-top
+  height, width, channels = image_shape
+  sizes, b = [int(c) for c in config.model.hidden_sizes], config.batch_size
+  layers, c_in = [], channels
+  for i, c in enumerate(sizes):
+    layers.append((f'encoder conv {height}x{width}x{c_in} -> {c}, stride 2', (b, height, width, c_in),
+                   convolution.Conv(c, (3, 3), 2)))
+    height, width, c_in = -(-height // 2), -(-width // 2), c
+  for c in reversed(sizes):
+    layers.append((f'decoder transposed conv {height}x{width}x{c_in} -> {c}, stride 2', (b, height, width, c_in),
+                   convolution.ConvTranspose(c, (3, 3), 2)))
+    height, width, c_in = 2 * height, 2 * width, c
+  layers.append((f'decoder output conv {height}x{width}x{c_in} -> {channels}', (b, height, width, c_in),
+                 convolution.Conv(channels, (3, 3), 1)))
+  out = []
+  for name, shape, layer in layers:
+    x = jax.random.normal(jax.random.key(0), shape)
+    params = layer.init(jax.random.key(1), x)
+    times = []
+    for impl in ('lax', 'matmul'):
+      m = layer.clone(impl=impl)
+      grad = jax.jit(jax.grad(lambda p, x, m=m: jnp.sum(m.apply(p, x)**2), argnums=(0, 1)))
+      times.append(1e3 * _time_loop(lambda g=grad: g(params, x), 1, seconds))
+    out.append((name, *times))
+  return out
+
+
+def default_configs() -> list:
+  """The configs of DEFAULT_CONFIGS, from the checkout vae_jax runs from."""
+  paths = [pathlib.Path(__file__).resolve().parents[2] / p for p in DEFAULT_CONFIGS]
+  missing = [str(p) for p in paths if not p.is_file()]
+  if missing:
+    raise errors.ConfigError(f'{missing[0]} not found (vae_jax is not run from its checkout); pass --config=PATH')
+  return [config_lib.build_on(str(p), p.name) for p in paths]
+
+
+def run(configs, seconds: float, torch: bool = True, conv_layers: bool = False) -> None:
+  """Prints the device, then each config's figures (`benchmark_config`); with `conv_layers`, instead each conv
+  layer of the conv configs timed alone (`conv_layer_times`)."""
+  for config in configs:
+    config_lib.validate(config)
+  device = jax.devices()[0]
+  print(f'device: {jax.device_count()} x {device.device_kind} ({jax.default_backend()}), '
+        f'host {platform.processor() or platform.machine()}, jax {jax.__version__}, dispatch modes '
+        f'{", ".join(dispatch.MODES)}')
+  if conv_layers:
+    for config in configs:
+      if config.model.encoder == 'conv':
+        image_shape = data.load(config).image_shape
+        print(f'\nconv layers of {tuple(config.model.hidden_sizes)}, batch {config.batch_size}, forward + backward:')
+        for name, lax_ms, matmul_ms in conv_layer_times(config, image_shape):
+          print(f'{name}: lax {lax_ms:.2f} ms, matmul {matmul_ms:.2f} ms ({lax_ms / matmul_ms:.1f}x)')
+    return
+  peak, n = matmul_peak_gflops()
+  print(f'fp32 matmul peak ({n}x{n}): {peak:.0f} GFLOP/s')
+  for config in configs:
+    benchmark_config(config, seconds, peak, torch)

@@ -1,0 +1,51 @@
+"""Training objectives: one module each, a registry by name, and the estimators they share.
+
+A kind names its objective (`Kind.objective_name(config)`: its class
+attribute `objective`, or 'iwae' whenever model.num_importance_samples > 1).
+`base.Objective` is the door: the loss of a batch, the parameter groups and
+their optimizers, the stages, and an update after each step. Adding one is a
+module here with a subclass and its line in `OBJECTIVES` (or, from outside the
+package, `objectives.OBJECTIVES['name'] = MyObjective`).
+"""
+
+from vae_jax import models
+from vae_jax.training.objectives.base import Objective
+from vae_jax.training.objectives.elbo import Elbo
+from vae_jax.training.objectives.elbo import elbo_objective
+from vae_jax.training.objectives.estimators import importance_sampled_terms
+from vae_jax.training.objectives.estimators import importance_sampling_chunk
+from vae_jax.training.objectives.estimators import importance_sampling_result
+from vae_jax.training.objectives.estimators import importance_sampling_start
+from vae_jax.training.objectives.estimators import num_chunks
+from vae_jax.training.objectives.estimators import per_example_keys
+from vae_jax.training.objectives.estimators import terms_of_samples
+from vae_jax.training.objectives.iwae import Iwae
+from vae_jax.training.objectives.iwae import iwae_objective
+from vae_jax.training.objectives.vector_quantized import VectorQuantized
+
+__all__ = ['Elbo', 'Iwae', 'OBJECTIVES', 'Objective', 'VectorQuantized', 'check_config', 'elbo_objective',
+           'importance_sampled_terms', 'importance_sampling_chunk', 'importance_sampling_result',
+           'importance_sampling_start', 'iwae_objective', 'make', 'name_of', 'num_chunks', 'per_example_keys',
+           'terms_of_samples']
+
+OBJECTIVES: dict[str, type[Objective]] = {
+    'elbo': Elbo,
+    'iwae': Iwae,
+    'vqvae': VectorQuantized,
+}
+
+
+def name_of(config) -> str:
+  """The objective the config's kind trains on."""
+  return models.MODELS[config.model.kind].objective_name(config)
+
+
+def check_config(config) -> None:
+  """The objective's own checks of the settings (errors.ConfigError)."""
+  OBJECTIVES[name_of(config)].check_config(config)
+
+
+def make(config) -> Objective:
+  """The objective of `config`'s kind, once it has checked the settings (errors.ConfigError)."""
+  check_config(config)
+  return OBJECTIVES[name_of(config)](config)
