@@ -5,9 +5,10 @@ import math
 import jax
 import pytest
 
-from conftest import tiny_config
 from vae_jax import models
 from vae_jax.training import pytorch_baseline
+
+from conftest import tiny_config
 
 
 @pytest.mark.parametrize('overrides', [

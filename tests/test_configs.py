@@ -89,7 +89,8 @@ def test_unknown_fields_and_wrong_types_in_a_python_config():
 def test_a_run_written_before_new_fields_reads_with_their_defaults(tmp_path):
   """config.json of a run that predates model.prior, groups_per_stage, ema_decay...: loaded with the
   defaults (which keep the old behaviour), and the same config resumes it rather than being refused."""
-  from vae_jax.runs import checkpoints, workdir as workdir_lib  # pylint: disable=g-import-not-at-top
+  from vae_jax.runs import checkpoints  # pylint: disable=g-import-not-at-top
+  from vae_jax.runs import workdir as workdir_lib  # pylint: disable=g-import-not-at-top
   config = config_lib.base_config()
   old = json.loads(config.to_json_best_effort())
   for field in ('prior', 'prior_components', 'posterior_flow', 'groups_per_stage', 'free_bits'):

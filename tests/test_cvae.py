@@ -12,6 +12,7 @@ from vae_jax import data
 from vae_jax import models
 from vae_jax.models import gaussian
 from vae_jax.models import priors
+from vae_jax.runtime import keys as keys_lib
 from vae_jax.training import objectives
 from vae_jax.training import train
 from vae_jax.viz import report
@@ -30,7 +31,7 @@ def test_samples_follow_their_labels(make_config):
 
   @jax.jit
   def step(params, opt_state, i):
-    keys = objectives.per_example_keys(jax.random.key(i), jnp.arange(len(x)))
+    keys = keys_lib.per_example_keys(jax.random.key(i), jnp.arange(len(x)))
     grads = jax.grad(lambda p: objectives.elbo_objective(model, p, x, keys, 1.0, labels=labels)[0])(params)
     updates, opt_state = tx.update(grads, opt_state)
     return optax.apply_updates(params, updates), opt_state
@@ -66,7 +67,8 @@ def test_class_prior_kl_is_closed_form():
 
 
 def test_a_prior_of_y_needs_a_conditional_kind(make_config):
-  from vae_jax import config_lib, errors  # pylint: disable=g-import-not-at-top
+  from vae_jax import config_lib  # pylint: disable=g-import-not-at-top
+  from vae_jax import errors  # pylint: disable=g-import-not-at-top
   with pytest.raises(errors.ConfigError, match='needs a conditional kind'):
     config_lib.validate(make_config(**{'model.prior': 'class_gaussian'}))
   with pytest.raises(errors.ConfigError, match='pseudo-inputs that carry no label'):

@@ -4,6 +4,7 @@ source of vectors without labels, registered here only, that trains, evaluates a
 import gzip
 import json
 import pathlib
+import sys
 
 import jax
 import numpy as np
@@ -15,9 +16,9 @@ from vae_jax import data
 from vae_jax import errors
 from vae_jax.data.sources import idx
 from vae_jax.data.sources import tfds as tfds_source
-from vae_jax.evaluation import results as results_lib
 from vae_jax.experiments import report as experiment_report
 from vae_jax.runs import checkpoints
+from vae_jax.runs import evaluate as evaluate_lib
 from vae_jax.training import train
 from vae_jax.viz import plots
 from vae_jax.viz import report
@@ -219,7 +220,7 @@ def test_a_vector_source_trains_evaluates_and_loads_back(toy, make_config, tmp_p
   assert log_px.shape == (5,) and np.all(np.isfinite(log_px))
   with pytest.raises(plots.NotApplicable, match='shows images; this run.s data are vectors of shape'):
     plots.prior_samples(run, jax.random.key(0))
-  evaluated = results_lib.evaluate_run(tmp_path, num_importance_samples=8, split='validation')
+  evaluated = evaluate_lib.evaluate_run(tmp_path, num_importance_samples=8, split='validation')
   assert evaluated['num_examples'] == 32 and np.isfinite(evaluated['nll_nats'])
   experiment_report.write_report(sweep)  # a one-point sweep: its row holds the run's test figures
   assert f'{results["nll_nats"]:.2f}' in (sweep / experiment_report.RESULTS_MD).read_text()
@@ -242,3 +243,34 @@ def test_an_unregistered_source_is_refused_with_the_list(make_config):
     config_lib.validate(config)
   with pytest.raises(errors.ConfigError, match='use one of mnist, fashion_mnist, cifar10, digits'):
     data.load(config)
+
+
+def test_a_source_in_an_extension_module_is_found_wherever_the_run_is_read(make_config, tmp_path, monkeypatch):
+  """config.extensions: the run's own modules, imported before its names are checked and again wherever
+  its config.json is read back (evaluate, load_run, the report), so a command-line user needs no edit here."""
+  (tmp_path / 'sensors_for_test.py').write_text(
+      'import numpy as np\n'
+      'from vae_jax import data\n'
+      'def load(config):\n'
+      '  x = np.random.default_rng(0).random((96, 6)).astype(np.float32)\n'
+      "  return data.Loaded((x[:64], None), (x[64:], None), 'made by the test', data.VectorSpec.continuous(6))\n"
+      "data.SOURCES['sensors'] = data.Source('sensors', load)\n")
+  monkeypatch.syspath_prepend(str(tmp_path))
+  monkeypatch.setattr(data, 'SOURCES', dict(data.SOURCES))  # what the module registers goes when the test ends
+  config = make_config(**{'data.name': 'sensors', 'data.binarize': 'none', 'model.likelihood': 'gaussian',
+                          'data.num_validation': 16, 'batch_size': 16})
+  with pytest.raises(errors.ConfigError, match="data.name='sensors' is not allowed"):
+    config_lib.validate(config)
+  config.extensions = ('sensors_for_test',)
+  config_lib.validate(config)
+  assert data.load(config).spec == data.VectorSpec.continuous(6)
+
+  del data.SOURCES['sensors'], sys.modules['sensors_for_test']  # a fresh process reading the run back
+  (tmp_path / 'run').mkdir()
+  (tmp_path / 'run' / 'config.json').write_text(config.to_json())
+  assert checkpoints.read_config(tmp_path / 'run').data.name == 'sensors' and 'sensors' in data.SOURCES
+  sys.modules.pop('sensors_for_test')
+
+  config.extensions = ('no_such_module_of_vae_jax',)
+  with pytest.raises(errors.ConfigError, match="extensions: module 'no_such_module_of_vae_jax' cannot be imported"):
+    config_lib.validate(config)

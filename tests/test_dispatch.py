@@ -7,14 +7,15 @@ import jax
 import numpy as np
 import pytest
 
-from conftest import tiny_config
 from vae_jax import config_lib
 from vae_jax import data
 from vae_jax import errors
 from vae_jax import evaluation
-from vae_jax.training import dispatch
+from vae_jax.runtime import dispatch
 from vae_jax.training import feeds
 from vae_jax.training import setup as setup_lib
+
+from conftest import tiny_config
 
 
 @pytest.fixture(scope='module')

@@ -15,6 +15,7 @@ from scipy import stats
 
 from vae_jax import evaluation
 from vae_jax import models
+from vae_jax.evaluation import estimators
 from vae_jax.models import gaussian
 from vae_jax.training import objectives
 
@@ -60,7 +61,7 @@ class LinearGaussian(models.Kind):
 
 def log_weights(model, x, keys, num_samples):
   """log w of samples 0..num_samples-1 of every example, (num_samples, n)."""
-  t = objectives.terms_of_samples(model, {}, x, model.apply({}, x, method=model.infer), keys,
+  t = estimators.terms_of_samples(model, {}, x, model.apply({}, x, method=model.infer), keys,
                                   jnp.arange(num_samples))
   return t['log_px_z'] + t['log_ratio']
 
@@ -90,7 +91,7 @@ def test_exact_posterior_makes_every_importance_weight_exact():
   model, x, exact = _ppca()
   log_w = log_weights(model, x, _keys(8, 1), 5)
   np.testing.assert_allclose(log_w, np.broadcast_to(exact, (5, 8)), atol=2e-4)
-  terms = objectives.importance_sampled_terms(model, {}, x, _keys(8), num_samples=7, chunk=3)
+  terms = estimators.importance_sampled_terms(model, {}, x, _keys(8), num_samples=7, chunk=3)
   np.testing.assert_allclose(terms['log_px'], exact, atol=2e-4)
 
 
@@ -114,14 +115,14 @@ def test_wrong_posterior_importance_sampling_converges_from_below():
   x0 = jnp.broadcast_to(x[:1], (replicates, D))  # one x, estimated `replicates` times independently
   errors = {}
   for k in (1, 10, 100, 1000):
-    est = np.asarray(objectives.importance_sampled_terms(model, {}, x0, _keys(replicates, k), k, chunk=100)['log_px'])
+    est = np.asarray(estimators.importance_sampled_terms(model, {}, x0, _keys(replicates, k), k, chunk=100)['log_px'])
     errors[k] = abs(est.mean() - exact[0])
     stderr = est.std(ddof=1) / math.sqrt(replicates)
     assert est.mean() < exact[0] + 2 * stderr, (k, est.mean(), exact[0])  # a lower bound in expectation
   assert errors[1] > 0.5  # the deliberately wrong q is visibly wrong with one sample
   assert errors[1] > errors[10] > errors[100] > errors[1000]
   assert errors[1000] < 0.01
-  big = objectives.importance_sampled_terms(model, {}, x, _keys(8, 7), num_samples=5000, chunk=500)['log_px']
+  big = estimators.importance_sampled_terms(model, {}, x, _keys(8, 7), num_samples=5000, chunk=500)['log_px']
   np.testing.assert_allclose(big, exact, atol=0.05)
 
 

@@ -18,8 +18,8 @@ from vae_jax import config_lib
 from vae_jax import data
 from vae_jax import errors
 from vae_jax import evaluation
-from vae_jax.evaluation import results as results_lib
-from vae_jax.training import parallel
+from vae_jax.runs import evaluate as evaluate_lib
+from vae_jax.runtime import parallel
 from vae_jax.training import setup as setup_lib
 from vae_jax.training import train
 
@@ -33,7 +33,7 @@ def run(tiny_vae_run):
 
 def test_same_samples_reproduce_training_eval(run):
   workdir, results = run
-  again = results_lib.evaluate_run(workdir, results['num_importance_samples'])
+  again = evaluate_lib.evaluate_run(workdir, results['num_importance_samples'])
   for key in ('elbo_nats', 'nll_nats', 'recon_nats', 'kl_nats', 'bits_per_dim', 'active_units'):
     assert again[key] == pytest.approx(results[key], rel=1e-5), key
   assert json.loads((workdir / 'eval.json').read_text())['num_importance_samples'] == results['num_importance_samples']
@@ -43,7 +43,7 @@ def test_same_samples_reproduce_training_eval(run):
 
 def test_more_samples_tighten_the_bound(run):
   workdir, results = run
-  more = results_lib.evaluate_run(workdir, 200)
+  more = evaluate_lib.evaluate_run(workdir, 200)
   assert more['num_importance_samples'] == 200
   assert more['nll_nats'] < results['nll_nats'] + 3 * results['nll_stderr_nats']
   assert -more['nll_nats'] > more['elbo_nats']
@@ -53,7 +53,7 @@ def test_more_samples_tighten_the_bound(run):
 
 def test_step_and_split(run):
   workdir, _ = run
-  out = results_lib.evaluate_run(workdir, 5, split='validation', step=40)
+  out = evaluate_lib.evaluate_run(workdir, 5, split='validation', step=40)
   assert out['step'] == 40 and out['split'] == 'validation' and out['num_examples'] == 200
   saved = json.loads((workdir / 'eval_validation_step40.json').read_text())
   assert saved['nll_nats'] == pytest.approx(out['nll_nats'])
@@ -63,20 +63,20 @@ def test_the_first_examples_are_the_whole_splits_first_without_measures(run, mon
   workdir, _ = run
   saved, save = [], evaluation.SavedProgress.save
   monkeypatch.setattr(evaluation.SavedProgress, 'save', lambda self, terms: (saved.append(terms), save(self, terms))[1])
-  results_lib.evaluate_run(workdir, 5, split='validation', step=40)
+  evaluate_lib.evaluate_run(workdir, 5, split='validation', step=40)
   log_px = saved[-1]['log_px'].astype(np.float64)  # every example's, once the last batch is done
   assert len(log_px) == 200
-  first = results_lib.evaluate_run(workdir, 5, split='validation', step=40, num_examples=30, with_measures=False)
+  first = evaluate_lib.evaluate_run(workdir, 5, split='validation', step=40, num_examples=30, with_measures=False)
   assert first['num_examples'] == 30 and 'probe_accuracy' not in first
   assert first['nll_nats'] == pytest.approx(-np.mean(log_px[:30]), rel=1e-5)
   assert json.loads((workdir / 'eval_validation_first30_step40.json').read_text())['nll_nats'] == first['nll_nats']
   with pytest.raises(errors.ConfigError, match='--num_examples=201 is more than the 200 validation images'):
-    results_lib.evaluate_run(workdir, 5, split='validation', num_examples=201)
+    evaluate_lib.evaluate_run(workdir, 5, split='validation', num_examples=201)
   with pytest.raises(errors.ConfigError, match='--num_examples=0 must be >= 1'):
-    results_lib.evaluate_run(workdir, 5, num_examples=0)
+    evaluate_lib.evaluate_run(workdir, 5, num_examples=0)
   with pytest.raises(errors.ConfigError, match='this run keeps no EMA'):
-    results_lib.evaluate_run(workdir, 5, parameters='ema')
-  final = results_lib.evaluate_run(workdir, 5, split='validation', step=40, num_examples=30, with_measures=False,
+    evaluate_lib.evaluate_run(workdir, 5, parameters='ema')
+  final = evaluate_lib.evaluate_run(workdir, 5, split='validation', step=40, num_examples=30, with_measures=False,
                                 parameters='final')
   assert final['nll_nats'] == first['nll_nats'] and final['parameters'] == 'final'  # no EMA: the same ones
   assert (workdir / 'eval_validation_first30_final_step40.json').exists()
@@ -89,7 +89,7 @@ class _Stopped(Exception):
 def test_an_interrupted_evaluation_resumes_with_the_same_numbers(run, monkeypatch):
   workdir, _ = run
   args = dict(num_importance_samples=20, split='validation', step=80, batch_size=80)  # 200 examples: 3 batches
-  whole = results_lib.evaluate_run(workdir, **args)
+  whole = evaluate_lib.evaluate_run(workdir, **args)
   progress = workdir / 'eval_validation_step80.json.progress.npz'
   assert not progress.exists()
   saves, save = [], evaluation.SavedProgress.save
@@ -101,9 +101,9 @@ def test_an_interrupted_evaluation_resumes_with_the_same_numbers(run, monkeypatc
       raise _Stopped
   monkeypatch.setattr(evaluation.SavedProgress, 'save', save_then_stop)
   with pytest.raises(_Stopped):
-    results_lib.evaluate_run(workdir, **args)
+    evaluate_lib.evaluate_run(workdir, **args)
   assert saves == [80, 160] and progress.exists()
-  resumed = results_lib.evaluate_run(workdir, **args)
+  resumed = evaluate_lib.evaluate_run(workdir, **args)
   assert saves == [80, 160, 200]  # only the last batch was computed again
   for key in ('elbo_nats', 'nll_nats', 'nll_stderr_nats', 'recon_nats', 'kl_nats', 'active_units'):
     assert resumed[key] == whole[key], key
@@ -146,7 +146,7 @@ def test_cli_stopped_by_sigterm_exits_75_and_the_rerun_gives_the_same_nll(run):
   """SIGTERM once the first of 15 batches is saved: the evaluation stops after the batch it is on, exit 75, one
   line; the rerun goes on from there to exactly the figures of an evaluation never stopped."""
   workdir, _ = run
-  whole = results_lib.evaluate_run(workdir, 2000, step=60, batch_size=20, with_measures=False)  # ~0.1 s a batch
+  whole = evaluate_lib.evaluate_run(workdir, 2000, step=60, batch_size=20, with_measures=False)  # ~0.1 s a batch
   eval_file, progress = workdir / 'eval_step60.json', workdir / 'eval_step60.json.progress.npz'
   eval_file.unlink()
   flags = [f'--workdir={workdir}', '--num_importance_samples=2000', '--step=60', '--batch_size=20', '--nomeasures']
@@ -214,7 +214,7 @@ def test_a_short_runs_ema_is_judged_near_its_final_parameters(tmp_path):
   from conftest import tiny_config  # pylint: disable=g-import-not-at-top
   config = tiny_config(**{'optim.ema_decay': 0.999})
   ema = train.train_and_evaluate(config, tmp_path)
-  final = results_lib.evaluate_run(tmp_path, config.eval.num_importance_samples, parameters='final', with_measures=False)
+  final = evaluate_lib.evaluate_run(tmp_path, config.eval.num_importance_samples, parameters='final', with_measures=False)
   assert ema['parameters'] == 'ema' and final['parameters'] == 'final'
   assert ema['elbo_nats'] != final['elbo_nats']  # two different sets of parameters ...
   assert abs(ema['elbo_nats'] - final['elbo_nats']) < 3.0, (ema['elbo_nats'], final['elbo_nats'])  # ... near each other

@@ -16,10 +16,10 @@ import numpy as np
 from scipy import stats
 
 from vae_jax import models
+from vae_jax.evaluation import estimators
 from vae_jax.models import flows
 from vae_jax.models import hvae
 from vae_jax.models import priors
-from vae_jax.training import objectives
 
 D, S, S1, BETA, DELTA = 3, 0.4, 0.6, 1.5, 0.3
 RNG = np.random.default_rng(0)
@@ -109,7 +109,7 @@ def _keys(n, seed=0):
 
 def test_exact_posterior_makes_every_log_weight_log_px():
   model, x, exact = _model_and_data()
-  t = objectives.terms_of_samples(model, {}, x, model.apply({}, x, method=model.infer), _keys(len(x)),
+  t = estimators.terms_of_samples(model, {}, x, model.apply({}, x, method=model.infer), _keys(len(x)),
                                   jnp.arange(20))
   np.testing.assert_allclose(t['log_px_z'] + t['log_ratio'], np.broadcast_to(exact, (20, len(x))), atol=1e-4)
   # The top group's KL is the closed form of the exact posterior against N(0, 1).
@@ -121,12 +121,12 @@ def test_exact_posterior_makes_every_log_weight_log_px():
 
 def test_importance_sampling_recovers_log_px_from_a_wrong_posterior():
   model, x, exact = _model_and_data(shift=0.15)  # about half a posterior standard deviation per group
-  est = objectives.importance_sampled_terms(model, {}, x, _keys(len(x), 1), num_samples=4000, chunk=500)
+  est = estimators.importance_sampled_terms(model, {}, x, _keys(len(x), 1), num_samples=4000, chunk=500)
   np.testing.assert_allclose(est['log_px'], exact, atol=0.04)
   assert np.all(np.asarray(est['elbo']) < exact)  # the shifted posterior leaves a visible gap
   # At the exact posterior the ELBO is tight: its one-sample terms average to log p(x).
   model = _model_and_data()[0]
-  t = objectives.terms_of_samples(model, {}, x, model.apply({}, x, method=model.infer), _keys(len(x), 2),
+  t = estimators.terms_of_samples(model, {}, x, model.apply({}, x, method=model.infer), _keys(len(x), 2),
                                   jnp.arange(4000))
   elbo = np.asarray(t['log_px_z'] - jnp.sum(t['kl'], axis=-1), np.float64)
   stderr = elbo.std(axis=0) / math.sqrt(len(elbo))
@@ -146,7 +146,7 @@ def test_importance_sampling_recovers_log_px_through_posterior_flows():
                                      for i, p in enumerate(leaves)])
   t = model.apply({'params': params}, x, _keys(len(x)))
   np.testing.assert_allclose(jnp.sum(t['kl'], -1), -t['log_ratio'], rtol=1e-5)  # every KL a single-sample one
-  est = objectives.importance_sampled_terms(model, params, x, _keys(len(x), 1), num_samples=4000,
+  est = estimators.importance_sampled_terms(model, params, x, _keys(len(x), 1), num_samples=4000,
                                             chunk=500)
   np.testing.assert_allclose(est['log_px'], exact, atol=0.05)
   assert np.all(np.asarray(est['elbo']) < exact - 0.05)  # a visible gap: the flows moved q

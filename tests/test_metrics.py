@@ -20,6 +20,7 @@ from vae_jax.evaluation.metrics import representation
 from vae_jax.evaluation.metrics import samples
 from vae_jax.experiments import report as experiment_report
 from vae_jax.figures import Figure
+from vae_jax.runs import evaluate as evaluate_lib
 from vae_jax.training import train
 from vae_jax.viz import report
 
@@ -109,7 +110,7 @@ def test_a_registered_metric_reaches_every_output(toy_metric, make_config, tmp_p
   assert last['test/mean_abs_latent'] == pytest.approx(value)
   assert 'test/mean_abs_latent_of' not in last and 'test/num_importance_samples' not in last
 
-  again = results_lib.evaluate_run(workdir, 2, num_examples=50)
+  again = evaluate_lib.evaluate_run(workdir, 2, num_examples=50)
   assert again['mean_abs_latent'] == pytest.approx(value)  # the metric reads the whole split
 
   md = report.write_report(workdir).read_text()

@@ -18,10 +18,12 @@ from scipy import stats
 import vae_jax
 from vae_jax import data
 from vae_jax import models
-from vae_jax.evaluation import results as results_lib
+from vae_jax.evaluation import estimators
 from vae_jax.experiments import report as sweep_report
 from vae_jax.models import gaussian
 from vae_jax.models import vae
+from vae_jax.runs import evaluate as evaluate_lib
+from vae_jax.runtime import keys as keys_lib
 from vae_jax.training import objectives
 from vae_jax.training import setup as setup_lib
 from vae_jax.training import train
@@ -80,7 +82,7 @@ def test_importance_sampling_is_exact_when_every_weight_is_equal(make_config):
   exact = stats.bernoulli.logpmf(np.asarray(x).reshape(5, -1), p).sum(-1)
   # 10 samples in chunks of 4: the last chunk overhangs and must be masked out.
   keys = jax.random.split(jax.random.key(3), 5)
-  terms = objectives.importance_sampled_terms(model, params, x, keys, num_samples=10, chunk=4)
+  terms = estimators.importance_sampled_terms(model, params, x, keys, num_samples=10, chunk=4)
   np.testing.assert_allclose(terms['log_px'], exact, rtol=1e-5)
   np.testing.assert_allclose(terms['elbo'], exact, rtol=1e-5)
   np.testing.assert_allclose(terms['kl'], 0.0, atol=1e-6)
@@ -92,13 +94,13 @@ def test_importance_sampling_bounds(make_config):
   params = models.init_params(model, (8, 8, 1), jax.random.key(0))
   x = (jax.random.uniform(jax.random.key(1), (50, 8, 8, 1)) < 0.3).astype(jnp.float32)
   keys = jax.random.split(jax.random.key(2), 50)
-  one = objectives.importance_sampled_terms(model, params, x, keys, num_samples=1)
-  many = objectives.importance_sampled_terms(model, params, x, keys, num_samples=64, chunk=16)
+  one = estimators.importance_sampled_terms(model, params, x, keys, num_samples=1)
+  many = estimators.importance_sampled_terms(model, params, x, keys, num_samples=64, chunk=16)
   assert float(jnp.mean(many['log_px'])) > float(jnp.mean(many['elbo']))
   assert float(jnp.mean(many['log_px'])) > float(jnp.mean(one['log_px']))
   chex.assert_tree_all_finite(many)
   # Sample s of example j depends on (keys[j], s) only, not on how the samples are chunked.
-  other_chunking = objectives.importance_sampled_terms(model, params, x, keys, num_samples=64, chunk=5)
+  other_chunking = estimators.importance_sampled_terms(model, params, x, keys, num_samples=64, chunk=5)
   np.testing.assert_allclose(other_chunking['log_px'], many['log_px'], rtol=1e-5)
 
 
@@ -186,7 +188,7 @@ def test_a_kind_brings_its_objective_and_two_optimizers(adversarial, make_config
   # One step: the critic moves by exactly -lr * its gradient (SGD), the VAE by Adam's first step (about lr).
   n = config.batch_size
   batch = {'x': jnp.asarray(setup.dataset.train.examples[:n]), 'label': jnp.asarray(setup.dataset.train.labels[:n])}
-  keys = objectives.per_example_keys(jax.random.fold_in(setup.train_key, 0), jnp.arange(n))
+  keys = keys_lib.per_example_keys(jax.random.fold_in(setup.train_key, 0), jnp.arange(n))
   _, sample_keys = jax.vmap(jax.random.split, out_axes=1)(keys)
   grads = jax.grad(lambda p: setup.objective.loss(setup.model, p, batch, sample_keys, 1.0)[0])(state.params)
   after, step_metrics = jax.jit(setup.train_step)(state, batch, setup.train_key)
@@ -202,7 +204,7 @@ def test_a_kind_brings_its_objective_and_two_optimizers(adversarial, make_config
   logged = [json.loads(line) for line in (workdir / 'metrics.jsonl').read_text().splitlines()]
   assert any('train/critic_loss' in line for line in logged)
   assert results['nll_nats'] > 0 and results['elbo_nats'] < 0
-  evaluated = results_lib.evaluate_run(workdir, num_importance_samples=3)
+  evaluated = evaluate_lib.evaluate_run(workdir, num_importance_samples=3)
   assert evaluated['nll_nats'] == pytest.approx(results['nll_nats'], rel=0.05)
   run = vae_jax.load_run(workdir)
   assert set(run.params) >= {'critic_hidden', 'critic_out', 'encoder', 'decoder'}

@@ -24,10 +24,10 @@ import vae_jax
 from vae_jax import cli
 from vae_jax import errors
 from vae_jax.coding import bitsback
-from vae_jax.evaluation import results as results_lib
-from vae_jax.runs import signals
+from vae_jax.runs import evaluate as evaluate_lib
 from vae_jax.runs import workdir as workdir_lib
 from vae_jax.runs import writers
+from vae_jax.runtime import signals
 from vae_jax.training import train
 from vae_jax.viz import plots
 from vae_jax.viz import report
@@ -199,7 +199,7 @@ def test_readers_say_a_file_is_not_a_run_directory(tmp_path):
   path = tmp_path / 'FILE'
   path.write_text('not a run\n')
   message = f'{path} is a file, not a vae_jax run directory'
-  for read in (vae_jax.load_run, report.write_report, lambda p: results_lib.evaluate_run(p, 5)):
+  for read in (vae_jax.load_run, report.write_report, lambda p: evaluate_lib.evaluate_run(p, 5)):
     with pytest.raises(errors.RunNotFound) as raised:
       read(path)
     assert str(raised.value) == message
@@ -211,7 +211,7 @@ def test_evaluate_refuses_a_run_directory_it_cannot_write_before_evaluating(fini
   shutil.copytree(finished, run)
   _unwritable(run, monkeypatch)
   with pytest.raises(errors.WorkdirError, match=f'workdir {run} is not writable by this user, and evaluate'):
-    results_lib.evaluate_run(run, 5)
+    evaluate_lib.evaluate_run(run, 5)
   run.chmod(0o755)
 
 
@@ -255,7 +255,7 @@ def test_a_signal_stops_any_command_with_75_and_one_line(monkeypatch, capsys):
 
 _TWO_SIGNALS = """
 import os, signal, sys, time
-from vae_jax.runs import signals
+from vae_jax.runtime import signals
 with signals.preemptible():
   with signals.StopSignals() if sys.argv[1] == 'training' else signals.deferred('after this batch'):
     os.kill(os.getpid(), signal.SIGTERM)  # the first: recorded, the command goes on to its stop point

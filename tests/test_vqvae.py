@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from test_kinds import _saved_tree  # pylint: disable=g-bad-import-order
 
 import vae_jax
 from vae_jax import data
@@ -17,7 +18,6 @@ from vae_jax.models import vqvae
 from vae_jax.runs import writers
 from vae_jax.training import train
 from vae_jax.viz import report
-from test_kinds import _saved_tree  # pylint: disable=g-bad-import-order
 
 VQ = {'model.kind': 'vqvae', 'model.encoder': 'conv', 'model.hidden_sizes': (8, 8), 'model.latent_dim': 4,
       'model.codebook_size': 8, 'model.code_prior_channels': 8, 'model.code_prior_layers': 1}

@@ -4,8 +4,8 @@ Train with `python -m vae_jax.main --config=configs/fashion_mnist.py --workdir=D
 `vae_jax.train_and_evaluate(config, DIR)`; read a run back with `vae_jax.load_run(DIR)`.
 """
 
-from vae_jax.runs.run import load_run
 from vae_jax.runs.run import Run
+from vae_jax.runs.run import load_run
 
 __all__ = ['load_run', 'Run', 'train_and_evaluate']
 

@@ -23,7 +23,8 @@ from absl import flags
 from absl import logging
 
 from vae_jax import errors
-from vae_jax.runs import signals
+from vae_jax.runtime import files
+from vae_jax.runtime import signals
 
 
 class _QuietLibraries(logging_lib.Filter):
@@ -46,8 +47,7 @@ def _thread_disk_full_as_one_line(default_hook):
   command's last line; any other error in a thread keeps its traceback."""
 
   def hook(args):
-    from vae_jax.runs import checkpoints  # pylint: disable=g-import-not-at-top
-    if args.exc_value is not None and checkpoints.is_disk_full(args.exc_value):
+    if args.exc_value is not None and files.is_disk_full(args.exc_value):
       logging.warning('%s stopped: %s', getattr(args.thread, 'name', 'a thread'), args.exc_value)
       return
     default_hook(args)
@@ -72,7 +72,7 @@ def _late_writes_as_one_line(default_hook):
 
 def run(command: Callable[..., None], positional: bool = False) -> None:
   """Parses flags and runs `command()`; a UserError exits 2 after printing `error: <message>`, SIGTERM or
-  SIGINT exits 75 after `preempted: <message>` (vae_jax.runs.signals: where the command stands, or at its next
+  SIGINT exits 75 after `preempted: <message>` (vae_jax.runtime.signals: where the command stands, or at its next
   stop point; a second signal kills at once).
 
   With `positional`, the arguments that are not flags are passed on, `command(args)`.

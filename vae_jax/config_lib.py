@@ -6,6 +6,7 @@ overriding `num_epochs` on the command line never leaves a stale derived value.
 """
 
 import difflib
+import importlib
 import importlib.util
 import json
 import os
@@ -112,13 +113,17 @@ def base_config() -> ml_collections.ConfigDict:
   c.steps_per_dispatch = 100         # train steps between returns to Python; logging and
                                      # checkpoints happen between them
   c.dispatch = 'auto'                # auto | scan | unrolled | per_step: how those steps are compiled and
-                                     # called (vae_jax/training/dispatch.py); auto times each at the start of a run
+                                     # called (vae_jax/runtime/dispatch.py); auto times each at the start of a run
   c.skip_threshold = 1e5             # a step whose gradient norm is above this (or not finite) is skipped
   c.max_consecutive_skips = 20       # ... and this many skipped in a row stop the run
   c.log_every_steps = 200
   c.checkpoint_every_steps = 2000
   c.keep_checkpoints = 3
 
+  c.extensions = ()                 # modules imported before the run, and wherever it is read back
+                                     # (evaluate, load_run, report, a sweep's points): your own kinds,
+                                     # objectives, sources and metrics register themselves there (README,
+                                     # "Extending vae_jax"); on the command line --config.extensions=a.b,c
   c.writers = ('tensorboard',)       # where scalars and images go besides metrics.jsonl (always written):
                                      # tensorboard | wandb | mlflow (vae_jax/runs/writers.py), any of them; on the
                                      # command line --config.writers=tensorboard,wandb
@@ -198,6 +203,23 @@ def _check_keys_and_types(config, base, prefix: str = '') -> None:
       raise errors.ConfigError(f'{name}={value!r} must be of type {want.__name__}, not {type(value).__name__}')
 
 
+def extension_names(value) -> tuple[str, ...]:
+  """config.extensions as module names; an item 'a.b,c' (a shell's --config.extensions=a.b,c) counts as two."""
+  value = (value,) if isinstance(value, str) else tuple(value or ())
+  return tuple(name.strip() for item in value for name in str(item).split(',') if name.strip())
+
+
+def import_extensions(config) -> None:
+  """Imports every module config.extensions names, once each (Python caches them), so that what they
+  register (a kind, an objective, a source, a metric) is known before the config's names are checked."""
+  for name in extension_names(config.get('extensions', ())):
+    try:
+      importlib.import_module(name)
+    except ImportError as e:
+      raise errors.ConfigError(f'extensions: module {name!r} cannot be imported ({type(e).__name__}: {e}); put '
+                               'its folder on PYTHONPATH (or run from it), or install its package') from None
+
+
 def validate(config: ml_collections.ConfigDict) -> None:
   """Raises ConfigError naming the first bad field and what it allows.
 
@@ -207,6 +229,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
   (`evaluation.metrics.check_config`).
   """
   _check_keys_and_types(config, base_config())
+  import_extensions(config)  # before the registries are read: they may add to them
   _one_of('data.name', config.data.name, tuple(data.SOURCES))  # read now: a source registered later counts
   _one_of('data.binarize', config.data.binarize, BINARIZATIONS)
   _one_of('model.kind', config.model.kind, tuple(models.MODELS))  # likewise a kind

@@ -15,8 +15,8 @@ import numpy as np
 
 from vae_jax import cli
 from vae_jax.coding import bitsback
-from vae_jax.runs import files
 from vae_jax.runs import run as run_lib
+from vae_jax.runtime import files
 
 
 def _define_flags() -> None:

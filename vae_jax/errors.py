@@ -27,7 +27,7 @@ class TrainingError(UserError):
 
 
 # The exit code of any command stopped by SIGTERM/SIGINT (EX_TEMPFAIL: "try again"): training after saving
-# its checkpoint, evaluate after saving its batch, the others with no file half-written (vae_jax.runs.signals);
+# its checkpoint, evaluate after saving its batch, the others with no file half-written (vae_jax.runtime.signals);
 # rerunning the same command continues.
 PREEMPTED_EXIT_CODE = 75
 

@@ -34,7 +34,7 @@ import json
 from absl import flags
 
 from vae_jax import cli
-from vae_jax.evaluation import results as results_lib
+from vae_jax.runs import evaluate as evaluate_lib
 
 
 def _define_flags() -> None:
@@ -57,7 +57,7 @@ def _define_flags() -> None:
 
 def _evaluate():
   f = flags.FLAGS
-  results = results_lib.evaluate_run(f.workdir, f.num_importance_samples, f.split, f.step, f.batch_size, f.dispatch,
+  results = evaluate_lib.evaluate_run(f.workdir, f.num_importance_samples, f.split, f.step, f.batch_size, f.dispatch,
                          f.num_examples, f.measures, f.parameters)
   print(json.dumps({k: v for k, v in results.items() if k != 'kl_per_dim_nats'}, indent=2))
 

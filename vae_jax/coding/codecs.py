@@ -43,8 +43,8 @@ import numpy as np
 from PIL import Image
 
 from vae_jax import errors
-from vae_jax.runs import cache as cache_lib
-from vae_jax.runs import files
+from vae_jax.runtime import cache as cache_lib
+from vae_jax.runtime import files
 
 PACKAGES = {'optipng': 'optipng', 'pbmtojbg': 'jbigkit-bin', 'jbgtopbm': 'jbigkit-bin', 'cwebp': 'webp',
             'dwebp': 'webp', 'cjxl': 'libjxl-tools', 'djxl': 'libjxl-tools'}

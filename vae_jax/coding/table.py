@@ -18,9 +18,9 @@ from vae_jax import errors
 from vae_jax.coding import bitsback
 from vae_jax.coding import codecs
 from vae_jax.coding import inputs
-from vae_jax.runs import files
 from vae_jax.runs import names
 from vae_jax.runs import run as run_lib
+from vae_jax.runtime import files
 
 
 def model_row(run, images: np.ndarray, bucket_bits: int, batch_size: int, source: str) -> dict:

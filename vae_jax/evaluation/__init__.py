@@ -33,11 +33,11 @@ import jax
 import numpy as np
 
 from vae_jax import progress as progress_lib
+from vae_jax.evaluation import estimators
 from vae_jax.models import likelihoods
-from vae_jax.training import dispatch
-from vae_jax.training import objectives
-from vae_jax.training import parallel
-
+from vae_jax.runtime import dispatch
+from vae_jax.runtime import keys as keys_lib
+from vae_jax.runtime import parallel
 
 ACTIVE_UNIT_THRESHOLD = 0.01
 MEMORY_FRACTION = 0.5  # of a device's memory (the host's on a CPU) that one call may take by default
@@ -146,11 +146,11 @@ class Evaluator:
     self.chunk = chunk
 
     def stochastic(params, x, labels, indices, key):
-      keys = objectives.per_example_keys(key, indices)
-      return objectives.importance_sampled_terms(model, params, x, keys, num_samples, chunk, labels)
+      keys = keys_lib.per_example_keys(key, indices)
+      return estimators.importance_sampled_terms(model, params, x, keys, num_samples, chunk, labels)
 
     def deterministic(params, x, labels, indices, key):
-      keys = objectives.per_example_keys(key, indices)
+      keys = keys_lib.per_example_keys(key, indices)
       means, _ = model.apply({'params': params}, x, labels, method=model.encode)
       return {'recon': model.apply({'params': params}, x, keys, labels)['log_px_z'], 'mean': means}
 
@@ -165,18 +165,18 @@ class Evaluator:
 
     @jax.jit
     def start(params, x, labels, indices, key):  # on the mesh, like everything after it
-      keys = objectives.per_example_keys(key, indices)
-      ctx, means, carry = objectives.importance_sampling_start(model, params, x, keys, labels)
+      keys = keys_lib.per_example_keys(key, indices)
+      ctx, means, carry = estimators.importance_sampling_start(model, params, x, keys, labels)
       return keys, ctx, means, carry
 
     def body(consts, carry, i):
-      return objectives.importance_sampling_chunk(model, *consts, carry, i, chunk=chunk,
+      return estimators.importance_sampling_chunk(model, *consts, carry, i, chunk=chunk,
                                                   num_samples=num_samples), None
 
     runner = dispatch.Runner(body, mode)
-    result = jax.jit(functools.partial(objectives.importance_sampling_result, num_samples=num_samples),
+    result = jax.jit(functools.partial(estimators.importance_sampling_result, num_samples=num_samples),
                      out_shardings=out_sharding)
-    num_chunks = objectives.num_chunks(num_samples, chunk)
+    num_chunks = estimators.num_chunks(num_samples, chunk)
     chunk_ids = parallel.replicate(np.arange(num_chunks, dtype=np.int32), self.mesh)
 
     def batch_fn(params, x, labels, indices, key):

@@ -37,8 +37,8 @@ import time
 
 from absl import flags
 from absl import logging
-import flax.linen as nn
 from flax import serialization
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -49,8 +49,8 @@ from vae_jax import data
 from vae_jax import errors
 from vae_jax import progress
 from vae_jax.models import convolution
-from vae_jax.runs import cache
-from vae_jax.runs import files
+from vae_jax.runtime import cache
+from vae_jax.runtime import files
 
 VERSION = 1  # bump when the network or its training changes, so old caches are not reused
 EPOCHS = 10

@@ -31,7 +31,7 @@ from vae_jax import figures as figures_lib
 from vae_jax import models
 from vae_jax.evaluation import metrics
 from vae_jax.experiments import sweeps
-from vae_jax.runs import files
+from vae_jax.runtime import files
 
 RESULTS_MD = 'results.md'
 RESULTS_CSV = 'results.csv'

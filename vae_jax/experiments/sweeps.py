@@ -32,8 +32,8 @@ import signal
 import subprocess
 import sys
 import time
-import warnings
 from typing import Any, Iterable, Mapping, Sequence
+import warnings
 
 from absl import flags
 from absl import logging
@@ -43,9 +43,9 @@ from ml_collections import config_flags
 from vae_jax import config_lib
 from vae_jax import errors
 from vae_jax.evaluation import metrics
-from vae_jax.runs import files
 from vae_jax.runs import names
 from vae_jax.runs import writers
+from vae_jax.runtime import files
 from vae_jax.training import objectives
 
 SWEEP_FILE = 'sweep.json'     # in ROOT/SWEEP: the points, their overrides and command lines

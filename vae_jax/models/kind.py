@@ -98,7 +98,6 @@ import flax.linen as nn
 import jax
 
 
-
 class Kind(nn.Module):
   """A kind of latent-variable model: the contract of this module's docstring, with its defaults."""
 

@@ -10,9 +10,9 @@ layer starts at zero, so the untrained prior is exactly uniform, log K per
 code, which is what a VQ-VAE's first stage is scored with.
 """
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import flax.linen as nn
 import numpy as np
 
 from vae_jax.models import convolution

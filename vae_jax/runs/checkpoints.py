@@ -6,7 +6,6 @@ config.json are read through etils.epath, so a notebook can load a run from
 anywhere orbax can (a local path, gs://bucket/run).
 """
 
-import errno
 import pathlib
 import re
 import shutil
@@ -19,8 +18,8 @@ import orbax.checkpoint as ocp
 
 from vae_jax import config_lib
 from vae_jax import errors
-from vae_jax.runs import files
 from vae_jax.runs import names
+from vae_jax.runtime import files
 
 CONFIG_FILE = names.CONFIG_FILE
 CHECKPOINT_DIR = names.CHECKPOINT_DIR
@@ -96,23 +95,7 @@ def restore_readable(mngr: ocp.CheckpointManager, state, workdir: pathlib.Path):
   return state, 0
 
 
-_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
-_DISK_FULL_TEXT = ('No space left on device', 'Disk quota exceeded', "os_error_code='28'", "os_error_code='122'")
 PARTIAL_SUFFIX = '.orbax-checkpoint-tmp'
-
-
-def is_disk_full(error: BaseException) -> bool:
-  """Whether `error`, or one it was raised from, is a write that failed for lack of space (orbax reports
-  its background writes' OSError as a ValueError with the OS message)."""
-  seen = set()
-  while error is not None and id(error) not in seen:
-    seen.add(id(error))
-    if isinstance(error, OSError) and error.errno in _DISK_FULL:
-      return True
-    if any(text in str(error) for text in _DISK_FULL_TEXT):
-      return True
-    error = error.__cause__ or error.__context__
-  return False
 
 
 def finished_steps(workdir: pathlib.Path) -> list[int]:
@@ -148,9 +131,11 @@ def write_config(workdir: str | pathlib.Path, config: ml_collections.ConfigDict)
 
 
 def read_config(workdir: epath.PathLike) -> ml_collections.ConfigDict:
-  """The run's config.json; errors.RunNotFound when `workdir` holds no run."""
+  """The run's config.json, its config.extensions imported; errors.RunNotFound when `workdir` holds no run."""
   path = epath.Path(workdir) / CONFIG_FILE
   if not path.exists():
     what = 'is a file, not' if epath.Path(workdir).is_file() else f'has no {CONFIG_FILE}: not'
     raise errors.RunNotFound(f'{workdir} {what} a vae_jax run directory')
-  return config_lib.with_defaults(files.read_json(path, CONFIG_DAMAGED_FIX))
+  config = config_lib.with_defaults(files.read_json(path, CONFIG_DAMAGED_FIX))
+  config_lib.import_extensions(config)  # what the run's kind, source or metrics need registered
+  return config

@@ -30,8 +30,8 @@ import ml_collections
 from vae_jax import config_lib
 from vae_jax import errors
 from vae_jax.runs import checkpoints
-from vae_jax.runs import files
 from vae_jax.runs import names
+from vae_jax.runtime import files
 
 EVAL_FILE = names.EVAL_FILE
 RUN_DEFINING = ('seed', 'batch_size', 'data', 'model')

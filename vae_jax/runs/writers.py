@@ -24,8 +24,8 @@ import ml_collections
 import numpy as np
 
 from vae_jax import errors
-from vae_jax.runs import files
 from vae_jax.runs import names
+from vae_jax.runtime import files
 
 METRICS_FILE = names.METRICS_FILE
 TRACKERS_FILE = names.TRACKERS_FILE

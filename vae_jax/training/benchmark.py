@@ -26,7 +26,7 @@ import numpy as np
 from vae_jax import config_lib
 from vae_jax import data
 from vae_jax import errors
-from vae_jax.training import dispatch
+from vae_jax.runtime import dispatch
 from vae_jax.training import feeds
 from vae_jax.training import pytorch_baseline
 from vae_jax.training import setup as setup_lib

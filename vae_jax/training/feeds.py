@@ -23,10 +23,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vae_jax.runs import files
 from vae_jax.runs import names
-from vae_jax.training import dispatch
-from vae_jax.training import parallel
+from vae_jax.runtime import dispatch
+from vae_jax.runtime import files
+from vae_jax.runtime import parallel
 
 if TYPE_CHECKING:
   from vae_jax.training import setup as setup_lib
@@ -145,17 +145,6 @@ def _dispatch_machine(config) -> dict:
   return dict(backend=jax.default_backend(), device_kind=jax.devices()[0].device_kind,
               device_count=jax.device_count(), jax_version=jax.__version__,
               steps_per_dispatch=config.steps_per_dispatch, placement=config.data.placement)
-
-
-def recorded_dispatch(workdir, config) -> str | None:
-  """The mode a run in `workdir` dispatches with: its config's, or the one it measured (None if neither)."""
-  if config.get('dispatch', 'auto') != 'auto':
-    return config.dispatch
-  try:
-    mode = json.loads((workdir / DISPATCH_FILE).read_text()).get('mode')
-  except (OSError, ValueError, AttributeError):
-    return None
-  return mode if mode in dispatch.MODES else None
 
 
 def choose_feed(setup: 'setup_lib.Setup', state, workdir: pathlib.Path | None = None, steps_left: int | None = None):

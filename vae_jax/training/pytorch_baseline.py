@@ -25,7 +25,6 @@ def available() -> bool:
 
 
 def _network(config, image_shape):
-  import torch  # pylint: disable=g-import-not-at-top
   from torch import nn  # pylint: disable=g-import-not-at-top
 
   m = config.model

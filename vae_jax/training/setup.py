@@ -1,9 +1,9 @@
-"""A run's setup: the model, data, mesh, optimizer and pure train step of each stage, and the keys of a run.
+"""A run's setup: the model, objective, data, mesh, optimizer and pure train step of each stage.
 
 Randomness is derived, never stored: every stream of randomness is a fold_in
-of the run's root key (`jax.random.key(config.seed)`), so training, its
-evaluations and `vae_jax.evaluate` draw the same numbers from the same seed,
-and the feeds, the trainer and the benchmark share one `Setup`.
+of the run's root key (`vae_jax.runtime.keys`), so training, its evaluations
+and `vae_jax.evaluate` draw the same numbers from the same seed, and the
+feeds, the trainer and the benchmark share one `Setup`.
 """
 
 import dataclasses
@@ -16,25 +16,12 @@ import optax
 
 from vae_jax import data
 from vae_jax import models
+from vae_jax.runtime import keys as keys_lib
+from vae_jax.runtime import parallel
 from vae_jax.training import objectives
 from vae_jax.training import optimizer
-from vae_jax.training import parallel
 from vae_jax.training import stages as stages_lib
 from vae_jax.training import step as step_lib
-
-# Streams of the run's root key.
-INIT, TRAIN, EVAL, IMAGES, SHUFFLE, MEASURES = range(6)
-
-
-def eval_key(seed: int, split: str) -> jax.Array:
-  """The key of every evaluation of `split`: the same draws each time, here and in vae_jax.evaluate."""
-  key = jax.random.fold_in(jax.random.key(seed), EVAL)
-  return key if split == 'validation' else jax.random.fold_in(key, 1)
-
-
-def measures_key(seed: int) -> jax.Array:
-  """The key of the metrics (`vae_jax.evaluation.metrics.Context.key`), here and in vae_jax.evaluate."""
-  return jax.random.fold_in(jax.random.key(seed), MEASURES)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,15 +69,15 @@ class Setup:
   @property
   def train_key(self) -> jax.Array:
     """The key every train step folds its step number into."""
-    return self.key(TRAIN)
+    return self.key(keys_lib.TRAIN)
 
   @property
   def shuffle_key(self) -> jax.Array:
     """The key every epoch's order folds its epoch number into."""
-    return self.key(SHUFFLE)
+    return self.key(keys_lib.SHUFFLE)
 
   def initial_state(self) -> optimizer.TrainState:
-    params = models.init_params(self.model, self.dataset.spec, self.key(INIT))
+    params = models.init_params(self.model, self.dataset.spec, self.key(keys_lib.INIT))
     state = optimizer.create_state(self.model, params, self.tx, self.config.optim.ema_decay)
     return parallel.replicate(state, self.mesh)
 

@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from vae_jax.runtime import keys as keys_lib
 from vae_jax.training import objectives
 from vae_jax.training import optimizer
 
@@ -62,7 +63,7 @@ def make_train_step(model, objective, schedule, kl_weight, dynamic_binarize: boo
     positions = jnp.arange(x.shape[0])
     if batch_sharding is not None:
       positions = jax.lax.with_sharding_constraint(positions, batch_sharding)
-    keys = objectives.per_example_keys(jax.random.fold_in(key, state.step), positions)
+    keys = keys_lib.per_example_keys(jax.random.fold_in(key, state.step), positions)
     binarize_keys, sample_keys = jax.vmap(jax.random.split, out_axes=1)(keys)
     if dynamic_binarize:
       x = jax.vmap(jax.random.bernoulli)(binarize_keys, x).astype(x.dtype)

@@ -30,13 +30,14 @@ from vae_jax import progress
 from vae_jax.evaluation import metrics as metrics_lib
 from vae_jax.evaluation import results as results_lib
 from vae_jax.runs import checkpoints
-from vae_jax.runs import files
-from vae_jax.runs import signals
 from vae_jax.runs import workdir as workdir_lib
 from vae_jax.runs import writers
+from vae_jax.runtime import files
+from vae_jax.runtime import keys as keys_lib
+from vae_jax.runtime import parallel
+from vae_jax.runtime import signals
 from vae_jax.training import feeds
 from vae_jax.training import optimizer
-from vae_jax.training import parallel
 from vae_jax.training import setup as setup_lib
 from vae_jax.viz import plots
 
@@ -125,7 +126,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
       cleanup.callback(lock.release)
       return _train_and_evaluate(config, pathlib.Path(workdir), replace_run, lock, cleanup)
   except Exception as e:  # pylint: disable=broad-except
-    if not checkpoints.is_disk_full(e):
+    if not files.is_disk_full(e):
       raise
     raise errors.DiskFull(checkpoints.disk_full_message(pathlib.Path(workdir), e)) from None
 
@@ -186,7 +187,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: pathlib.Path
   stage_feeds = {stage: feed}
   val_evaluator = evaluation.Evaluator(setup.model, config.eval.batch_size, 1, 1, setup.mesh,
                                        memory_budget_gb=config.eval.memory_budget_gb)
-  images = _Images(setup.model, dataset, config, setup.key(setup_lib.IMAGES))
+  images = _Images(setup.model, dataset, config, setup.key(keys_lib.IMAGES))
 
   step, buffer = start, []
   consecutive_skips, total_skips = 0, 0
@@ -240,7 +241,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: pathlib.Path
       if (_crossed(before, step, eval_every) or step == total_steps) and len(dataset.validation.examples):
         eval_start = time.perf_counter()
         val = val_evaluator.evaluate(optimizer.eval_params(state), dataset.validation.examples,
-                                     setup_lib.eval_key(config.seed, 'validation'), config.model.likelihood,
+                                     keys_lib.eval_key(config.seed, 'validation'), config.model.likelihood,
                                      dataset.validation.labels, num_dims=dataset.spec.num_dims)
         val = results_lib.scalars(val, setup.model, validation=True)  # the figures marked validation
         writer.write_scalars(step, {f'validation/{k}': v for k, v in val.items()})
@@ -269,7 +270,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: pathlib.Path
                                         config.eval.sample_chunk, setup.mesh, progress=True, mode=feed.mode,
                                         memory_budget_gb=config.eval.memory_budget_gb)
   params = optimizer.eval_params(state)
-  results = test_evaluator.evaluate(params, dataset.test.examples, setup_lib.eval_key(config.seed, 'test'),
+  results = test_evaluator.evaluate(params, dataset.test.examples, keys_lib.eval_key(config.seed, 'test'),
                                     config.model.likelihood, dataset.test.labels, num_dims=dataset.spec.num_dims)
   results = results_lib.assemble(
       results, config, split='test', step=step, parameters='ema' if state.ema_params is not None else 'final',

@@ -15,7 +15,9 @@ A picture that does not apply to a run (prior samples of an autoencoder, the
 2-D manifold of a 50-D latent space) raises `NotApplicable` saying why.
 """
 
-from __future__ import annotations  # Figure in annotations, matplotlib imported where it draws
+from __future__ import (
+  annotations,  # Figure in annotations, matplotlib imported where it draws
+)
 
 import math
 import os
@@ -26,9 +28,9 @@ from etils import epath
 import jax
 import numpy as np
 
-from vae_jax.runs import files
 from vae_jax.runs import names
 from vae_jax.runs import writers
+from vae_jax.runtime import files
 
 if TYPE_CHECKING:
   from matplotlib.figure import Figure

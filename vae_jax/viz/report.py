@@ -23,8 +23,8 @@ import numpy as np
 from vae_jax import data
 from vae_jax import figures as figures_lib
 from vae_jax.evaluation import metrics
-from vae_jax.runs import files
 from vae_jax.runs import run as run_lib
+from vae_jax.runtime import files
 from vae_jax.viz import plots
 
 REPORT_DIR = 'report'

@@ -22,10 +22,10 @@ from vae_jax import errors
 from vae_jax.evaluation.metrics import likelihood
 from vae_jax.evaluation.metrics import representation
 from vae_jax.evaluation.metrics import samples
-from vae_jax.evaluation.metrics.base import Context
 from vae_jax.evaluation.metrics.base import METRICS
-from vae_jax.evaluation.metrics.base import Metric
 from vae_jax.evaluation.metrics.base import NEEDS
+from vae_jax.evaluation.metrics.base import Context
+from vae_jax.evaluation.metrics.base import Metric
 from vae_jax.evaluation.metrics.base import register
 from vae_jax.figures import Figure
 

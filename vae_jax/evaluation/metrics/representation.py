@@ -22,7 +22,9 @@ KNN_NEIGHBOURS = 5
 # scikit-learn is imported where it is used: it takes a second and a half to import, which every command
 # that imports vae_jax (a config error, a sweep driver) would pay.
 def probe_accuracy(train_x, train_y, test_x, test_y) -> float:
-  from sklearn import linear_model, pipeline, preprocessing  # pylint: disable=g-import-not-at-top
+  from sklearn import linear_model  # pylint: disable=g-import-not-at-top
+  from sklearn import pipeline  # pylint: disable=g-import-not-at-top
+  from sklearn import preprocessing  # pylint: disable=g-import-not-at-top
   probe = pipeline.make_pipeline(preprocessing.StandardScaler(), linear_model.LogisticRegression(max_iter=2000))
   return float(probe.fit(train_x, train_y).score(test_x, test_y))
 

@@ -1,4 +1,4 @@
-"""Training objectives: one module each, a registry by name, and the estimators they share.
+"""Training objectives: one module each, and a registry by name.
 
 A kind names its objective (`Kind.objective_name(config)`: its class
 attribute `objective`, or 'iwae' whenever model.num_importance_samples > 1).
@@ -12,21 +12,12 @@ from vae_jax import models
 from vae_jax.training.objectives.base import Objective
 from vae_jax.training.objectives.elbo import Elbo
 from vae_jax.training.objectives.elbo import elbo_objective
-from vae_jax.training.objectives.estimators import importance_sampled_terms
-from vae_jax.training.objectives.estimators import importance_sampling_chunk
-from vae_jax.training.objectives.estimators import importance_sampling_result
-from vae_jax.training.objectives.estimators import importance_sampling_start
-from vae_jax.training.objectives.estimators import num_chunks
-from vae_jax.training.objectives.estimators import per_example_keys
-from vae_jax.training.objectives.estimators import terms_of_samples
 from vae_jax.training.objectives.iwae import Iwae
 from vae_jax.training.objectives.iwae import iwae_objective
 from vae_jax.training.objectives.vector_quantized import VectorQuantized
 
 __all__ = ['Elbo', 'Iwae', 'OBJECTIVES', 'Objective', 'VectorQuantized', 'check_config', 'elbo_objective',
-           'importance_sampled_terms', 'importance_sampling_chunk', 'importance_sampling_result',
-           'importance_sampling_start', 'iwae_objective', 'make', 'name_of', 'num_chunks', 'per_example_keys',
-           'terms_of_samples']
+           'iwae_objective', 'make', 'name_of']
 
 OBJECTIVES: dict[str, type[Objective]] = {
     'elbo': Elbo,

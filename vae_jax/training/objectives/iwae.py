@@ -6,9 +6,9 @@ import jax
 import jax.numpy as jnp
 
 from vae_jax import errors
+from vae_jax.evaluation import estimators
 from vae_jax.training.objectives import base
 from vae_jax.training.objectives import elbo
-from vae_jax.training.objectives import estimators
 
 
 def iwae_objective(model, params, x: jax.Array, keys: jax.Array, kl_weight, num_samples: int,

@@ -1,7 +1,7 @@
 """Per-example keys, posterior samples of the model interface, and the importance-sampled log p(x).
 
 Built on `terms` and the log importance weight log_px_z + log_ratio of a fresh
-posterior sample alone, so the IWAE objective and the evaluation share them
+posterior sample alone, so the evaluation and the IWAE objective share them
 and no function here knows a model's insides.
 """
 
@@ -11,10 +11,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-
-def per_example_keys(key: jax.Array, indices: jax.Array) -> jax.Array:
-  """fold_in(key, i) for every example index i."""
-  return jax.vmap(jax.random.fold_in, in_axes=(None, 0))(key, indices)
+from vae_jax.runtime.keys import per_example_keys
 
 
 def terms_of_samples(model, params, x: jax.Array, ctx, keys: jax.Array, sample_ids: jax.Array) -> dict:

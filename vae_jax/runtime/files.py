@@ -7,6 +7,7 @@ damaged file is one line naming it, what is wrong and what to do
 """
 
 import contextlib
+import errno
 import json
 import os
 
@@ -63,3 +64,21 @@ def replacing(path: epath.PathLike, suffix: str = ''):
     except OSError:
       pass
     raise
+
+
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+_DISK_FULL_TEXT = ('No space left on device', 'Disk quota exceeded', "os_error_code='28'", "os_error_code='122'")
+
+
+def is_disk_full(error: BaseException) -> bool:
+  """Whether `error`, or one it was raised from, is a write that failed for lack of space (orbax reports
+  its background writes' OSError as a ValueError with the OS message)."""
+  seen = set()
+  while error is not None and id(error) not in seen:
+    seen.add(id(error))
+    if isinstance(error, OSError) and error.errno in _DISK_FULL:
+      return True
+    if any(text in str(error) for text in _DISK_FULL_TEXT):
+      return True
+    error = error.__cause__ or error.__context__
+  return False
