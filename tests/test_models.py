@@ -8,6 +8,7 @@ import pytest
 
 from vae_jax import data
 from vae_jax import errors
+from vae_jax import config_lib
 from vae_jax import figures
 from vae_jax import models
 from vae_jax.training import objectives
@@ -55,6 +56,7 @@ def test_every_registered_kind_is_a_kind_with_a_case():
     assert isinstance(cls.stochastic, bool) and isinstance(cls.conditional, bool), name
     assert cls.objective in objectives.OBJECTIVES, name
     assert all(isinstance(f, figures.Figure) for f in cls.figures), name
+    assert isinstance(cls.options, dict) and all(k in config_lib.base_config().model for k in cls.options), name
     assert cls.max_importance_samples is None or cls.max_importance_samples >= 1, name
 
 

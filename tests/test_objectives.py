@@ -138,6 +138,7 @@ def test_free_bits_charge_a_group_at_least_its_allowance(make_config):
 class AdversarialVAE(vae.VAE):
   """A VAE whose aggregate posterior a critic compares with the prior (an adversarial regularizer)."""
   objective = 'toy_adversarial'
+  options = {'critic_weight': 0.1}  # its own config field, model.critic_weight
 
   @nn.compact
   def criticize(self, z):
@@ -170,7 +171,7 @@ class Adversarial(objectives.Objective):
     fool = jnp.mean(jax.nn.softplus(critic(jax.lax.stop_gradient(params), mean)))
     critic_loss = jnp.mean(jax.nn.softplus(-critic(params, jax.lax.stop_gradient(mean)))
                            + jax.nn.softplus(critic(params, prior)))
-    return elbo + 0.1 * fool + critic_loss, dict(m, critic_loss=critic_loss)
+    return elbo + self.config.model.critic_weight * fool + critic_loss, dict(m, critic_loss=critic_loss)
 
 
 @pytest.fixture
@@ -180,7 +181,8 @@ def adversarial(monkeypatch):
 
 
 def test_a_kind_brings_its_objective_and_two_optimizers(adversarial, make_config, tmp_path):
-  config = make_config(**{'model.kind': 'adversarial_vae', 'data.binarize': 'static', 'num_epochs': 2})
+  config = make_config(**{'model.kind': 'adversarial_vae', 'data.binarize': 'static', 'num_epochs': 2,
+                          'model.critic_weight': 0.5})
   setup = setup_lib.make_setup(config, data.load(config))
   state = setup.initial_state()
   assert set(state.opt_state.inner_states) == {'model', 'critic'}
@@ -208,6 +210,7 @@ def test_a_kind_brings_its_objective_and_two_optimizers(adversarial, make_config
   assert evaluated['nll_nats'] == pytest.approx(results['nll_nats'], rel=0.05)
   run = vae_jax.load_run(workdir)
   assert set(run.params) >= {'critic_hidden', 'critic_out', 'encoder', 'decoder'}
+  assert run.config.model.critic_weight == 0.5  # the kind's own field, stored and read back
   x = data.load(run.config).test.examples[:4]
   assert np.isfinite(np.asarray(run.log_likelihood(x, jax.random.key(0), num_samples=2))).all()
   assert '`nll_nats`' in report.write_report(workdir).read_text()

@@ -80,13 +80,6 @@ def base_config() -> ml_collections.ConfigDict:
   c.model.beta = 1.0                 # weight of the KL term; 1 is the VAE
   c.model.kl_warmup_epochs = 0.0     # linear KL weight warm-up from 0 to beta
   c.model.free_bits = 0.0            # nats per latent group: a group's batch-mean KL below this costs this
-  c.model.codebook_size = 512        # vqvae: K codes
-  c.model.commitment_cost = 0.25     # vqvae: weight of |z_e - sg(z_q)|^2 (van den Oord et al.'s beta)
-  c.model.codebook_ema_decay = 0.99  # vqvae: the codebook follows EMAs of its vectors; 0: learned by gradient
-  c.model.dead_code_threshold = 0.01  # vqvae: a code assigned fewer vectors per step (EMA) is restarted
-  c.model.code_prior_epochs = 0.0    # vqvae: epochs of stage 2, the PixelCNN prior over codes (0: none)
-  c.model.code_prior_channels = 64   # vqvae: width of the PixelCNN
-  c.model.code_prior_layers = 5      # vqvae: masked residual layers of the PixelCNN
   c.model.likelihood = 'bernoulli'   # bernoulli | gaussian | logistic_mixture | categorical (8-bit: binarize=none)
   c.model.logistic_components = 10   # mixture components of logistic_mixture
   c.model.pixel_context = 0          # bernoulli, logistic_mixture: radius r of the earlier pixels (r rows above,
@@ -95,6 +88,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.model.gaussian_variance = 'fixed'  # fixed | learned (one shared learned scale)
   c.model.gaussian_std = 0.1         # the fixed scale, or the learned scale's initial value
   c.model.dtype = 'float32'          # compute dtype: float32 | bfloat16 (params and loss stay float32)
+  _add_options(c.model)             # each registered kind's own fields (Kind.options: a vqvae's codebook_size, ...)
 
   c.eval = ml_collections.ConfigDict()
   c.eval.every_epochs = 5            # validation ELBO every this many epochs (and at the end)
@@ -137,6 +131,21 @@ def base_config() -> ml_collections.ConfigDict:
                                                                   # SQLite store sqlite:///WORKDIR/mlflow.db
   c.tracking.mlflow_experiment = 'vae_jax'
   return c
+
+
+def _add_options(model: ml_collections.ConfigDict) -> None:
+  """The fields registered kinds declare as their own (`Kind.options`, under model.), with their defaults,
+  read from models.MODELS now: a kind registered before base_config() is called brings its fields.
+  Two kinds may share a field only with the same default."""
+  owners = {}
+  for name, kind in models.MODELS.items():
+    for field, default in kind.options.items():
+      if field in model and (field not in owners or model[field] != default):
+        raise errors.ConfigError(f'model.kind={name} declares the field model.{field}, which '
+                                 f'{"model.kind=" + owners[field] if field in owners else "the base config"} '
+                                 'already has with another default; give the option another name')
+      model[field] = default
+      owners[field] = name
 
 
 def build_on(here: str, name: str) -> ml_collections.ConfigDict:
@@ -262,14 +271,6 @@ def validate(config: ml_collections.ConfigDict) -> None:
     _require(config.model.likelihood in CONTEXT_LIKELIHOODS,
              f'model.pixel_context={config.model.pixel_context} is a part of the {" and ".join(CONTEXT_LIKELIHOODS)} '
              f'likelihoods, not of {config.model.likelihood}; set model.pixel_context=0')
-  _require(config.model.codebook_size >= 2, f'model.codebook_size={config.model.codebook_size} must be >= 2')
-  _require(config.model.commitment_cost >= 0, f'model.commitment_cost={config.model.commitment_cost} must be >= 0')
-  _require(0 <= config.model.codebook_ema_decay < 1,
-           f'model.codebook_ema_decay={config.model.codebook_ema_decay} must be in [0, 1)')
-  _require(config.model.code_prior_epochs >= 0,
-           f'model.code_prior_epochs={config.model.code_prior_epochs} must be >= 0')
-  _require(config.model.code_prior_channels >= 1 and config.model.code_prior_layers >= 0,
-           'model.code_prior_channels must be >= 1 and model.code_prior_layers >= 0')
   _require(config.model.free_bits >= 0, f'model.free_bits={config.model.free_bits} must be >= 0 (nats per group)')
   _require(0 <= config.optim.ema_decay < 1, f'optim.ema_decay={config.optim.ema_decay} must be in [0, 1)')
   _require(config.model.beta >= 0, f'model.beta={config.model.beta} must be >= 0')

@@ -26,6 +26,10 @@ Class attributes
   max_importance_samples
                None, or the most importance samples worth drawing: 1 for a
                point-mass posterior (`vqvae`), whose bound one sample gives exactly.
+  options      the kind's own config fields under model., {name: default}
+               (a VQ-VAE's codebook_size, ...): `config_lib.base_config()`
+               adds them, so configs, the command line and sweeps set them
+               like any field; `check_config` checks their values.
   figures      the kind's own figures in eval.json (`vae_jax.figures.Figure`:
                key, unit, direction), which `summarize` or its NAME_nats
                terms give; reports and writers read them from here.
@@ -105,6 +109,7 @@ class Kind(nn.Module):
   conditional = False
   objective = 'elbo'
   max_importance_samples = None  # no cap: more samples tighten the estimate
+  options = {}  # the kind's own config fields under model., with their defaults
   figures = ()  # the kind's own eval.json figures (vae_jax.figures.Figure)
   kl_note = None  # a sentence for the log when the KL is not in closed form
   # Also part of the interface, without a default here because kinds hold them as dataclass fields or

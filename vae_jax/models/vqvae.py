@@ -105,6 +105,15 @@ class VQVAE(kind.Kind):
   dead_code_threshold: float = 0.01
 
   max_importance_samples = 1  # q(c|x) is a point mass: one sample gives the bound exactly
+  options = {
+      'codebook_size': 512,         # K codes
+      'commitment_cost': 0.25,      # weight of |z_e - sg(z_q)|^2 (van den Oord et al.'s beta)
+      'codebook_ema_decay': 0.99,   # the codebook follows EMAs of its vectors; 0: learned by gradient
+      'dead_code_threshold': 0.01,  # a code assigned fewer vectors per step (EMA) is restarted
+      'code_prior_epochs': 0.0,     # epochs of stage 2, the PixelCNN prior over codes (0: none)
+      'code_prior_channels': 64,    # width of the PixelCNN
+      'code_prior_layers': 5,       # masked residual layers of the PixelCNN
+  }
   objective = 'vqvae'  # vae_jax.training.objectives.vector_quantized: the commitment, the codebook, two stages
   figures = (
       figures_lib.Figure('nll_bound_nats', '−log p(x|z_q) − log p(z_q): the bound with the learned prior over codes',
@@ -133,6 +142,15 @@ class VQVAE(kind.Kind):
     if m.num_importance_samples != 1:
       raise errors.ConfigError('model.kind=vqvae has a point-mass posterior: the IWAE bound equals the ELBO; '
                                'set model.num_importance_samples=1')
+    for ok, message in ((m.codebook_size >= 2, f'model.codebook_size={m.codebook_size} must be >= 2'),
+                        (m.commitment_cost >= 0, f'model.commitment_cost={m.commitment_cost} must be >= 0'),
+                        (0 <= m.codebook_ema_decay < 1, f'model.codebook_ema_decay={m.codebook_ema_decay} must be in '
+                         '[0, 1)'),
+                        (m.code_prior_epochs >= 0, f'model.code_prior_epochs={m.code_prior_epochs} must be >= 0'),
+                        (m.code_prior_channels >= 1 and m.code_prior_layers >= 0,
+                         'model.code_prior_channels must be >= 1 and model.code_prior_layers >= 0')):
+      if not ok:
+        raise errors.ConfigError(message)
 
   @classmethod
   def build(cls, config, spec) -> 'VQVAE':

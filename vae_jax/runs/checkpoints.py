@@ -136,6 +136,6 @@ def read_config(workdir: epath.PathLike) -> ml_collections.ConfigDict:
   if not path.exists():
     what = 'is a file, not' if epath.Path(workdir).is_file() else f'has no {CONFIG_FILE}: not'
     raise errors.RunNotFound(f'{workdir} {what} a vae_jax run directory')
-  config = config_lib.with_defaults(files.read_json(path, CONFIG_DAMAGED_FIX))
-  config_lib.import_extensions(config)  # what the run's kind, source or metrics need registered
-  return config
+  stored = files.read_json(path, CONFIG_DAMAGED_FIX)
+  config_lib.import_extensions(stored)  # first: its kind, source or metrics, and the kind's own fields' defaults
+  return config_lib.with_defaults(stored)
