@@ -45,6 +45,9 @@ def test_bits_per_dim():
   assert likelihoods.bits_per_dim(784 * math.log(2), 784, 'bernoulli') == pytest.approx(1.0)
   # A uniform density on [0, 1] is 8 bits per dimension on the 8-bit scale.
   assert likelihoods.bits_per_dim(0.0, 3072, 'gaussian') == pytest.approx(8.0)
+  # A density's discrete scale follows the data's levels (an ImageSpec's); continuous vectors keep the density's.
+  assert likelihoods.bits_per_dim(0.0, 64, 'gaussian', levels=17) == pytest.approx(math.log2(17))
+  assert likelihoods.bits_per_dim(-8 * math.log(2), 8, 'gaussian', levels=None) == pytest.approx(-1.0)
 
 
 _LEVELS = jnp.arange(256, dtype=jnp.float32) / 255.0

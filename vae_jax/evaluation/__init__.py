@@ -296,12 +296,13 @@ class Evaluator:
 
   def evaluate(self, params, examples: np.ndarray, key: jax.Array, likelihood: str,
                labels: np.ndarray | None = None, progress: SavedProgress | None = None,
-               num_dims: int | None = None) -> dict:
-    """Means over `examples` (with their `labels`), under the keys of eval.json. bits_per_dim divides by
-    `num_dims`, the dimensions of an example by its spec (`ExampleSpec.num_dims`); by default every entry of
-    an example's array, which is the same for images."""
+               spec=None) -> dict:
+    """Means over `examples` (with their `labels`), under the keys of eval.json. bits_per_dim follows from
+    the examples' `spec` (`data.ExampleSpec`): its dimensions, and for a density its levels
+    (`likelihoods.bits_per_dim`); without one, every entry of an example's array on the 8-bit scale."""
     terms = self.per_example(params, examples, key, labels, progress)
-    num_dims = num_dims or math.prod(examples.shape[1:])
+    num_dims = spec.num_dims if spec is not None else math.prod(examples.shape[1:])
+    levels = getattr(spec, 'levels', None) if spec is not None else 256
     sizes = tuple(self.model.group_sizes)
     groups = np.split(terms['mean'], np.cumsum(sizes)[:-1], axis=-1)
     out = {'recon_nats': float(np.mean(terms['recon'])), 'num_examples': len(examples),
@@ -318,7 +319,7 @@ class Evaluator:
           kl_per_group_nats=[float(v) for v in np.mean(terms['kl_per_group'], axis=0)],
           kl_per_dim_nats=([float(v) for v in np.mean(terms['kl_per_dim'], axis=0)]
                            if 'kl_per_dim' in terms else None),
-          bits_per_dim=likelihoods.bits_per_dim(float(np.mean(nll)), num_dims, likelihood),
+          bits_per_dim=likelihoods.bits_per_dim(float(np.mean(nll)), num_dims, likelihood, levels),
           num_importance_samples=self.num_samples,
           # what nll_nats and elbo_nats bound: a conditional model's are those of x given its label
           likelihood_of='log p(x|y)' if self.model.conditional else 'log p(x)',

@@ -514,14 +514,16 @@ def for_spec(config, spec) -> tuple[nn.Module, tuple[int, ...]]:
   return head, (*(int(d) for d in spec.shape[:-1]), head.output_channels(channels))
 
 
-def bits_per_dim(nll_nats: float, num_dims: int, likelihood: str) -> float:
+def bits_per_dim(nll_nats: float, num_dims: int, likelihood: str, levels: int | None = 256) -> float:
   """Converts -log p(x) in nats per example to bits per dimension.
 
   Discrete likelihoods (Bernoulli, the 8-bit heads): a probability, so
-  nats / (D ln 2). Gaussian on [0, 1] data: a density, reported on the 8-bit
-  scale by adding D ln 256 (the usual convention for continuous models of
-  8-bit images).
+  nats / (D ln 2). Gaussian: a density. On data of `levels` values a
+  dimension (an image's, from its spec) it is reported on that discrete scale
+  by adding D ln(levels): for 8-bit images D ln 256, the usual convention for
+  continuous models of them. On continuous data (`levels` None: vectors) it
+  is the density's own, which can be below zero.
   """
-  if likelihood == 'gaussian':
-    nll_nats = nll_nats + num_dims * math.log(256.0)
+  if likelihood == 'gaussian' and levels:
+    nll_nats = nll_nats + num_dims * math.log(float(levels))
   return nll_nats / (num_dims * math.log(2.0))

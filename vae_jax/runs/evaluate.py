@@ -122,7 +122,7 @@ def evaluate_run(workdir: epath.PathLike, num_importance_samples: int, split: st
   t0 = time.perf_counter()
   with signals.deferred('after this batch, its results saved'):
     results = evaluator.evaluate(params, images, keys_lib.eval_key(config.seed, split), config.model.likelihood,
-                                 labels, progress, num_dims=dataset.spec.num_dims)
+                                 labels, progress, spec=dataset.spec)
   seconds = time.perf_counter() - t0
   results = results_lib.assemble(results, config, split=split, step=loaded_step,
                      parameters=used,  # what restore_params gave, as train says

@@ -242,7 +242,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: pathlib.Path
         eval_start = time.perf_counter()
         val = val_evaluator.evaluate(optimizer.eval_params(state), dataset.validation.examples,
                                      keys_lib.eval_key(config.seed, 'validation'), config.model.likelihood,
-                                     dataset.validation.labels, num_dims=dataset.spec.num_dims)
+                                     dataset.validation.labels, spec=dataset.spec)
         val = results_lib.scalars(val, setup.model, validation=True)  # the figures marked validation
         writer.write_scalars(step, {f'validation/{k}': v for k, v in val.items()})
         logging.info('validation at step %d: %s', step, _format_metrics(val, model=setup.model))
@@ -271,7 +271,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: pathlib.Path
                                         memory_budget_gb=config.eval.memory_budget_gb)
   params = optimizer.eval_params(state)
   results = test_evaluator.evaluate(params, dataset.test.examples, keys_lib.eval_key(config.seed, 'test'),
-                                    config.model.likelihood, dataset.test.labels, num_dims=dataset.spec.num_dims)
+                                    config.model.likelihood, dataset.test.labels, spec=dataset.spec)
   results = results_lib.assemble(
       results, config, split='test', step=step, parameters='ema' if state.ema_params is not None else 'final',
       dispatch=feed.mode, seconds=time.perf_counter() - t0,
