@@ -52,7 +52,7 @@ def _eval_section(workdir: epath.Path, results: dict | None, figures) -> list[st
             f'No {plots.EVAL_FILE} in this workdir yet: `python -m vae_jax.evaluate --workdir={workdir}` '
             'writes it.', '']
   lines = ['## Test-set evaluation', '',
-           f'From `{plots.EVAL_FILE}`: means over the {results.get("num_examples", "?")} images of the '
+           f'From `{plots.EVAL_FILE}`: means over the {results.get("num_examples", "?")} examples of the '
            f'{results.get("split", "test")} split at step {results.get("step", "?")}, per example, in nats '
            f'(binarization: {results.get("binarization", "n/a")}).', '',
            '| metric | value | unit | key | better |', '|---|---|---|---|---|']
