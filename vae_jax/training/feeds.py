@@ -32,6 +32,7 @@ if TYPE_CHECKING:
   from vae_jax.training import setup as setup_lib
 
 DISPATCH_FILE = names.DISPATCH_FILE
+# Where the training set goes when data.placement = 'auto' and the backend does
 # not report its memory (the CPU: device memory is host memory).
 _HOST_BACKEND_BUDGET_BYTES = 4 << 30
 _DEVICE_MEMORY_FRACTION = 0.25

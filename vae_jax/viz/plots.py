@@ -15,9 +15,7 @@ A picture that does not apply to a run (prior samples of an autoencoder, the
 2-D manifold of a 50-D latent space) raises `NotApplicable` saying why.
 """
 
-from __future__ import (
-  annotations,  # Figure in annotations, matplotlib imported where it draws
-)
+from __future__ import annotations  # Figure in annotations, matplotlib imported where it draws
 
 import math
 import os
