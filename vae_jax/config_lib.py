@@ -212,8 +212,9 @@ def _check_keys_and_types(config, base, prefix: str = '') -> None:
       raise errors.ConfigError(f'{name}={value!r} must be of type {want.__name__}, not {type(value).__name__}')
 
 
-def extension_names(value) -> tuple[str, ...]:
-  """config.extensions as module names; an item 'a.b,c' (a shell's --config.extensions=a.b,c) counts as two."""
+def name_list(value) -> tuple[str, ...]:
+  """A config field that lists names (writers, eval.metrics, extensions) as a tuple: one name, or a list of
+  them, where an item 'a,b' (a shell's --config.FIELD=a,b) counts as two."""
   value = (value,) if isinstance(value, str) else tuple(value or ())
   return tuple(name.strip() for item in value for name in str(item).split(',') if name.strip())
 
@@ -221,7 +222,7 @@ def extension_names(value) -> tuple[str, ...]:
 def import_extensions(config) -> None:
   """Imports every module config.extensions names, once each (Python caches them), so that what they
   register (a kind, an objective, a source, a metric) is known before the config's names are checked."""
-  for name in extension_names(config.get('extensions', ())):
+  for name in name_list(config.get('extensions', ())):
     try:
       importlib.import_module(name)
     except ImportError as e:

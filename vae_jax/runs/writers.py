@@ -23,6 +23,7 @@ import jax
 import ml_collections
 import numpy as np
 
+from vae_jax import config_lib
 from vae_jax import errors
 from vae_jax.runs import names
 from vae_jax.runtime import files
@@ -81,12 +82,6 @@ def _run_name(workdir: pathlib.Path, config: ml_collections.ConfigDict) -> str:
   return config.tracking.run_name or workdir.resolve().name
 
 
-def writer_names(value) -> tuple[str, ...]:
-  """`config.writers` as names; an item 'tensorboard,wandb' (a shell's --config.writers=tensorboard,wandb)
-  counts as two."""
-  return tuple(name.strip() for item in value for name in str(item).split(',') if name.strip())
-
-
 WANDB_MODES = ('offline', 'online')
 
 
@@ -94,7 +89,7 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   """Raises errors.ConfigError unless config.writers names known writers, each once, whose libraries are
   installed (W&B and MLflow are optional), and config.tracking.wandb_mode is a mode. Called where a run
   starts, with `config_lib.validate`."""
-  names = writer_names(config.writers)
+  names = config_lib.name_list(config.writers)
   for name in names:
     if name not in WRITERS:
       raise errors.ConfigError(f'writers={name!r} is not allowed; use one of {", ".join(WRITERS)}')
@@ -289,7 +284,7 @@ class MetricWriter:
     self._writers = []
     self._jsonl = open(workdir / METRICS_FILE, 'a', encoding='utf-8')
     try:
-      for name in writer_names(config.writers) if config is not None else DEFAULT_WRITERS:
+      for name in config_lib.name_list(config.writers) if config is not None else DEFAULT_WRITERS:
         self._writers.append(WRITERS[name](workdir, config))
     except BaseException:
       with contextlib.suppress(Exception):  # the writers opened so far; the error that stopped them is raised

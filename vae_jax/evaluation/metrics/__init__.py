@@ -18,6 +18,7 @@ report then show it, with nothing else to edit.
 
 from absl import logging
 
+from vae_jax import config_lib
 from vae_jax import errors
 from vae_jax.evaluation.metrics import likelihood
 from vae_jax.evaluation.metrics import representation
@@ -29,7 +30,7 @@ from vae_jax.evaluation.metrics.base import Metric
 from vae_jax.evaluation.metrics.base import register
 from vae_jax.figures import Figure
 
-__all__ = ['Context', 'Figure', 'METRICS', 'Metric', 'NEEDS', 'all_figures', 'check_config', 'compute', 'names',
+__all__ = ['Context', 'Figure', 'METRICS', 'Metric', 'NEEDS', 'all_figures', 'check_config', 'compute',
            'register']
 
 
@@ -38,18 +39,10 @@ for _metric in (likelihood.Likelihood, representation.Representation, samples.Sa
   register(_metric)
 
 
-def names(value) -> tuple[str, ...]:
-  """config.eval.metrics as names; an item 'representation,samples' (from a shell's
-  --config.eval.metrics=representation,samples) counts as two."""
-  if isinstance(value, str):
-    value = (value,)
-  return tuple(name.strip() for item in value for name in str(item).split(',') if name.strip())
-
-
 def check_config(config) -> None:
   """Raises errors.ConfigError unless config.eval.metrics names registered metrics, each once (read from
   METRICS when called, so a metric registered after import counts)."""
-  chosen = names(config.eval.metrics)
+  chosen = config_lib.name_list(config.eval.metrics)
   allowed = [name for name, metric in METRICS.items() if metric.selectable]
   for name in chosen:
     if name not in allowed:
@@ -83,7 +76,7 @@ def compute(ctx: Context, chosen=None) -> dict:
   """eval.json's keys of the metrics `chosen` (default: config.eval.metrics), in that order; a metric the run
   does not have what it needs for is skipped with one log line."""
   out = {}
-  for name in names(ctx.config.eval.metrics if chosen is None else chosen):
+  for name in config_lib.name_list(ctx.config.eval.metrics if chosen is None else chosen):
     metric = METRICS[name]
     reason = metric.applies(ctx)
     if reason:
