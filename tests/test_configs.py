@@ -33,7 +33,7 @@ def test_config_loads_and_validates(path):
     node = config
     for part in field.split('.'):
       node = node[part]
-  assert path.stem.split('_')[0] in config.data.name.replace('fashion_mnist', 'fashion')
+  assert path.stem.split('_')[0] in config.data.name.replace('fashion_mnist', 'fashion') + str(config.data.path or '')
 
 
 def test_iwae_paper_config_has_both_kinds():
@@ -65,7 +65,7 @@ def test_cosine_schedule_with_warmup(make_config):
     ('model.kind', 'gan', "model.kind='gan' is not allowed; use one of vae, iwae, ae"),
     ('model.num_importance_samples', 0, 'model.num_importance_samples=0 must be >= 1'),
     ('optim.schedule', 'linear', "optim.schedule='linear' is not allowed"),
-    ('data.placement', 'gpu', "data.placement='gpu' is not allowed; use one of auto, device, host"),
+    ('data.feed', 'host', "data.feed='host' is not allowed; use one of auto, device, stream"),
     ('model.dtype', 'float16', "model.dtype='float16' is not allowed; use one of float32, bfloat16"),
 ])
 def test_validation_messages(make_config, field, value, message):

@@ -96,7 +96,8 @@ def test_no_binarization_keeps_grey_values(make_config):
 def test_digits(make_config):
   ds = data.load(make_config())
   assert ds.image_shape == (8, 8, 1) and ds.spec == data.ImageSpec(8, 8, 1, levels=17)
-  assert ds.train.images is ds.train.examples  # the old name, kept for image code and notebooks
+  assert ds.train.examples.dtype == np.uint8 and ds.train.examples.max() == 16  # stored as codes k of k / 16
+  np.testing.assert_array_equal(ds.train.images, ds.train.examples / np.float32(16))  # decoded, as notebooks read
   assert (len(ds.train.images), len(ds.validation.images), len(ds.test.images)) == (1297, 200, 300)
   assert ds.train.images.dtype == np.float32
   assert 0.0 <= ds.train.images.min() and ds.train.images.max() <= 1.0

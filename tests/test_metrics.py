@@ -83,7 +83,7 @@ class MeanAbsLatent(metrics.Metric):
 
   def compute(self, ctx):
     test = ctx.dataset.test
-    z = metrics_base.encodings(ctx.model, ctx.params, test.examples, test.labels)
+    z = metrics_base.encodings(ctx.model, ctx.params, test.decoded(), test.labels)
     return {'mean_abs_latent': float(np.mean(np.abs(z))), 'mean_abs_latent_of': 'encode(x) of the test split'}
 
 
@@ -103,7 +103,7 @@ def test_a_registered_metric_reaches_every_output(toy_metric, make_config, tmp_p
   value = results['mean_abs_latent']
   run = vae_jax.load_run(workdir)
   test = data.load(run.config).test
-  assert value == pytest.approx(float(np.mean(np.abs(np.asarray(run.encode(test.examples)[0])))), rel=1e-5)
+  assert value == pytest.approx(float(np.mean(np.abs(np.asarray(run.encode(test.decoded())[0])))), rel=1e-5)
   assert json.loads((workdir / 'eval.json').read_text())['mean_abs_latent'] == value
   assert 'probe_accuracy' not in results  # eval.metrics chose this metric alone
   last = [json.loads(line) for line in (workdir / 'metrics.jsonl').read_text().splitlines()][-1]

@@ -73,12 +73,12 @@ def _assert_same_params(a, b):
 def runs(tmp_path_factory):
   root = tmp_path_factory.mktemp('devices')
   out = {}
-  for name, devices, placement in [('one', 1, 'device'), ('eight', 8, 'device'), ('eight_host', 8, 'host')]:
-    out[name] = (root / name, _train(root / name, devices, **{'data.placement': placement}))
+  for name, devices, feed in [('one', 1, 'device'), ('eight', 8, 'device'), ('eight_stream', 8, 'stream')]:
+    out[name] = (root / name, _train(root / name, devices, **{'data.feed': feed}))
   return out
 
 
-@pytest.mark.parametrize('other', ['eight', 'eight_host'])
+@pytest.mark.parametrize('other', ['eight', 'eight_stream'])
 def test_eight_devices_match_one(runs, other):
   (one, eval_one), (eight, eval_eight) = runs['one'], runs[other]
   np.testing.assert_allclose(_train_losses(eight), _train_losses(one), rtol=1e-4)
@@ -89,13 +89,15 @@ def test_eight_devices_match_one(runs, other):
   assert len(saved['resolved']['devices']) == 8
 
 
-def test_two_processes_behave_as_one(runs, tmp_path):
-  """jax.distributed over loopback: 2 processes x 2 devices give the 1-device run's numbers."""
+@pytest.mark.parametrize('feed', ['device', 'stream'])
+def test_two_processes_behave_as_one(runs, tmp_path, feed):
+  """jax.distributed over loopback: 2 processes x 2 devices give the 1-device run's numbers, the training set
+  on the devices or streamed (each process reading its own half of each batch)."""
   with socket.socket() as s:
     s.bind(('127.0.0.1', 0))
     port = s.getsockname()[1]
   workdir = tmp_path / 'two_processes'
-  procs = [_start(workdir, 2, {'data.placement': 'device'}, 2, i, port) for i in range(2)]
+  procs = [_start(workdir, 2, {'data.feed': feed}, 2, i, port) for i in range(2)]
   for proc in procs:
     _wait(proc)
   one, eval_one = runs['one']
@@ -114,7 +116,7 @@ def test_checkpoint_saved_on_eight_devices_resumes_on_one(runs, tmp_path):
   for step in steps[-2:]:
     shutil.rmtree(moved / 'checkpoints' / str(step))
   (moved / 'eval.json').unlink()
-  _train(moved, 1, **{'data.placement': 'device'})
+  _train(moved, 1, **{'data.feed': 'device'})
   _assert_same_params(eight, moved)
 
 

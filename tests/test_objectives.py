@@ -189,7 +189,7 @@ def test_a_kind_brings_its_objective_and_two_optimizers(adversarial, make_config
 
   # One step: the critic moves by exactly -lr * its gradient (SGD), the VAE by Adam's first step (about lr).
   n = config.batch_size
-  batch = {'x': jnp.asarray(setup.dataset.train.examples[:n]), 'label': jnp.asarray(setup.dataset.train.labels[:n])}
+  batch = {'x': jnp.asarray(setup.dataset.train.decoded()[:n]), 'label': jnp.asarray(setup.dataset.train.labels[:n])}
   keys = keys_lib.per_example_keys(jax.random.fold_in(setup.train_key, 0), jnp.arange(n))
   _, sample_keys = jax.vmap(jax.random.split, out_axes=1)(keys)
   grads = jax.grad(lambda p: setup.objective.loss(setup.model, p, batch, sample_keys, 1.0)[0])(state.params)

@@ -32,7 +32,8 @@ GAUSSIAN_VARIANCES = ('fixed', 'learned')
 BINARIZATIONS = ('dynamic', 'static', 'none')
 SCHEDULES = ('cosine', 'constant', 'iwae_stages')
 ACTIVATIONS = tuple(blocks.ACTIVATIONS)
-PLACEMENTS = ('auto', 'device', 'host')
+FEEDS = ('auto', 'device', 'stream')
+MISSING = ('refuse', 'drop')
 DISPATCH = ('auto', 'scan', 'unrolled', 'per_step')
 DTYPES = ('float32', 'bfloat16')
 
@@ -60,7 +61,18 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.name = 'fashion_mnist'
   c.data.binarize = 'dynamic'        # dynamic | static | none
   c.data.num_validation = 10_000     # held out of the end of the train split
-  c.data.placement = 'auto'          # auto | device | host: where the training set lives while training
+  c.data.feed = 'auto'               # auto | device | stream: the training set on the device (auto: when it
+                                     # fits), or streamed from the host by Grain (vae_jax/training/feeds.py)
+  c.data.workers = 1                 # stream: worker processes that read and decode batches (0: in the trainer)
+  c.data.num_train = config_dict.placeholder(int)  # train on the first N training examples only (unset: all)
+  c.data.path = config_dict.placeholder(str)       # array: a .npy/.npz file; image_folder: a folder;
+                                                   # table: a .csv/.npz file
+  c.data.image_size = config_dict.placeholder(tuple)  # (H, W): resize and centre-crop images to this
+  c.data.test_fraction = 0.1         # held out as the test split, by data.split_seed, from data with no test split
+  c.data.split_seed = 0              # which examples that held-out test split takes (fixed across seeds)
+  c.data.columns = ()                # table: 'name:type' pairs (continuous | binary | categorical); unnamed
+                                     # columns' types are inferred and logged
+  c.data.missing = 'refuse'          # table: refuse | drop (rows with a missing value are left out, counted)
   c.data.idx_dir = config_dict.placeholder(str)        # directory of MNIST-format IDX files
   c.data.tfds_data_dir = config_dict.placeholder(str)  # TFDS cache, when TFDS is used
 
@@ -81,7 +93,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.model.kl_warmup_epochs = 0.0     # linear KL weight warm-up from 0 to beta
   c.model.free_bits = 0.0            # nats per latent group: a group's batch-mean KL below this costs this
   c.model.likelihood = 'bernoulli'   # bernoulli | gaussian | logistic_mixture | categorical (8-bit: binarize=none)
+                                     # | table (the rows of a table, data.name=table: each column by its type)
   c.model.logistic_components = 10   # mixture components of logistic_mixture
+  c.model.table_components = 1      # table: Gaussians in each continuous column's mixture (1: one Gaussian)
   c.model.pixel_context = 0          # bernoulli, logistic_mixture: radius r of the earlier pixels (r rows above,
                                      # r to the left) whose values shift each pixel's logit or means; 0: pixels
                                      # independent given z
@@ -173,6 +187,10 @@ def with_defaults(stored: dict | ml_collections.ConfigDict) -> ml_collections.Co
       out[key] = merge(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict) else value
     return out
   saved = stored.to_dict() if isinstance(stored, ml_collections.ConfigDict) else stored
+  if 'placement' in saved.get('data', {}):  # renamed data.feed, whose 'stream' was 'host'
+    saved = dict(saved, data=dict(saved['data']))
+    placement = saved['data'].pop('placement')
+    saved['data'].setdefault('feed', 'stream' if placement == 'host' else placement)
   defaults = json.loads(base_config().to_json_best_effort())  # tuples as lists, as in any config.json
   return ml_collections.ConfigDict(merge(defaults, saved))
 
@@ -240,7 +258,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
   """
   _check_keys_and_types(config, base_config())
   import_extensions(config)  # before the registries are read: they may add to them
-  _one_of('data.name', config.data.name, tuple(data.SOURCES))  # read now: a source registered later counts
+  data.find(config.data.name)  # read now: a source registered later counts
   _one_of('data.binarize', config.data.binarize, BINARIZATIONS)
   _one_of('model.kind', config.model.kind, tuple(models.MODELS))  # likewise a kind
   _one_of('model.encoder', config.model.encoder, ENCODERS)
@@ -250,7 +268,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
   _one_of('model.gaussian_variance', config.model.gaussian_variance, GAUSSIAN_VARIANCES)
   _one_of('model.activation', config.model.activation, ACTIVATIONS)
   _one_of('optim.schedule', config.optim.schedule, SCHEDULES)
-  _one_of('data.placement', config.data.placement, PLACEMENTS)
+  _one_of('data.feed', config.data.feed, FEEDS)
+  _one_of('data.missing', config.data.missing, MISSING)
   _one_of('dispatch', config.dispatch, DISPATCH)
   _one_of('model.dtype', config.model.dtype, DTYPES)
   _require(config.steps_per_dispatch >= 1, f'steps_per_dispatch={config.steps_per_dispatch} must be >= 1')
@@ -267,6 +286,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
            f'model.flow_hidden_size={config.model.flow_hidden_size} must be >= 1')
   _require(config.model.logistic_components >= 1,
            f'model.logistic_components={config.model.logistic_components} must be >= 1')
+  _require(config.model.table_components >= 1,
+           f'model.table_components={config.model.table_components} must be >= 1')
   _require(config.model.pixel_context >= 0, f'model.pixel_context={config.model.pixel_context} must be >= 0')
   if config.model.pixel_context > 0:
     _require(config.model.likelihood in CONTEXT_LIKELIHOODS,
@@ -287,6 +308,13 @@ def validate(config: ml_collections.ConfigDict) -> None:
   _require(0 <= config.optim.final_lr_fraction <= 1,
            f'optim.final_lr_fraction={config.optim.final_lr_fraction} must be in [0, 1]')
   _require(config.data.num_validation >= 0, f'data.num_validation={config.data.num_validation} must be >= 0')
+  _require(0 < config.data.test_fraction < 1, f'data.test_fraction={config.data.test_fraction} must be in (0, 1)')
+  _require(config.data.num_train is None or config.data.num_train >= 1,
+           f'data.num_train={config.data.num_train} must be >= 1 (unset: all training examples)')
+  _require(config.data.workers >= 0, f'data.workers={config.data.workers} must be >= 0')
+  size = config.data.image_size
+  _require(size is None or (len(size) == 2 and all(isinstance(d, int) and d >= 1 for d in size)),
+           f'data.image_size={size} must be two positive integers H,W (e.g. --config.data.image_size=64,64)')
   _require(config.eval.every_epochs > 0, f'eval.every_epochs={config.eval.every_epochs} must be > 0')
   _require(config.eval.batch_size > 0, f'eval.batch_size={config.eval.batch_size} must be a positive integer')
   _require(config.eval.num_importance_samples >= 1,

@@ -21,4 +21,4 @@ def load_images(run, split: str | None, images: str | None) -> np.ndarray:
     raise errors.ConfigError('give exactly one of --split and --images')
   if images is not None:
     return read_images(images)
-  return getattr(data.load(run.config), split).examples
+  return getattr(data.load(run.config), split).decoded()

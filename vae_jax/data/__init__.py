@@ -1,12 +1,19 @@
-"""Datasets as in-memory arrays in three splits: train, validation (held out of the end of train) and test.
+"""Datasets in three splits: train, validation (held out of the end of train) and test.
 
 A dataset comes from a source (`SOURCES`, one module each under
-`vae_jax.data.sources`): scikit-learn's digits, IDX files for mnist /
-fashion_mnist (or Debian's dataset-fashion-mnist), tensorflow-datasets. The
-source says what one example is (`spec`: an image, a vector, a token
-sequence) and whether it has labels; examples of a float spec are float32 in
-[0, 1] here (uint8 is read as k / 255). Registering a Source in `SOURCES`
-makes its name a valid data.name for configs, sweeps and `load_run`.
+`vae_jax.data.sources`, or `tfds:NAME`): IDX files for mnist /
+fashion_mnist, scikit-learn's digits, any TFDS image dataset, a .npy/.npz
+file or arrays from a notebook (`array`), a folder of images
+(`image_folder`), the rows of a table (`table`). The source says what one example is (`spec`: an image, a
+vector, a token sequence) and whether it has labels. Registering a Source in
+`SOURCES` makes its name a valid data.name for configs, sweeps and `load_run`.
+
+Examples are kept as stored (`Split.examples`): images as uint8 codes, a
+quarter of float32's memory on the host and on the device; `spec.decode`
+turns them into the model's float32 input, in the train step and wherever a
+split is read (`Split.decoded()`, `Split.images`). Memory-mapped data stay on
+disk (`rows`). Every load checks what it read (`checks`) and fingerprints it,
+so a run is never resumed on other data.
 
 Binarization for the Bernoulli likelihood:
   - dynamic: train stays grey and is resampled on device for every batch;
@@ -18,13 +25,19 @@ Binarization for the Bernoulli likelihood:
 import collections.abc
 import dataclasses
 
+from absl import logging
 import numpy as np
 
 from vae_jax import errors
+from vae_jax.data import checks
+from vae_jax.data import rows as rows_lib
 from vae_jax.data.sources import Loaded
 from vae_jax.data.sources import Source
+from vae_jax.data.sources import array
 from vae_jax.data.sources import digits
 from vae_jax.data.sources import idx
+from vae_jax.data.sources import image_folder
+from vae_jax.data.sources import table
 from vae_jax.data.sources import tfds
 from vae_jax.data.spec import Column
 from vae_jax.data.spec import ExampleSpec
@@ -33,9 +46,21 @@ from vae_jax.data.spec import SequenceSpec
 from vae_jax.data.spec import VectorSpec
 
 __all__ = ['Column', 'Dataset', 'ExampleSpec', 'ImageSpec', 'Loaded', 'NUM_CLASSES', 'SOURCES', 'SequenceSpec',
-           'Source', 'Split', 'VectorSpec', 'binarize', 'load']
+           'Source', 'Split', 'VectorSpec', 'binarize', 'find', 'load']
 
-SOURCES: dict[str, Source] = {s.name: s for s in (idx.MNIST, idx.FASHION_MNIST, tfds.CIFAR10, digits.DIGITS)}
+SOURCES: dict[str, Source] = {s.name: s for s in (idx.MNIST, idx.FASHION_MNIST, tfds.CIFAR10, digits.DIGITS,
+                                                  array.ARRAY, image_folder.IMAGE_FOLDER, table.TABLE)}
+NOTEBOOK_SOURCE = 'arrays passed to train_and_evaluate'
+
+
+def find(name: str) -> Source:
+  """The source of data.name `name`: a registered one, or tfds:NAME; else a ConfigError listing them."""
+  if name in SOURCES:
+    return SOURCES[name]
+  if name.startswith(tfds.PREFIX) and len(name) > len(tfds.PREFIX):
+    return tfds.named(name[len(tfds.PREFIX):])
+  raise errors.ConfigError(f'data.name={name!r} is not allowed; use one of {", ".join(SOURCES)}, or tfds:NAME for '
+                           'a TFDS dataset')
 
 
 class _NumClasses(collections.abc.Mapping):
@@ -60,13 +85,19 @@ NUM_CLASSES: collections.abc.Mapping[str, int] = _NumClasses()
 
 @dataclasses.dataclass(frozen=True)
 class Split:
-  examples: np.ndarray          # (N, *spec.shape); float32 in [0, 1] for float specs, binary where binarized
+  examples: np.ndarray          # (N, *spec.shape) as stored: uint8 codes for images (any array-like, `rows`)
   labels: np.ndarray | None     # int32 (N,), or None for a source without labels
+  spec: ExampleSpec | None = None  # what decodes the examples (None: they are the model's input already)
+
+  def decoded(self) -> np.ndarray:
+    """The examples as the model reads them (float32 for images), in memory."""
+    x = np.asarray(self.examples)
+    return x if self.spec is None else self.spec.decode(x)
 
   @property
   def images(self) -> np.ndarray:
-    """The examples, by the name image code and notebooks know them by."""
-    return self.examples
+    """The decoded examples, by the name image code and notebooks know them by."""
+    return self.decoded()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,6 +108,7 @@ class Dataset:
   test: Split
   source: str          # where the data came from, for the logs
   spec: ExampleSpec    # what one example is
+  fingerprint: str = ''  # of the data as the source gave them (`rows.fingerprint`): a run records it
 
   @property
   def image_shape(self) -> tuple[int, int, int]:
@@ -90,57 +122,113 @@ class Dataset:
     return self.train.labels is not None
 
 
-def _to_unit_float(examples: np.ndarray) -> np.ndarray:
-  if examples.dtype == np.uint8:
-    return examples.astype(np.float32) / 255.0
-  return examples.astype(np.float32)
-
-
 def binarize(examples: np.ndarray, seed: int) -> np.ndarray:
   """One Bernoulli draw per entry with the entry's value (in [0, 1]) as probability."""
   rng = np.random.default_rng(seed)
   return (rng.random(examples.shape, dtype=np.float32) < examples).astype(np.float32)
 
 
-def _split(examples: np.ndarray, labels: np.ndarray | None, rows: slice) -> Split:
-  return Split(examples[rows], None if labels is None else labels[rows])
+_BINARIZE_CHUNK_ROWS = 8192
 
 
-def load(config) -> Dataset:
-  """Loads `config.data.name` and splits, binarizes and checks it against the config."""
-  name = config.data.name
-  if name not in SOURCES:
-    raise errors.ConfigError(f'data.name={name!r} is not allowed; use one of {", ".join(SOURCES)}')
-  loaded = SOURCES[name].load(config)
-  spec = loaded.spec
-  (train_x, train_y), (test_x, test_y) = loaded.train, loaded.test
-  if spec.dtype == 'float32':
-    train_x, test_x = _to_unit_float(train_x), _to_unit_float(test_x)
-  else:
-    train_x, test_x = train_x.astype(spec.dtype), test_x.astype(spec.dtype)
-  for split, x in (('train', train_x), ('test', test_x)):
+def _binarized(examples, spec: ExampleSpec, seed: int) -> np.ndarray:
+  """`binarize` of the decoded examples, stored as they were: uint8 codes 0 and levels - 1, or floats 0 and 1.
+  Drawn chunk by chunk from one generator (the same numbers as one draw of the whole), so a memory-mapped
+  split is never held as float32 whole."""
+  rng = np.random.default_rng(seed)
+  out = np.empty(examples.shape, np.uint8 if examples.dtype == np.uint8 else np.float32)
+  for start in range(0, len(examples), _BINARIZE_CHUNK_ROWS):
+    values = spec.decode(np.asarray(examples[start:start + _BINARIZE_CHUNK_ROWS]))
+    drawn = rng.random(values.shape, dtype=np.float32) < values
+    out[start:start + len(values)] = drawn * (spec.levels - 1) if out.dtype == np.uint8 else drawn
+  return out
+
+
+def _checked(loaded: Loaded, name: str) -> Loaded:
+  """The source's arrays in stored form, checked: images by `checks.images`, labels by `checks.labels`,
+  other examples finite and of the spec's shape."""
+  spec, splits = loaded.spec, {}
+  for split, pair in (('train', loaded.train), ('test', loaded.test)):
+    if pair is None:
+      continue
+    x, y = pair
+    where = f'{name} ({split} split)'
+    if spec.kind == 'image':
+      x = checks.images(x, where)
+    else:
+      x = np.asarray(x).astype(spec.dtype)
+      if x.dtype.kind == 'f' and not np.isfinite(x).all():
+        row, col = np.argwhere(~np.isfinite(x))[0][:2]
+        raise errors.DataError(f'{where} has a non-finite value at row {row}, entry {col}; remove or repair it')
     if tuple(x.shape[1:]) != tuple(spec.shape):
       raise errors.DataError(f'{name} gave {split} examples of shape {tuple(x.shape[1:])}, but its spec says '
                              f'{spec.describe()}')
+    splits[split] = (x, checks.labels(y, len(x), f'{where} labels'))
+  return dataclasses.replace(loaded, train=splits['train'], test=splits.get('test'))
+
+
+def _resized(loaded: Loaded, size) -> Loaded:
+  """Images brought to data.image_size (H, W) by resizing and centre-cropping, for sources that do not."""
+  if loaded.spec.kind != 'image' or size is None or tuple(loaded.spec.shape[:2]) == tuple(size):
+    return loaded
+  fit = lambda x: np.stack([image_folder.fit(np.asarray(im), size) for im in x]) if len(x) else x
+  pairs = [None if p is None else (fit(np.asarray(p[0])), p[1]) for p in (loaded.train, loaded.test)]
+  shape = pairs[0][0].shape[1:]
+  return dataclasses.replace(loaded, train=pairs[0], test=pairs[1],
+                             spec=ImageSpec.of_shape(shape, levels=loaded.spec.levels))
+
+
+def load(config, arrays: dict | None = None) -> Dataset:
+  """Loads `config.data.name` (or, given `arrays`, those: see `sources.array.from_arrays`), checks it, holds
+  out what it needs, binarizes it and checks it against the config."""
+  name = config.data.name
+  if arrays is not None:
+    loaded = array.from_arrays(arrays, NOTEBOOK_SOURCE)
+  else:
+    loaded = find(name).load(config)
+  loaded = _checked(_resized(_checked(loaded, name), config.data.image_size), name)
+  spec = loaded.spec
+  fingerprint = loaded.fingerprint or rows_lib.fingerprint(*loaded.train, *(loaded.test or (None, None)))
+  (train_x, train_y) = loaded.train
   things = f'{spec.kind}s'
+  if loaded.test is None:
+    n = len(train_x)
+    num_test = int(round(config.data.test_fraction * n))
+    if not 0 < num_test < n:
+      raise errors.DataError(f'{name} has {n} {things} and no test split; data.test_fraction='
+                             f'{config.data.test_fraction} holds out {num_test}: give more data or another fraction')
+    order = np.random.default_rng(config.data.split_seed).permutation(n)
+    test_rows, train_rows = np.sort(order[:num_test]), np.sort(order[num_test:])
+    logging.info('%s has no test split: holding out %d of its %d %s as the test split (data.test_fraction=%g, '
+                 'data.split_seed=%d)', name, num_test, n, things, config.data.test_fraction, config.data.split_seed)
+    test_x, test_y = rows_lib.take(train_x, test_rows), None if train_y is None else train_y[test_rows]
+    train_x, train_y = rows_lib.take(train_x, train_rows), None if train_y is None else train_y[train_rows]
+  else:
+    test_x, test_y = loaded.test
   num_val = config.data.num_validation
   if num_val >= len(train_x):
     raise errors.DataError(f'data.num_validation={num_val} leaves no training {things}: {name} has '
                            f'{len(train_x)} in its train split')
   split_at = len(train_x) - num_val
-  train = _split(train_x, train_y, slice(None, split_at))
-  val = _split(train_x, train_y, slice(split_at, None))
-  test = Split(test_x, test_y)
+  cut = lambda x, y, rows: (rows_lib.take(x, rows), None if y is None else y[rows])
+  val_x, val_y = cut(train_x, train_y, slice(split_at, None))
+  train_x, train_y = cut(train_x, train_y, slice(None, split_at))
+  if config.data.num_train is not None:
+    if config.data.num_train > len(train_x):
+      raise errors.DataError(f'data.num_train={config.data.num_train} is more than the {len(train_x)} training '
+                             f'{things} of {name} (after data.num_validation={num_val}); use at most {len(train_x)}')
+    train_x, train_y = cut(train_x, train_y, slice(None, config.data.num_train))
   if config.data.binarize != 'none':
     if spec.dtype != 'float32':
       raise errors.ConfigError(f'data.binarize={config.data.binarize!r} draws binary values from values in [0, 1]; '
                                f'{name} holds {spec.describe()} of {spec.dtype}: use data.binarize=none')
     seed = config.eval.binarization_seed
-    val = Split(binarize(val.examples, seed), val.labels)
-    test = Split(binarize(test.examples, seed + 1), test.labels)
+    val_x, test_x = _binarized(val_x, spec, seed), _binarized(test_x, spec, seed + 1)
     if config.data.binarize == 'static':
-      train = Split(binarize(train.examples, config.seed), train.labels)
-  if config.batch_size > len(train.examples):
-    raise errors.DataError(f'batch_size={config.batch_size} is larger than the {len(train.examples)} training '
-                           f'{things} of {name}; use at most {len(train.examples)}')
-  return Dataset(name=name, train=train, validation=val, test=test, source=loaded.source, spec=spec)
+      train_x = _binarized(train_x, spec, config.seed)
+  if config.batch_size > len(train_x):
+    raise errors.DataError(f'batch_size={config.batch_size} is larger than the {len(train_x)} training '
+                           f'{things} of {name}; use at most {len(train_x)}')
+  split = lambda x, y: Split(x, y, spec)
+  return Dataset(name=name, train=split(train_x, train_y), validation=split(val_x, val_y),
+                 test=split(test_x, test_y), source=loaded.source, spec=spec, fingerprint=fingerprint)

@@ -1,7 +1,9 @@
 """What one example is: the spec a source gives with its data, and the models and writers build from.
 
-  ImageSpec(height, width, channels, levels)  float32 (H, W, C) in [0, 1], `levels` values a channel
-  VectorSpec(columns)                         float32 (D,), one entry per `Column`
+  ImageSpec(height, width, channels, levels)  float32 (H, W, C) in [0, 1], `levels` values a channel; stored
+                                              as uint8 codes k of the values k / (levels - 1)
+  VectorSpec(columns)                         float32 (D,), one entry per `Column`; a table's rows: continuous
+                                              columns standardized, binary 0 / 1, categorical codes
   SequenceSpec(vocab_size, max_length, pad_id) int32 (max_length,) token ids, padded with pad_id
 
 A spec is recorded in a run's config.json (resolved.example_spec, `to_json`),
@@ -11,7 +13,9 @@ from the code's idea of the dataset. bits/dim divide by `num_dims`.
 
 import dataclasses
 import math
-from typing import Any, ClassVar, Mapping
+from typing import Any
+from typing import ClassVar
+from typing import Mapping
 
 import numpy as np
 
@@ -32,6 +36,16 @@ class ExampleSpec:
   def num_dims(self) -> int:
     """The dimensions of one example: what bits/dim divides by."""
     return math.prod(self.shape)
+
+  @property
+  def one_hot(self) -> tuple[int, ...]:
+    """Per entry, the categories an encoder reads it as one-hot (`VectorSpec`); empty: every entry as it is."""
+    return ()
+
+  def decode(self, x):
+    """The model's input (float32 for float specs) from examples as a source stores them; numpy or jax arrays
+    alike, so the host and the train step decode the same way."""
+    return x.astype(self.dtype)
 
   def dummy(self, n: int) -> np.ndarray:
     """n examples of zeros, of the spec's shape and dtype: what a model is initialized with."""
@@ -72,6 +86,20 @@ class ImageSpec(ExampleSpec):
   def shape(self) -> tuple[int, int, int]:
     return (self.height, self.width, self.channels)
 
+  def values(self) -> np.ndarray:
+    """float32 (levels,): the value of each code, k / (levels - 1), divided by numpy."""
+    return np.arange(self.levels, dtype=np.float32) / np.float32(self.levels - 1)
+
+  def decode(self, x):
+    """uint8 codes to their `values` (float images pass unchanged). A lookup, not a division: XLA:CPU
+    divides less exactly than numpy, and a batch decoded in the train step must equal one decoded on the host."""
+    if x.dtype != np.uint8:
+      return x.astype(np.float32)
+    if isinstance(x, np.ndarray):
+      return self.values()[x]
+    import jax.numpy as jnp  # pylint: disable=g-import-not-at-top  (a jax array: the spec module stays numpy-only)
+    return jnp.take(jnp.asarray(self.values()), x.astype(jnp.int32), axis=0)
+
   @classmethod
   def of_shape(cls, shape, levels: int = 256) -> 'ImageSpec':
     height, width, channels = (int(d) for d in shape)
@@ -80,16 +108,92 @@ class ImageSpec(ExampleSpec):
 
 @dataclasses.dataclass(frozen=True)
 class Column:
-  """One entry of a vector: `type` is continuous, binary or categorical (with `num_categories`)."""
+  """One entry of a vector: `type` is continuous, binary or categorical (with `num_categories`).
+
+  A table's columns also say how to go back to the data's own units (`VectorSpec.to_frame`):
+    continuous   stored as (value - mean) / std, `mean` and `std` of the train split; `low` and `high` the
+                 train split's range and `decimals` the values' precision (0: integers; None: any), to which
+                 samples are clipped and rounded; `atoms` the values the train split takes often (a count's
+                 0, a share's 0 and 1), which the table likelihood gives a probability of their own;
+    binary       stored as 0 / 1, `categories` its two values (code 0, code 1);
+    categorical  stored as its code, `categories` its values (index = code).
+  Values are numbers or strings, as the source read them. A column without them is read as it is stored.
+  """
   name: str
   type: str = 'continuous'
   num_categories: int | None = None
+  mean: float | None = None
+  std: float | None = None
+  categories: tuple | None = None
+  low: float | None = None
+  high: float | None = None
+  decimals: int | None = None
+  atoms: tuple | None = None
 
   def __post_init__(self):
     if self.type not in COLUMN_TYPES:
       raise ValueError(f'column {self.name!r} has type {self.type!r}; use one of {", ".join(COLUMN_TYPES)}')
+    if self.categories is not None:
+      object.__setattr__(self, 'categories', tuple(self.categories))
+      if self.type == 'categorical' and self.num_categories is None:
+        object.__setattr__(self, 'num_categories', len(self.categories))
     if (self.type == 'categorical') != (self.num_categories is not None):
       raise ValueError(f'column {self.name!r}: num_categories is given for categorical columns, and only for them')
+    if self.categories is not None:
+      want = {'binary': 2, 'categorical': self.num_categories}.get(self.type)
+      if len(self.categories) != want:
+        raise ValueError(f'column {self.name!r} ({self.type}) has {len(self.categories)} categories; it takes '
+                         f'{want or "none"}')
+    if self.atoms is not None:
+      object.__setattr__(self, 'atoms', tuple(float(a) for a in self.atoms))
+    scaled = (self.mean, self.std, self.low, self.high, self.decimals, self.atoms)
+    if self.type != 'continuous' and any(v is not None for v in scaled):
+      raise ValueError(f'column {self.name!r} ({self.type}): mean, std, low, high, decimals and atoms are for '
+                       'continuous columns')
+    if self.std is not None and not self.std > 0:
+      raise ValueError(f'column {self.name!r} has std={self.std}; it must be > 0')
+
+  @property
+  def precision(self) -> int:
+    """The decimals a continuous value comes back with from its float32 stored form: its `decimals`, at most
+    the 6 significant digits that float32 keeps at the column's scale (a value stored 3e-9 off 0 reads 0)."""
+    kept = 5 - math.floor(math.log10(self.std or 1.0))
+    return kept if self.decimals is None else min(self.decimals, kept)
+
+  def encode(self, values) -> np.ndarray:
+    """float64 (n,): `values` (the data's own) in the stored form."""
+    if self.type == 'continuous':
+      return (np.asarray(values, np.float64) - (self.mean or 0.0)) / (self.std or 1.0)
+    if self.categories is None:
+      return np.asarray(values, np.float64)
+    index = {value: code for code, value in enumerate(self.categories)}
+    codes = np.fromiter((index.get(v, -1) for v in values), np.float64)
+    if (codes < 0).any():
+      value = list(values)[int(np.argmax(codes < 0))]
+      raise ValueError(f'column {self.name!r} has the value {value!r}, which is not one of its categories '
+                       f'{listed(self.categories)}')
+    return codes
+
+  def decode(self, stored: np.ndarray, clip: bool = False) -> list | np.ndarray:
+    """The data's own values of stored entries (n,): continuous rounded to `precision` (integers for decimals
+    0), and with `clip` (samples) clipped to [low, high] first; the categories of codes (out-of-range codes
+    clipped to the nearest)."""
+    stored = np.asarray(stored, np.float64)
+    if self.type == 'continuous':
+      values = stored * (self.std or 1.0) + (self.mean or 0.0)
+      if clip and self.low is not None:
+        values = np.clip(values, self.low, self.high)
+      if self.decimals == 0:
+        return np.round(values).astype(np.int64)
+      return np.round(values, self.precision) + 0.0  # + 0.0: no -0.0 from a value stored a hair below 0
+    codes = np.clip(np.round(stored), 0, (self.num_categories or 2) - 1).astype(np.int64)
+    return codes if self.categories is None else [self.categories[c] for c in codes]
+
+
+def listed(values, most: int = 6) -> str:
+  """'(a, b, ...)': the first `most` values, for one-line messages."""
+  shown = ', '.join(repr(v) for v in list(values)[:most])
+  return f'({shown}{", ..." if len(values) > most else ""})'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,12 +214,45 @@ class VectorSpec(ExampleSpec):
     """D continuous columns named x0, x1, ...: a vector source that says nothing more of its columns."""
     return cls(tuple(Column(f'{prefix}{i}') for i in range(num_columns)))
 
+  @property
+  def one_hot(self) -> tuple[int, ...]:
+    """Per entry, the categories an encoder reads it as one-hot (its codes are labels, not quantities); 0: as is."""
+    return tuple(c.num_categories or 0 for c in self.columns)
+
+  @property
+  def log_std(self) -> float:
+    """Sum of log std over the standardized columns: the log-Jacobian of the standardization, which turns a
+    density of the stored rows into one in the data's own units (-log p(value) = -log p(stored) + this), for a
+    row whose continuous values are none of their columns' atoms (those have a probability, which no scale
+    changes)."""
+    return float(sum(math.log(c.std) for c in self.columns if c.std is not None))
+
+  def to_frame(self, x, clip: bool = False):
+    """pandas.DataFrame of rows x (n, D) in the stored form, in the data's own units and categories
+    (`Column.decode`; `clip` for samples: continuous values kept within the train split's range)."""
+    import pandas as pd  # pylint: disable=g-import-not-at-top  (only tables need pandas)
+    x = np.asarray(x)
+    return pd.DataFrame({c.name: c.decode(x[:, j], clip) for j, c in enumerate(self.columns)})
+
+  def from_frame(self, frame) -> np.ndarray:
+    """float32 (n, D): the rows of a DataFrame (the data's own units) in the stored form; ValueError naming a
+    column that is missing or a value outside a column's categories."""
+    missing = [c.name for c in self.columns if c.name not in frame.columns]
+    if missing:
+      raise ValueError(f'the table has no column {missing[0]!r}; its columns are {listed(frame.columns)}')
+    return np.stack([c.encode(frame[c.name].tolist()) for c in self.columns], axis=1).astype(np.float32)
+
   def to_json(self) -> dict:
     return {'kind': self.kind, 'columns': [dataclasses.asdict(c) for c in self.columns]}
 
   @classmethod
   def from_fields(cls, fields: dict) -> 'VectorSpec':
-    return cls(tuple(Column(**dict(c)) for c in fields['columns']))
+    return cls(tuple(Column(**_plain(dict(c))) for c in fields['columns']))
+
+
+def _plain(fields: dict) -> dict:
+  """A column's fields as JSON gives them back (through a ConfigDict too): lists as tuples."""
+  return {k: tuple(v) if isinstance(v, (list, tuple)) else v for k, v in fields.items()}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -190,7 +190,8 @@ class Evaluator:
     """Rows a call runs at once for each example: a chunk of its samples (the autoencoder: the example)."""
     return min(self.chunk, self.num_samples) if self.model.stochastic else 1
 
-  def _fit(self, params, batch_size: int, examples: np.ndarray, labels: np.ndarray | None, key: jax.Array) -> int:
+  def _fit(self, params, batch_size: int, examples: np.ndarray, labels: np.ndarray | None, key: jax.Array,
+           decode=None) -> int:
     """The batch, at most `batch_size`, whose calls fit the memory budget (shrinking the chunk too where one
     example a device does not fit); logs the choice in one line.
 
@@ -208,7 +209,7 @@ class Evaluator:
     asked, needs = f'{batch_size:,} x {self._rows_per_example()}', []
     while True:
       compiled = self._scan_fn.lower(
-          params, spec((batch_size, *examples.shape[1:]), examples.dtype),
+          params, spec((batch_size, *examples.shape[1:]), np.float32 if decode else examples.dtype),
           None if labels is None else spec((batch_size,), labels.dtype), spec((batch_size,), np.int32), key).compile()
       need = fixed + (compiled_bytes(compiled) - fixed) * at_once
       needs.append(need)
@@ -237,18 +238,19 @@ class Evaluator:
     return batch_size
 
   def per_example(self, params, examples: np.ndarray, key: jax.Array, labels: np.ndarray | None = None,
-                  progress: SavedProgress | None = None) -> dict[str, np.ndarray]:
+                  progress: SavedProgress | None = None, decode=None) -> dict[str, np.ndarray]:
     """Per-example terms (log_px, elbo, recon, kl, kl_per_group, mean; recon and mean for the autoencoder).
 
     `labels`: the examples' classes, which a conditional model needs (others ignore them; None for data
     without labels). With
-    `progress`, the terms so far are saved after every batch, and those it holds are not computed again."""
+    `progress`, the terms so far are saved after every batch, and those it holds are not computed again.
+    `decode` (the data's `spec.decode`) turns each batch of stored examples into the model's input."""
     n, num_devices = len(examples), self.mesh.devices.size
     batch_size = min(self.batch_size, n)  # no padding a small split up to a large batch
     batch_size = -(-batch_size // num_devices) * num_devices  # ... but to a multiple of the devices
     if batch_size > self._sized_up_to:  # sized once, for the largest batch asked
       self._sized_up_to = batch_size
-      fitted = self._fit(params, batch_size, examples, labels, key)
+      fitted = self._fit(params, batch_size, examples, labels, key, decode)
       if fitted < batch_size:
         self.batch_size = batch_size = fitted
     sharding = parallel.sharded(self.mesh)
@@ -260,7 +262,8 @@ class Evaluator:
     what = f'evaluating with {self.num_samples:,} importance samples' if self.model.stochastic else 'evaluating'
     shown = progress_lib.Progress(what, n, 'examples', start=first) if self.progress else None
     for start in range(first, n, batch_size):
-      x = examples[start:start + batch_size]
+      x = np.asarray(examples[start:start + batch_size])
+      x = decode(x) if decode is not None else x
       real = len(x)
       pad = lambda a: np.concatenate([a, np.zeros((batch_size - real, *a.shape[1:]), a.dtype)])
       y = None if labels is None else parallel.to_global(pad(labels[start:start + batch_size]), sharding)
@@ -300,7 +303,7 @@ class Evaluator:
     """Means over `examples` (with their `labels`), under the keys of eval.json. bits_per_dim follows from
     the examples' `spec` (`data.ExampleSpec`): its dimensions, and for a density its levels
     (`likelihoods.bits_per_dim`); without one, every entry of an example's array on the 8-bit scale."""
-    terms = self.per_example(params, examples, key, labels, progress)
+    terms = self.per_example(params, examples, key, labels, progress, None if spec is None else spec.decode)
     num_dims = spec.num_dims if spec is not None else math.prod(examples.shape[1:])
     levels = getattr(spec, 'levels', None) if spec is not None else 256
     sizes = tuple(self.model.group_sizes)

@@ -44,12 +44,19 @@ def _with(h: jax.Array, cond: jax.Array | None) -> jax.Array:
   return h if cond is None else jnp.concatenate([h, cond.astype(h.dtype)], axis=-1)
 
 
-def image_dims(spec, what: str, instead: str = 'use model.encoder=mlp') -> tuple[int, int, int]:
+def image_dims(spec, what: str, instead: str = 'use model.encoder=mlp', halvings: int = 0) -> tuple[int, int, int]:
   """(H, W, C) of an image spec (`vae_jax.data.ExampleSpec`); for other examples, a ConfigError saying that
-  `what` (the convolutional part asked for) needs images, and what to do `instead`."""
+  `what` (the convolutional part asked for) needs images, and what to do `instead`. A network that halves
+  the image `halvings` times refuses images smaller than 2^halvings a side: its deepest layers would see
+  padding only."""
   if spec.kind != 'image':
     raise errors.ConfigError(f'{what} convolves images; this data holds {spec.describe()}: {instead}')
   height, width, channels = (int(d) for d in spec.shape)
+  side = 2 ** halvings
+  if min(height, width) < side:
+    raise errors.ConfigError(f'{what} halves the image {halvings} times (model.hidden_sizes), which needs images of '
+                             f'at least {side}x{side}; these are {height}x{width}: set data.image_size to at least '
+                             f'{side},{side} or give model.hidden_sizes fewer entries')
   return height, width, channels
 
 
@@ -162,6 +169,29 @@ class ConvGridDecoder(nn.Module):
     act = ACTIVATIONS[self.activation]
     h = act(convolution.Conv(_units(self.channels[-1], self.activation), (3, 3), dtype=self.dtype, name='in')(z))
     return _conv_up(h, self.channels, self.image_shape, self.activation, self.dtype)
+
+
+def one_hot_entries(x: jax.Array, categories: Sequence[int]) -> jax.Array:
+  """Rows x (n, D) with each entry j of categories[j] > 0 (a code) read as its one-hot vector of categories[j]
+  entries, and the others as they are: (n, D - #coded + sum(categories))."""
+  parts = [x[:, j:j + 1] if not k else jax.nn.one_hot(jnp.round(x[:, j]).astype(jnp.int32), k, dtype=x.dtype)
+           for j, k in enumerate(categories)]
+  return jnp.concatenate(parts, axis=-1)
+
+
+class OneHotInputs(nn.Module):
+  """`inner`, an encoder, reading a vector's categorical entries one-hot (`one_hot_entries`): a code is a
+  label, and a network reading it as a number would take category 3 for halfway between 2 and 4."""
+  inner: nn.Module
+  categories: tuple[int, ...]
+
+  def __call__(self, x: jax.Array, cond: jax.Array | None = None) -> jax.Array:
+    return self.inner(one_hot_entries(x, self.categories), cond)
+
+
+def reading(encoder: nn.Module, categories: Sequence[int]) -> nn.Module:
+  """`encoder` reading the entries with categories (the spec's `one_hot`) one-hot; itself when there are none."""
+  return OneHotInputs(encoder, tuple(int(k) for k in categories)) if any(categories) else encoder
 
 
 ENCODERS = {'mlp': MLPEncoder, 'conv': ConvEncoder}

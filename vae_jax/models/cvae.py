@@ -25,6 +25,9 @@ class CVAE(vae.VAE):
   num_classes: int = 10
 
   conditional = True
+  # The number of classes of your own labelled data (data.name=array or image_folder with labels); 0: the
+  # registered source's own count (fashion_mnist, mnist, cifar10, digits).
+  options = {'num_classes': 0}
 
   @classmethod
   def check_config(cls, config) -> None:
@@ -32,13 +35,17 @@ class CVAE(vae.VAE):
     if m.prior == 'vampprior':
       raise errors.ConfigError('model.prior=vampprior evaluates q(z|u) at pseudo-inputs that carry no label; '
                                'use standard_normal or class_gaussian with model.kind=cvae')
-    if config.data.name not in data.NUM_CLASSES:
-      raise errors.ConfigError(f'model.kind=cvae needs labelled data; data.name={config.data.name!r} has no '
-                               f'known classes (labelled: {", ".join(data.NUM_CLASSES)})')
+    if m.num_classes < 0:
+      raise errors.ConfigError(f'model.num_classes={m.num_classes} must be >= 0 (0: the data source\'s own count)')
+    if not m.num_classes and config.data.name not in data.NUM_CLASSES:
+      raise errors.ConfigError(f'model.kind=cvae needs labelled data of known classes; data.name='
+                               f'{config.data.name!r} has none registered (labelled: {", ".join(data.NUM_CLASSES)}): '
+                               'for your own labelled data set model.num_classes=K')
 
   @classmethod
   def build(cls, config, spec: data.ExampleSpec) -> 'CVAE':
-    latent, num_classes = config.model.latent_dim, data.NUM_CLASSES[config.data.name]
+    latent = config.model.latent_dim
+    num_classes = config.model.num_classes or data.NUM_CLASSES[config.data.name]
     encoder, decoder, likelihood = vae.build_parts(config, spec, 2 * latent + flows.context_dim(config))
     return cls(encoder=encoder, decoder=decoder, likelihood=likelihood, latent_dim=latent,
                prior=priors.make(config, spec.shape, latent, num_classes), flow=flows.make(config),

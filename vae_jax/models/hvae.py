@@ -237,7 +237,7 @@ class HVAE(kind.Kind):
   def build(cls, config, spec: data.ExampleSpec) -> 'HVAE':
     m = config.model
     if m.encoder == 'conv':
-      blocks.image_dims(spec, 'model.kind=hvae with model.encoder=conv')
+      blocks.image_dims(spec, 'model.kind=hvae with model.encoder=conv', halvings=len(m.hidden_sizes) - 1)
     likelihood, out_shape = likelihoods.for_spec(config, spec)
     net = FAMILIES[m.encoder](m, tuple(int(h) for h in m.hidden_sizes), out_shape, jnp.dtype(m.dtype),
                               flows.context_dim(config))

@@ -10,6 +10,10 @@ over every pixel and channel: one number per example, in nats.
 The 8-bit heads read images in [0, 1] as the 256 values k / 255 (the data's
 `binarize=none` form) and give each its probability.
 
+The table head (`Table`, model.likelihood=table) models the rows of a table
+(`vae_jax.data.VectorSpec`) column by column, each by its type, as a density
+in the data's own units.
+
 For entropy coding (`vae_jax.coding.bitsback`) a discrete head also names its
 alphabet: `num_symbols` values per pixel and channel, `to_symbols(x)` and
 `from_symbols(s)` between images and symbol indices, and
@@ -27,11 +31,13 @@ of which only those before i are read).
 """
 
 import math
-from typing import Callable
+from typing import Callable, NamedTuple
 
+from flax import struct
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from vae_jax import errors
 
@@ -473,13 +479,207 @@ class Categorical(nn.Module):
   symbol_probs = staticmethod(jax.nn.softmax)
 
 
+class TableLayout(NamedTuple):
+  """Where a table's columns sit in a row (static: a jit traces one program per table): the entries of the
+  continuous, binary and categorical columns; each continuous column's log std (the standardization's
+  log-Jacobian) and atoms (standardized, as stored); each categorical column's number of categories."""
+  continuous: tuple[int, ...]
+  binary: tuple[int, ...]
+  categorical: tuple[int, ...]
+  log_stds: tuple[float, ...]
+  atoms: tuple[tuple[float, ...], ...]
+  categories: tuple[int, ...]
+  width: int
+
+  def atom_array(self) -> np.ndarray:
+    """float32 (Dc, most atoms): each continuous column's atoms, NaN beyond its own."""
+    most = max((len(a) for a in self.atoms), default=0)
+    out = np.full((len(self.atoms), most), np.nan, np.float32)
+    for j, a in enumerate(self.atoms):
+      out[j, :len(a)] = a
+    return out
+
+
+@struct.dataclass
+class TableParams:
+  """p(x|z) of n rows of a table. Continuous columns (n, Dc, K): mixture logits, means and log scales of K
+  Gaussians on the standardized value; (n, Dc, 1 + most atoms): logits of "not an atom" and of each atom;
+  binary (n, Db): logits; categorical (n, Dk, most categories): logits. Logits a column does not have are
+  MASKED."""
+  weights: jax.Array
+  means: jax.Array
+  log_scales: jax.Array
+  atom_logits: jax.Array
+  binary: jax.Array
+  categorical: jax.Array
+  layout: TableLayout = struct.field(pytree_node=False)
+
+
+MASKED = -1e9  # the logit of a category a column does not have: probability exactly 0 after the softmax
+MIN_LOG_SCALE = -5.0  # of a continuous column's Gaussians, in standardized units: a density stays bounded
+ATOM_TOLERANCE = 1e-5  # a stored value this close to an atom (relative, standardized) is the atom
+
+
+def _groups(outputs: jax.Array, start: int, sizes) -> jax.Array:
+  """Groups of consecutive outputs from `start`, one of each size, side by side: (n, groups, most), the
+  entries past a group's size MASKED."""
+  sizes = np.asarray(sizes, np.int64).reshape(-1)
+  most = max(int(sizes.max(initial=0)), 1)
+  offsets = start + np.cumsum(sizes) - sizes
+  valid = np.arange(most)[None, :] < sizes[:, None]
+  index = np.where(valid, offsets[:, None] + np.arange(most)[None, :], 0)
+  return jnp.where(valid, outputs[:, index], MASKED)
+
+
+class Table(nn.Module):
+  """p(x|z) of the rows of a table (`vae_jax.data.VectorSpec`), column by column given z.
+
+  continuous   a mixture of `components` Gaussians on the standardized value, with means, scales and weights
+               per row (1: one Gaussian with its own scale per row); a column with atoms (values that many
+               rows take, `Column.atoms`) first chooses between them and the mixture, so a zero-inflated
+               column gets its zeros exactly, not a spike around them;
+  binary       Bernoulli;
+  categorical  a softmax over the column's categories (the row holds its code).
+  log_prob is in the data's own units: a density on a continuous column's values (the standardization's
+  log-Jacobian, log std, taken off), a probability at its atoms and for the other columns. The mean is the
+  expected value of continuous columns, the probability of binary ones and the most probable code of
+  categorical ones; samples are rows in the stored form (`VectorSpec.to_frame` reads them).
+  """
+  columns: tuple
+  components: int = 1
+  discrete = False
+  autoregressive = False
+
+  @property
+  def layout(self) -> TableLayout:
+    where = lambda kind: tuple(j for j, c in enumerate(self.columns) if c.type == kind)
+    continuous, categorical = where('continuous'), where('categorical')
+    column = [self.columns[j] for j in continuous]
+    return TableLayout(continuous, where('binary'), categorical,
+                       tuple(math.log(c.std) if c.std else 0.0 for c in column),
+                       tuple(tuple(float(v) for v in c.encode(c.atoms).astype(np.float32)) if c.atoms else ()
+                             for c in column),
+                       tuple(self.columns[j].num_categories for j in categorical), len(self.columns))
+
+  def _per_continuous(self) -> int:
+    return 2 if self.components == 1 else 3 * self.components  # mean and log scale (and weight) a component
+
+  @staticmethod
+  def _atom_sizes(layout: TableLayout) -> tuple[int, ...]:
+    return tuple(len(a) + 1 if a else 0 for a in layout.atoms)  # "not an atom" and each atom
+
+  def output_channels(self, channels: int) -> int:
+    """Decoder outputs a row: what its continuous, binary and categorical columns read (`channels`, the
+    row's entries, is the spec's and the same)."""
+    del channels
+    layout = self.layout
+    return (len(layout.continuous) * self._per_continuous() + sum(self._atom_sizes(layout)) + len(layout.binary)
+            + sum(layout.categories))
+
+  @nn.compact
+  def __call__(self, outputs: jax.Array) -> TableParams:
+    layout, k = self.layout, self.components
+    n, num_continuous = outputs.shape[0], len(layout.continuous)
+    end = num_continuous * self._per_continuous()
+    continuous = outputs[:, :end].reshape(n, num_continuous, -1)
+    weights = jnp.zeros((n, num_continuous, 1)) if k == 1 else continuous[..., 2 * k:]
+    log_scales = jnp.maximum(continuous[..., k:2 * k], MIN_LOG_SCALE)
+    atom_sizes = self._atom_sizes(layout)
+    atom_logits = _groups(outputs, end, atom_sizes)
+    if not all(atom_sizes):  # a column without atoms: "not an atom" for sure
+      first = (np.arange(atom_logits.shape[-1]) == 0)[None, :] & (np.asarray(atom_sizes) == 0)[:, None]
+      atom_logits = jnp.where(first, 0.0, atom_logits)
+    end += sum(atom_sizes)
+    binary = outputs[:, end:end + len(layout.binary)]
+    categorical = _groups(outputs, end + len(layout.binary), layout.categories)
+    return TableParams(weights, continuous[..., :k], log_scales, atom_logits, binary, categorical, layout)
+
+  @staticmethod
+  def log_prob_per_column(params: TableParams, x: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """log p of each entry of rows x (n, D) in the stored form, in the data's own units: (continuous (n, Dc):
+    densities of the values, probabilities at atoms; binary (n, Db); categorical (n, Dk))."""
+    layout = params.layout
+    values = x[:, np.asarray(layout.continuous, np.int64)]
+    t = (values[..., None] - params.means) * jnp.exp(-params.log_scales)
+    normal = -0.5 * t**2 - params.log_scales - 0.5 * math.log(2 * math.pi)
+    density = jax.nn.logsumexp(jax.nn.log_softmax(params.weights) + normal, axis=-1)
+    atom_log_probs = jax.nn.log_softmax(params.atom_logits)
+    atoms = layout.atom_array()
+    hit = jnp.abs(values[..., None] - atoms) <= ATOM_TOLERANCE * np.maximum(1.0, np.abs(atoms))  # NaN: never
+    at_atom = jnp.sum(jnp.where(hit, atom_log_probs[..., 1:], 0.0), axis=-1)
+    off_atoms = atom_log_probs[..., 0] + density - np.asarray(layout.log_stds, np.float32)
+    continuous = jnp.where(jnp.any(hit, axis=-1), at_atom, off_atoms)
+    bits = x[:, np.asarray(layout.binary, np.int64)]
+    binary = bits * params.binary - jax.nn.softplus(params.binary)
+    codes = jnp.round(x[:, np.asarray(layout.categorical, np.int64)]).astype(jnp.int32)
+    categorical = jnp.take_along_axis(jax.nn.log_softmax(params.categorical), codes[..., None], axis=-1)[..., 0]
+    return continuous, binary, categorical
+
+  @staticmethod
+  def log_prob(params: TableParams, x: jax.Array) -> jax.Array:
+    """log p(x|z) of each row, in nats, in the data's own units."""
+    return sum(jnp.sum(p, axis=-1) for p in Table.log_prob_per_column(params, x))
+
+  @staticmethod
+  def _rows(params: TableParams, continuous, binary, categorical) -> jax.Array:
+    layout = params.layout
+    rows = jnp.zeros((params.binary.shape[0], layout.width), jnp.float32)
+    for entries, values in ((layout.continuous, continuous), (layout.binary, binary),
+                            (layout.categorical, categorical)):
+      rows = rows.at[:, np.asarray(entries, np.int64)].set(values.astype(jnp.float32))
+    return rows
+
+  @staticmethod
+  def _atom_values(params: TableParams) -> np.ndarray:
+    """(Dc, 1 + most atoms): 0 for "not an atom" (its logit decides), then each atom (0 past a column's own)."""
+    atoms = np.nan_to_num(params.layout.atom_array())
+    return np.concatenate([np.zeros((len(atoms), 1), np.float32), atoms], axis=1)
+
+  @staticmethod
+  def mean(params: TableParams) -> jax.Array:
+    mixture = jnp.sum(jax.nn.softmax(params.weights) * params.means, axis=-1)
+    share = jax.nn.softmax(params.atom_logits)
+    continuous = share[..., 0] * mixture + jnp.sum(share * Table._atom_values(params), axis=-1)
+    return Table._rows(params, continuous, jax.nn.sigmoid(params.binary), jnp.argmax(params.categorical, axis=-1))
+
+  @staticmethod
+  def sample(key: jax.Array, params: TableParams) -> jax.Array:
+    pick_key, noise_key, atom_key, binary_key, categorical_key = jax.random.split(key, 5)
+    pick = jax.random.categorical(pick_key, params.weights)[..., None]
+    take = lambda a: jnp.take_along_axis(a, pick, axis=-1)[..., 0]
+    noise = jax.random.normal(noise_key, pick.shape[:-1])
+    mixture = take(params.means) + jnp.exp(take(params.log_scales)) * noise
+    slot = jax.random.categorical(atom_key, params.atom_logits)
+    atom = jnp.take_along_axis(jnp.broadcast_to(Table._atom_values(params), params.atom_logits.shape),
+                               slot[..., None], axis=-1)[..., 0]
+    continuous = jnp.where(slot == 0, mixture, atom)
+    binary = jax.random.bernoulli(binary_key, jax.nn.sigmoid(params.binary))
+    return Table._rows(params, continuous, binary, jax.random.categorical(categorical_key, params.categorical))
+
+  num_symbols = None
+  coding_obstacle = ('model.likelihood=table gives continuous columns a density, not a probability of their '
+                     'values; lossless coding needs a discrete likelihood')
+
+
+def _table(config, channels: int, spec) -> Table:
+  """The table head for rows of `spec` (a VectorSpec: its columns' types and standardization)."""
+  del channels
+  if spec is None or spec.kind != 'vector':
+    what = 'no example spec' if spec is None else spec.describe()
+    raise errors.ConfigError(f'model.likelihood=table models the rows of a table; data.name={config.data.name!r} '
+                             f'holds {what}: use a table (data.name=table) or another likelihood')
+  return Table(tuple(spec.columns), config.model.table_components)
+
+
+# Each head from (config, channels of an image, the example spec or None).
 LIKELIHOODS: dict[str, Callable[..., nn.Module]] = {
-    'bernoulli': lambda config, channels: Bernoulli(config.model.pixel_context),
-    'gaussian': lambda config, channels: Gaussian(std=config.model.gaussian_std,
-                                                  learn_std=config.model.gaussian_variance == 'learned'),
-    'logistic_mixture': lambda config, channels: LogisticMixture(config.model.logistic_components, channels,
-                                                                 config.model.pixel_context),
-    'categorical': lambda config, channels: Categorical(channels),
+    'bernoulli': lambda config, channels, spec: Bernoulli(config.model.pixel_context),
+    'gaussian': lambda config, channels, spec: Gaussian(std=config.model.gaussian_std,
+                                                        learn_std=config.model.gaussian_variance == 'learned'),
+    'logistic_mixture': lambda config, channels, spec: LogisticMixture(config.model.logistic_components, channels,
+                                                                       config.model.pixel_context),
+    'categorical': lambda config, channels, spec: Categorical(channels),
+    'table': _table,
 }
 
 
@@ -491,26 +691,31 @@ CONTEXT_LIKELIHOODS = ('bernoulli', 'logistic_mixture')
 # [0, 1] (a vector as well as an image) when they read no pixel context.
 ELEMENTWISE_LIKELIHOODS = ('bernoulli', 'gaussian')
 
+# The heads of vectors alone: they read the spec's columns.
+VECTOR_LIKELIHOODS = ('table',)
 
-def make(config, channels: int = 1) -> nn.Module:
-  """The likelihood head named by `config.model.likelihood`, for images of `channels` channels."""
-  return LIKELIHOODS[config.model.likelihood](config, channels)
+
+def make(config, channels: int = 1, spec=None) -> nn.Module:
+  """The likelihood head named by `config.model.likelihood`, for images of `channels` channels (a head that
+  reads the example `spec`, the table's, needs it)."""
+  return LIKELIHOODS[config.model.likelihood](config, channels, spec)
 
 
 def for_spec(config, spec) -> tuple[nn.Module, tuple[int, ...]]:
   """The head for examples of `spec` (a `vae_jax.data.ExampleSpec`), and the shape of one example of the decoder
   output it reads: the example's shape with its last axis (an image's channels) widened to what the head needs.
 
-  Examples other than images take the elementwise heads only: the others read pixel neighbourhoods or 8-bit
-  channels."""
+  Examples other than images take the elementwise heads, and vectors the vector heads too: the others read
+  pixel neighbourhoods or 8-bit channels."""
   channels = int(spec.shape[-1])
   m = config.model
-  if spec.kind != 'image' and (m.likelihood not in ELEMENTWISE_LIKELIHOODS or m.pixel_context):
+  allowed = ELEMENTWISE_LIKELIHOODS + (VECTOR_LIKELIHOODS if spec.kind == 'vector' else ())
+  if spec.kind != 'image' and (m.likelihood not in allowed or m.pixel_context):
     raise errors.ConfigError(f'model.likelihood={m.likelihood!r}'
                              f'{f" with model.pixel_context={m.pixel_context}" if m.pixel_context else ""} models '
                              f'images; data.name={config.data.name!r} holds {spec.describe()}: use '
-                             f'{" or ".join(ELEMENTWISE_LIKELIHOODS)} with model.pixel_context=0')
-  head = make(config, channels)
+                             f'{" or ".join(allowed)} with model.pixel_context=0')
+  head = make(config, channels, spec)
   return head, (*(int(d) for d in spec.shape[:-1]), head.output_channels(channels))
 
 

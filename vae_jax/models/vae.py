@@ -20,14 +20,15 @@ from vae_jax.models import priors
 
 def build_parts(config, spec: data.ExampleSpec, encoder_outputs: int):
   """The encoder, decoder and likelihood head of a one-group model for examples of `spec` (decoder sized for
-  the head). The MLP blocks take any example; the convolutional ones images only."""
+  the head). The MLP blocks take any example; the convolutional ones images only. The encoder reads the
+  categorical columns of a table one-hot (`spec.one_hot`, `blocks.reading`)."""
   m = config.model
   if m.encoder == 'conv':
-    blocks.image_dims(spec, 'model.encoder=conv')
+    blocks.image_dims(spec, 'model.encoder=conv', halvings=len(m.hidden_sizes))
   sizes = tuple(int(h) for h in m.hidden_sizes)
   dtype = jnp.dtype(m.dtype)
   likelihood, out_shape = likelihoods.for_spec(config, spec)
-  encoder = blocks.ENCODERS[m.encoder](sizes, encoder_outputs, m.activation, dtype)
+  encoder = blocks.reading(blocks.ENCODERS[m.encoder](sizes, encoder_outputs, m.activation, dtype), spec.one_hot)
   decoder = blocks.DECODERS[m.encoder](tuple(reversed(sizes)) if m.encoder == 'mlp' else sizes,
                                        out_shape, m.activation, dtype)
   return encoder, decoder, likelihood

@@ -156,7 +156,7 @@ class VQVAE(kind.Kind):
   def build(cls, config, spec) -> 'VQVAE':
     m = config.model
     height, width, channels = blocks.image_dims(spec, 'model.kind=vqvae',
-                                                'use another model.kind, with model.encoder=mlp')
+                                                'use another model.kind, with model.encoder=mlp', len(m.hidden_sizes))
     sizes = tuple(int(h) for h in m.hidden_sizes)
     dtype = jnp.dtype(m.dtype)
     likelihood = likelihoods.make(config, channels)

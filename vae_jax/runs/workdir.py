@@ -35,6 +35,9 @@ from vae_jax.runtime import files
 
 EVAL_FILE = names.EVAL_FILE
 RUN_DEFINING = ('seed', 'batch_size', 'data', 'model')
+# Fields under those that change how, not what, a run computes: a run resumes with other values.
+RUN_NEUTRAL = ('data.feed', 'data.workers')
+FINGERPRINT = 'resolved.data_fingerprint'
 
 
 def _flatten(tree: dict, prefix: str = '') -> dict:
@@ -50,7 +53,8 @@ def _flatten(tree: dict, prefix: str = '') -> dict:
 def _defining(config_json: dict) -> dict:
   """The run-defining fields, with fields added since the run was written taking their defaults."""
   full = config_lib.with_defaults(config_json)
-  return _flatten({k: v for k, v in full.to_dict().items() if k in RUN_DEFINING})
+  fields = _flatten({k: v for k, v in full.to_dict().items() if k in RUN_DEFINING})
+  return {k: v for k, v in fields.items() if k not in RUN_NEUTRAL}
 
 
 def check_readable(workdir: pathlib.Path, replace_run: bool) -> None:
@@ -68,13 +72,22 @@ def prepare(workdir: pathlib.Path, config: ml_collections.ConfigDict, resolved: 
   path = workdir / checkpoints.CONFIG_FILE
   if path.exists():
     try:
-      old = _defining(files.read_json(path, checkpoints.CONFIG_DAMAGED_FIX))
+      stored = files.read_json(path, checkpoints.CONFIG_DAMAGED_FIX)
+      old = _defining(stored)
+      recorded = stored.get('resolved', {}).get('data_fingerprint')
     except errors.DamagedFileError:
       if not replace_run:
         raise
-      old = {'config.json': 'damaged'}  # with --replace_run a run whose config cannot be read is moved aside
+      old, recorded = {'config.json': 'damaged'}, None  # with --replace_run an unreadable run is moved aside
     new = _defining(json.loads(config.to_json_best_effort()))
     changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+    if recorded and resolved.get('data_fingerprint') not in (None, recorded):  # runs before fingerprints: none
+      changed.append(FINGERPRINT)
+      if not replace_run and changed == [FINGERPRINT]:
+        raise errors.WorkdirError(
+            f'workdir {workdir} holds a run trained on other data (fingerprint {recorded}; these data, from '
+            f'{resolved.get("data_source")}, have {resolved["data_fingerprint"]}); use a new --workdir, or pass '
+            f'--replace_run to move that run to {workdir}.old-N and start afresh')
     if changed and not replace_run:
       first = changed[0]
       more = f' (and {len(changed) - 1} more: {", ".join(changed[1:])})' if len(changed) > 1 else ''

@@ -4,7 +4,8 @@ Batches are sharded along `data`; parameters, optimizer state and the
 on-device dataset are replicated. The train step itself is unchanged: XLA's
 partitioner inserts the gradient all-reduce. In a multi-process run (after
 `jax.distributed.initialize()`), every process holds the same host arrays and
-`to_global` builds each process's shards from them, so the run behaves as one.
+`to_global` builds each process's shards from them, so the run behaves as one;
+a streamed training set is read per process instead (`process_rows`).
 """
 
 import jax
@@ -43,6 +44,14 @@ def to_global(array: np.ndarray, sharding: NamedSharding) -> jax.Array:
   """A global jax.Array from a host array that every process holds in full."""
   array = np.asarray(array)
   return jax.make_array_from_callback(array.shape, sharding, lambda index: array[index])
+
+
+def process_rows(mesh: Mesh, batch_size: int) -> np.ndarray:
+  """The rows of a global batch that this process's devices hold, in the order
+  `jax.make_array_from_process_local_data` takes them: all that this process needs to read of a batch."""
+  indices = sharded(mesh).addressable_devices_indices_map((batch_size,)).values()
+  spans = sorted({(s.start or 0, batch_size if s.stop is None else s.stop) for (s,) in indices})
+  return np.concatenate([np.arange(start, stop) for start, stop in spans])
 
 
 def replicate(tree, mesh: Mesh):

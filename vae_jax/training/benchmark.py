@@ -12,11 +12,24 @@ measured fp32 matmul peak) of
   which drifts, moves both alike; each loop's figure is its fastest round)
   - the same network in PyTorch (`pytorch_baseline`), when torch is installed
     (`pip install -e '.[benchmark]'`);
-and the ratios. Figures for this project's machines are in BENCHMARKS.md.
+  - with `stream`, vae_jax's loop fed by Grain from the host (`feeds.StreamFeed`,
+    data.workers processes) instead of from the device, same steps and dispatch,
+    timed in turn with the others, and what bounds it: its input pipeline
+    alone (reading, stacking and copying batches, no step) against its steps
+    alone (on batches already on the device);
+and the ratios. `larger_than_memory` trains a config's model streamed from a
+memory-mapped uint8 file bigger than the device budget, its pages evicted from
+the page cache first so that batches come from the disk, with the same
+pipeline-or-step analysis. Figures for this project's machines are in
+BENCHMARKS.md.
 """
 
+import copy
+import mmap as mmap_lib
+import os
 import pathlib
 import platform
+import tempfile
 import time
 
 import jax
@@ -65,19 +78,60 @@ def _time_loop(run_once, steps_per_call: int, seconds: float) -> float:
 ROUNDS = 3  # the plain loop and vae_jax's are timed in turn this many times; each loop's figure is its fastest
 
 
-def vae_jax_loop(setup: setup_lib.Setup):
-  """vae_jax's own loop: a call running `steps_per_dispatch` steps, that count, the feed it chose, and why."""
-  state = setup.initial_state()
-  feed, why = feeds.choose_feed(setup, state)
+def feed_loop(setup: setup_lib.Setup, feed, state=None):
+  """A call running `feed`'s next `steps_per_dispatch` steps, as the train loop does."""
   spd = setup.config.steps_per_dispatch
-  holder = {'state': state, 'step': 0}
+  holder = {'state': setup.initial_state() if state is None else state, 'step': 0}
 
   def run_once():
     holder['state'], metrics = feed.run(holder['state'], holder['step'], spd)
     holder['step'] += spd
     return metrics['loss']
 
-  return run_once, spd, feed, why
+  return run_once
+
+
+def vae_jax_loop(setup: setup_lib.Setup):
+  """vae_jax's own loop: a call running `steps_per_dispatch` steps, that count, the feed it chose, and why."""
+  state = setup.initial_state()
+  feed, why = feeds.choose_feed(setup, state)
+  return feed_loop(setup, feed, state), setup.config.steps_per_dispatch, feed, why
+
+
+def stream_loops(setup: setup_lib.Setup, feed: feeds.StreamFeed) -> dict:
+  """{name: (run_once, steps per call)} of a StreamFeed: 'stream', training as the train loop does;
+  'pipeline', its input pipeline alone (batches read, stacked and copied to the device, no step); 'steps', its
+  steps alone (one dispatch's batches, already on the device, trained on again and again). They share one
+  position in the stream, so that timing them in turn never restarts it."""
+  spd = setup.config.steps_per_dispatch
+  holder = {'state': setup.initial_state(), 'step': 0, 'fixed': None}
+
+  def train():
+    holder['state'], metrics = feed.run(holder['state'], holder['step'], spd)
+    holder['step'] += spd
+    return metrics['loss']
+
+  def read():
+    batches = feed.batches(holder['step'], spd)
+    holder['step'] += spd
+    return batches['x']
+
+  def steps():
+    if holder['fixed'] is None:
+      holder['fixed'] = feed.batches(holder['step'], spd)
+      holder['step'] += spd
+    holder['state'], metrics = feed.train(holder['state'], holder['fixed'])
+    return metrics['loss']
+
+  return {'stream': (train, spd), 'pipeline': (read, spd), 'steps': (steps, spd)}
+
+
+def report_bound(images_per_second: dict[str, float]) -> None:
+  """Prints the stream's pipeline and steps alone (`stream_loops`) and which one bounds it."""
+  pipeline, steps = images_per_second['pipeline'], images_per_second['steps']
+  bound = 'the input pipeline' if pipeline < steps else 'the step'
+  print(f'  its input pipeline alone: {pipeline:,.0f} images/s (read, stacked, copied to the device); its steps '
+        f'alone: {steps:,.0f} images/s (batches on the device): the bottleneck is {bound}')
 
 
 def plain_loop(setup: setup_lib.Setup):
@@ -114,8 +168,9 @@ def time_in_turn(loops: dict, seconds: float, rounds: int = ROUNDS) -> dict[str,
   return {name: min(t) for name, t in times.items()}
 
 
-def benchmark_config(config, seconds: float, peak: float, torch: bool = True) -> dict[str, float]:
-  """Prints the figures of one config; returns images/s of each loop."""
+def benchmark_config(config, seconds: float, peak: float, torch: bool = True, stream: bool = True) -> dict:
+  """Prints the figures of one config; returns images/s of each loop (with `stream`, also the streamed feed's,
+  when the config's own feed is the device's), and 'mode': the dispatch vae_jax's loop took."""
   config_lib.validate(config)
   setup = setup_lib.make_setup(config, data.load(config))
   m = config.model
@@ -135,11 +190,21 @@ def benchmark_config(config, seconds: float, peak: float, torch: bool = True) ->
     return config.batch_size / sec_per_step
 
   ours, spd, feed, why = vae_jax_loop(setup)
-  timed = time_in_turn({'plain': plain_loop(setup), 'vae_jax': (ours, spd)}, seconds)
-  out = {'plain': report('plain per-step jitted loop, host-fed', timed['plain'])}
+  loops = {'plain': plain_loop(setup), 'vae_jax': (ours, spd)}
+  streamed = feeds.StreamFeed(setup, feed.mode) if stream and feed.placement == 'device' else None
+  if streamed is not None:
+    loops |= stream_loops(setup, streamed)
+  timed = time_in_turn(loops, seconds)
+  out = {'plain': report('plain per-step jitted loop, host-fed', timed['plain']), 'mode': feed.mode}
   print(f'vae_jax dispatch: {feed.mode} ({why})')
-  out['vae_jax'] = report(f'vae_jax ({feed.mode}, data on {feed.placement})', timed['vae_jax'])
+  out['vae_jax'] = report(f'vae_jax ({feed.mode}, training set {feed.description})', timed['vae_jax'])
   print(f'vae_jax / plain: {out["vae_jax"] / out["plain"]:.2f}x')
+  if streamed is not None:
+    out['stream'] = report(f'vae_jax ({feed.mode}, training set {streamed.description})', timed['stream'])
+    print(f'streamed / on the device: {out["stream"] / out["vae_jax"]:.2f}x')
+    out |= {k: config.batch_size / timed[k] for k in ('pipeline', 'steps')}
+    report_bound(out)
+    streamed.close()
   if torch and not pytorch_baseline.covers(config):
     print(f'PyTorch: no yardstick for model.kind={m.kind} (prior {m.prior}, flow {m.posterior_flow}, '
           f'{m.likelihood}); the plain loop is the baseline')
@@ -151,6 +216,90 @@ def benchmark_config(config, seconds: float, peak: float, torch: bool = True) ->
     print(f'vae_jax / PyTorch: {out["vae_jax"] / out["pytorch"]:.2f}x')
   elif torch:
     print("PyTorch: not installed (pip install -e '.[benchmark]'), no yardstick")
+  return out
+
+
+def _disk_read_bytes() -> int | None:
+  """Bytes read from the block devices since boot (Linux /sys/block), or None where not readable."""
+  try:
+    return sum(int((d / 'stat').read_text().split()[2]) * 512 for d in pathlib.Path('/sys/block').iterdir()
+               if not d.name.startswith(('loop', 'ram', 'zram')))
+  except (OSError, ValueError, IndexError):
+    return None
+
+
+def _tiled_file(dataset, gigabytes: float, directory: pathlib.Path) -> tuple[pathlib.Path, int]:
+  """A .npy of uint8 images of `dataset`'s shape, `gigabytes` GiB: its training images (as uint8 codes) repeated.
+  Written once (to a temporary name, then renamed) and reused by later runs; returns the path and image count."""
+  shape, x = tuple(dataset.spec.shape), np.asarray(dataset.train.examples)
+  if x.dtype != np.uint8:
+    x = np.round(np.clip(x, 0, 1) * 255).astype(np.uint8)
+  n = int(gigabytes * 2**30) // int(np.prod(shape))
+  path = directory / f'vae_jax_stream_{dataset.name}_{"x".join(map(str, shape))}_{n}.npy'
+  if not path.exists():
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix('.tmp.npy')
+    out = np.lib.format.open_memmap(tmp, 'w+', np.uint8, (n, *shape))
+    chunk = 1 << 16
+    for start in range(0, n, chunk):
+      out[start:start + chunk] = x[np.arange(start, min(n, start + chunk)) % len(x)]
+    out.flush()
+    del out
+    tmp.replace(path)
+  return path, n
+
+
+def _evict(path: pathlib.Path, *arrays) -> None:
+  """Drops `path`'s pages from the page cache (and from this process's mappings of it, `arrays`: memmaps or
+  row selections of them, which would otherwise pin them), so that what reads it next reads the disk."""
+  for a in arrays:
+    a = getattr(a, 'base', None) if not isinstance(a, np.ndarray) else a  # a data.rows.Rows: its array
+    while isinstance(a, np.ndarray) and a.base is not None and not isinstance(a.base, mmap_lib.mmap):
+      a = a.base
+    if isinstance(a, np.ndarray) and isinstance(a.base, mmap_lib.mmap):
+      a.base.madvise(mmap_lib.MADV_DONTNEED)
+  fd = os.open(path, os.O_RDONLY)
+  try:
+    os.fsync(fd)
+    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+  finally:
+    os.close(fd)
+
+
+def larger_than_memory(config, gigabytes: float, directory: pathlib.Path, seconds: float,
+                       mode: str = 'scan') -> dict[str, float]:
+  """Trains `config`'s model on a memory-mapped uint8 .npy of `gigabytes` GiB (`_tiled_file`), loaded as
+  data.name=array with data.feed=auto, from a cold page cache; prints and returns its images/s and, streamed,
+  its pipeline and steps alone (`stream_loops`, timed in turn), and what was read from the disk meanwhile."""
+  path, n = _tiled_file(data.load(config), gigabytes, pathlib.Path(directory))
+  big = copy.deepcopy(config)
+  big.data.name, big.data.path, big.data.feed, big.dispatch = 'array', str(path), 'auto', mode
+  big.data.test_fraction = min(big.data.test_fraction, 10_000 / n)  # a test split of 10,000 images, which
+  # data.load binarizes in memory: only training is timed
+  start = time.perf_counter()
+  dataset = data.load(big)
+  loaded_s = time.perf_counter() - start
+  setup = setup_lib.make_setup(big, dataset)
+  feed = feeds.make_feed(setup, mode)
+  ram = os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES')
+  print(f'\n{path}: {n:,} images {tuple(dataset.spec.shape)} uint8, {path.stat().st_size / 2**30:.2f} GiB on '
+        f'disk, memory-mapped ({loaded_s:.0f} s to load and fingerprint); training set '
+        f'{feeds.training_set_bytes(setup) / 2**30:.2f} GiB ({len(dataset.train.examples):,} images), device '
+        f'budget {feeds.device_budget_bytes() / 2**30:.2f} GiB, host memory {ram / 2**30:.1f} GiB: with '
+        f'data.feed=auto the training set is {feed.description}; dispatch {mode}')
+  _evict(path, dataset.train.examples, dataset.validation.examples, dataset.test.examples)
+  loops = stream_loops(setup, feed) if feed.placement == 'stream' else {feed.placement: (feed_loop(setup, feed),
+                                                                                       big.steps_per_dispatch)}
+  disk_before = _disk_read_bytes()
+  timed = time_in_turn(loops, seconds)  # the first call of each compiles, starts the workers, draws the order
+  disk_read = None if disk_before is None else _disk_read_bytes() - disk_before
+  out = {k: big.batch_size / v for k, v in timed.items()}
+  read = '' if disk_read is None else f'; {disk_read / 2**20:,.0f} MiB read from the disk in all'
+  print(f'vae_jax ({mode}, training set {feed.description}) from the file: {out[feed.placement]:,.0f} images/s, '
+        f'{1e3 * timed[feed.placement]:.3f} ms/step{read}')
+  if feed.placement == 'stream':
+    report_bound(out)
+  feed.close()
   return out
 
 
@@ -192,9 +341,11 @@ def default_configs() -> list:
   return [config_lib.build_on(str(p), p.name) for p in paths]
 
 
-def run(configs, seconds: float, torch: bool = True, conv_layers: bool = False) -> None:
+def run(configs, seconds: float, torch: bool = True, conv_layers: bool = False, stream: bool = True,
+        stream_gigabytes: float = 0.0, stream_dir: str | None = None) -> None:
   """Prints the device, then each config's figures (`benchmark_config`); with `conv_layers`, instead each conv
-  layer of the conv configs timed alone (`conv_layer_times`)."""
+  layer of the conv configs timed alone (`conv_layer_times`); with `stream_gigabytes`, then each config trained
+  from a memory-mapped file that size in `stream_dir` (`larger_than_memory`)."""
   for config in configs:
     config_lib.validate(config)
   device = jax.devices()[0]
@@ -212,4 +363,7 @@ def run(configs, seconds: float, torch: bool = True, conv_layers: bool = False) 
   peak, n = matmul_peak_gflops()
   print(f'fp32 matmul peak ({n}x{n}): {peak:.0f} GFLOP/s')
   for config in configs:
-    benchmark_config(config, seconds, peak, torch)
+    out = benchmark_config(config, seconds, peak, torch, stream)
+    if stream_gigabytes:
+      larger_than_memory(config, stream_gigabytes, pathlib.Path(stream_dir or tempfile.gettempdir()), seconds,
+                         out['mode'])

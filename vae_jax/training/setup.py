@@ -99,7 +99,7 @@ def make_setup(config: ml_collections.ConfigDict, dataset: data.Dataset, mesh=No
     schedule = _shifted(schedule, start)
     train_step = step_lib.make_train_step(model, objective, schedule, kl_weight, config.data.binarize == 'dynamic',
                                           parallel.sharded(mesh), config.skip_threshold, config.optim.ema_decay,
-                                          stage)
+                                          stage, decode=dataset.spec.decode)
     plans.append(StagePlan(stage, start, start + steps, tx, schedule, train_step))
     start += steps
   first = plans[0]

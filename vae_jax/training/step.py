@@ -36,7 +36,7 @@ def _merge(params, new: dict):
 
 
 def make_train_step(model, objective, schedule, kl_weight, dynamic_binarize: bool, batch_sharding=None,
-                    skip_threshold: float = float('inf'), ema_decay: float = 0.0, stage=None):
+                    skip_threshold: float = float('inf'), ema_decay: float = 0.0, stage=None, decode=None):
   """Returns the pure train_step(state, batch, key) -> (state, metrics).
 
   `objective` (`vae_jax.training.objectives.Objective`) gives the loss; the
@@ -54,12 +54,16 @@ def make_train_step(model, objective, schedule, kl_weight, dynamic_binarize: boo
 
   `stage` (`vae_jax.training.stages.Stage`): the parameters it does not train
   get no gradient, and the objective's `after_update` runs when the stage says so.
+
+  `decode` (the data's `spec.decode`) turns the batch's stored examples (uint8
+  codes for images) into the model's input, first thing: every feed hands the
+  step what the dataset stores.
   """
   trains = stage.trains if stage is not None else None
   after_update = stage is None or stage.after_update
 
   def train_step(state, batch, key):
-    x = batch['x']
+    x = batch['x'] if decode is None else decode(batch['x'])
     positions = jnp.arange(x.shape[0])
     if batch_sharding is not None:
       positions = jax.lax.with_sharding_constraint(positions, batch_sharding)

@@ -28,6 +28,7 @@ from vae_jax import evaluation
 from vae_jax import models
 from vae_jax import progress
 from vae_jax.evaluation import metrics as metrics_lib
+from vae_jax.evaluation.metrics import table as table_metric
 from vae_jax.evaluation import results as results_lib
 from vae_jax.runs import checkpoints
 from vae_jax.runs import workdir as workdir_lib
@@ -65,7 +66,7 @@ class _Images:
   def __init__(self, model, dataset, config, key):
     self.model, self.key, self.n = model, key, config.eval.num_images
     self.enabled = dataset.spec.kind == 'image'
-    self.x = jnp.asarray(dataset.test.examples[:self.n])
+    self.x = jnp.asarray(dataset.spec.decode(np.asarray(dataset.test.examples[:self.n])))
     self.labels = None if dataset.test.labels is None else jnp.asarray(dataset.test.labels[:self.n])
     self._sample = jax.jit(functools.partial(model.apply, method=model.sample), static_argnums=2)
     self._reconstruct = jax.jit(functools.partial(model.apply, method=model.reconstruct))
@@ -110,8 +111,14 @@ def _format_metrics(values: dict, decimals: int = 2, model=None) -> str:
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib.Path,
-                       replace_run: bool = False) -> dict:
+                       replace_run: bool = False, dataset=None) -> dict:
   """Trains (or resumes) the run in `workdir`, evaluates on test, returns eval.json's contents.
+
+  `dataset`: your own images instead of config.data's, as numpy arrays: the
+  training images (N, H, W[, C]), uint8 or floats in [0, 1]; a pair (train,
+  test); or a dict of `vae_jax.data.sources.array.KEYS` names (x_train,
+  y_train, x_test, y_test). The run records data.name=array, where the data
+  came from and their fingerprint, and refuses to resume on other data.
 
   A workdir holding a run of another config (seed, batch_size, data, model) is
   refused, or with `replace_run` moved to WORKDIR.old-N first; a workdir another
@@ -124,29 +131,60 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
   try:
     with contextlib.ExitStack() as cleanup:
       cleanup.callback(lock.release)
-      return _train_and_evaluate(config, pathlib.Path(workdir), replace_run, lock, cleanup)
+      return _train_and_evaluate(config, pathlib.Path(workdir), replace_run, lock, cleanup, dataset)
   except Exception as e:  # pylint: disable=broad-except
     if not files.is_disk_full(e):
       raise
     raise errors.DiskFull(checkpoints.disk_full_message(pathlib.Path(workdir), e)) from None
 
 
+def _check_labels(model, dataset) -> None:
+  """A conditional model needs labels, each one of its classes."""
+  if not model.conditional:
+    return
+  for name in ('train', 'validation', 'test'):
+    labels = getattr(dataset, name).labels
+    if labels is None:
+      raise errors.DataError(f'a conditional model (model.kind) reads labels; the {name} split of '
+                             f'{dataset.name} has none')
+    if len(labels) and labels.max() >= model.num_classes:
+      raise errors.DataError(f'the {name} split of {dataset.name} has the label {labels.max()}, but the model has '
+                             f'{model.num_classes} classes; set model.num_classes to at least {labels.max() + 1}')
+
+
+def _notebook_arrays(given) -> dict:
+  """train_and_evaluate's `dataset` as the {name: array} dict the array source reads."""
+  if isinstance(given, dict):
+    return dict(given)
+  if isinstance(given, (tuple, list)):
+    if len(given) != 2:
+      raise errors.DataError(f'dataset= is a sequence of {len(given)} arrays; give the training images, a pair '
+                             '(train, test), or a dict with x_train, y_train, x_test, y_test')
+    return {'x_train': given[0], 'x_test': given[1]}
+  return {'x_train': given}
+
+
 def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: pathlib.Path, replace_run: bool,
-                        lock: workdir_lib.RunLock, cleanup: contextlib.ExitStack) -> dict:
+                        lock: workdir_lib.RunLock, cleanup: contextlib.ExitStack, arrays=None) -> dict:
   """train_and_evaluate's body; `lock` is taken once the config and data are known good, before the
   workdir is touched; what it opens goes on `cleanup`, closed on every way out."""
+  if arrays is not None:
+    config = ml_collections.ConfigDict(config.to_dict())
+    config.data.name, config.data.path = 'array', None
   config_lib.validate(config)
   writers.check_config(config)
   metrics_lib.check_config(config)
-  dataset = data.load(config)
+  dataset = data.load(config, None if arrays is None else _notebook_arrays(arrays))
   setup = setup_lib.make_setup(config, dataset)
+  _check_labels(setup.model, dataset)
   workdir = pathlib.Path(workdir)
   spe, total_steps = setup.steps_per_epoch, setup.total_steps
   eval_every = max(1, int(round(config.eval.every_epochs * spe)))
   shape = {'image_shape': list(dataset.image_shape)} if dataset.spec.kind == 'image' else {}  # as runs had it
   resolved = dict(**shape, example_spec=dataset.spec.to_json(), steps_per_epoch=spe, total_steps=total_steps,
                   num_train=len(dataset.train.examples), num_validation=len(dataset.validation.examples),
-                  num_test=len(dataset.test.examples), data_source=dataset.source, jax_version=jax.__version__,
+                  num_test=len(dataset.test.examples), data_source=dataset.source,
+                  data_fingerprint=dataset.fingerprint, jax_version=jax.__version__,
                   devices=[str(d) for d in jax.devices()], process_count=jax.process_count())
   workdir_lib.check_readable(workdir, replace_run)  # a damaged config.json refuses before anything is written
   lock.acquire()
@@ -182,9 +220,10 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: pathlib.Path
   writers.truncate_metrics(workdir, start)
   writer = cleanup.enter_context(writers.MetricWriter(workdir, config))
   feed, why = feeds.choose_feed(setup.for_stage(stage), state, workdir, total_steps - start)
-  logging.info('Training set on the %s; %d steps per dispatch, dispatched as %s (%s)', feed.placement,
-               config.steps_per_dispatch, feed.mode, why)
   stage_feeds = {stage: feed}
+  cleanup.callback(lambda: [f.close() for f in stage_feeds.values()])  # a stream's workers and files, on every exit
+  logging.info('Training set %s; %d steps per dispatch, dispatched as %s (%s)', feed.description,
+               config.steps_per_dispatch, feed.mode, why)
   val_evaluator = evaluation.Evaluator(setup.model, config.eval.batch_size, 1, 1, setup.mesh,
                                        memory_budget_gb=config.eval.memory_budget_gb)
   images = _Images(setup.model, dataset, config, setup.key(keys_lib.IMAGES))
@@ -278,6 +317,8 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: pathlib.Path
       measured=results_lib.measured(setup.model, params, config, dataset) if config.eval.measures else None)
   writer.write_scalars(step, {f'test/{k}': v for k, v in results_lib.scalars(results, setup.model).items()})
   images.write(writer, optimizer.eval_params(state), step, workdir)
+  if jax.process_index() == 0:
+    table_metric.write_samples(workdir, setup.model, params, config, dataset)
   writer.close()
   if jax.process_index() == 0:
     workdir_lib.write_json(eval_path, results)

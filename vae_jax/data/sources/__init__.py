@@ -1,19 +1,24 @@
 """Where examples come from: a `Source` per dataset, one module per kind of source.
 
-  idx     mnist and fashion_mnist from MNIST-format IDX files (data.idx_dir, Debian's
-          dataset-fashion-mnist), falling back to TFDS
-  tfds    datasets that tensorflow-datasets downloads (cifar10)
-  digits  scikit-learn's bundled 8x8 digits (no download)
+  idx           mnist and fashion_mnist from MNIST-format IDX files (data.idx_dir, Debian's
+                dataset-fashion-mnist), falling back to TFDS
+  tfds          any TFDS image dataset, tfds:NAME (and cifar10)
+  digits        scikit-learn's bundled 8x8 digits (no download)
+  array         images in a .npy / .npz file, or numpy arrays handed to train_and_evaluate
+  image_folder  a folder of image files, class subfolders as labels
+  table         the rows of a table: a .csv or .npz (data.path), typed columns
 
-A source only reads: it gives the train and test examples as stored (uint8 or
-float), their labels or None, and the `ExampleSpec`. `vae_jax.data.load`
-does the rest for every source alike (unit floats, the validation split,
-binarization, the checks against the config). Sources are found by name in
-`vae_jax.data.SOURCES`; registering one there makes it a valid data.name.
+A source only reads: it gives the train and test examples as stored (uint8
+images, float vectors), their labels or None, a test split or None, and the
+`ExampleSpec`. `vae_jax.data.load` does the rest for every source alike (the
+checks, a held-out test split, the validation split, binarization, the checks
+against the config). Sources are found by name in `vae_jax.data.SOURCES`;
+registering one there makes it a valid data.name.
 """
 
 import dataclasses
-from typing import Any, Callable
+from typing import Any
+from typing import Callable
 
 import numpy as np
 
@@ -22,12 +27,13 @@ from vae_jax.data import spec as spec_lib
 
 @dataclasses.dataclass(frozen=True)
 class Loaded:
-  """What a source read: (examples, labels or None) of its train and test splits, where it read them
-  from (for the logs), and what an example is."""
+  """What a source read: (examples, labels or None) of its train and test splits (test None: the data have
+  none, and one is held out), where it read them from (for the logs), and what an example is."""
   train: tuple[np.ndarray, np.ndarray | None]
-  test: tuple[np.ndarray, np.ndarray | None]
+  test: tuple[np.ndarray, np.ndarray | None] | None
   source: str
   spec: spec_lib.ExampleSpec
+  fingerprint: str | None = None  # of what was read, when the source knows it cheaper than hashing the arrays
 
 
 @dataclasses.dataclass(frozen=True)

@@ -28,7 +28,7 @@ def load(config) -> sources.Loaded:
   del config
   # The rows of scikit-learn's load_digits: 64 pixel values in 0..16, then the label.
   table = np.loadtxt(table_path(), delimiter=',', dtype=np.float64)
-  images = (table[:, :-1].reshape(-1, 8, 8) / 16.0).astype(np.float32)[..., None]
+  images = table[:, :-1].reshape(-1, 8, 8).astype(np.uint8)[..., None]  # codes k of the values k / 16
   labels = table[:, -1].astype(np.int32)
   return sources.Loaded((images[:-NUM_TEST], labels[:-NUM_TEST]), (images[-NUM_TEST:], labels[-NUM_TEST:]),
                         'scikit-learn load_digits', spec_lib.ImageSpec(8, 8, 1, levels=17))

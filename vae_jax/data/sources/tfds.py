@@ -1,21 +1,60 @@
-"""Datasets through tensorflow-datasets, which downloads once and needs TensorFlow (CPU): cifar10 here,
-and the fallback of the IDX sources (`idx`) when no IDX files are found."""
+"""Any TFDS image dataset, `tfds:NAME` (and `cifar10`, the fallback of the IDX sources): through
+tensorflow-datasets, which downloads once and needs TensorFlow (CPU; `pip install -e ".[tfds]"`).
+
+The train and test splits are read (a dataset without a test split has
+data.test_fraction held out); its 'image' feature becomes uint8 images and
+its 'label' feature, when it has one, the labels. data.image_size resizes and
+centre-crops (celeb_a defaults to 64 x 64, the usual VAE setting); the
+images are resized batch by batch as they are read, so a large dataset is
+never held at full size. binarized_mnist is the fixed binarization of the
+IWAE and VampPrior papers: its images are binary (levels 2), to be trained
+with data.binarize=none.
+"""
 
 import numpy as np
 
 from vae_jax import errors
 from vae_jax.data import sources
 from vae_jax.data import spec as spec_lib
+from vae_jax.data.sources import image_folder
+
+PREFIX = 'tfds:'
+# What some datasets need besides their name: the image size of the usual setting, or their levels.
+DEFAULTS = {'celeb_a': {'image_size': (64, 64)}, 'binarized_mnist': {'levels': 2}}
+_BATCH = 1024
 
 
-def load_numpy(name: str, data_dir: str | None):
-  """(train, test) as numpy (images, labels) through TFDS, keeping TensorFlow off every accelerator."""
+def _tfds():
+  """tensorflow_datasets, with TensorFlow kept off every accelerator."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   tf.config.set_visible_devices([], 'GPU')
   tf.config.set_visible_devices([], 'TPU')
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  return tfds.as_numpy(tfds.load(name, split=['train', 'test'], batch_size=-1, as_supervised=True,
-                                 data_dir=data_dir))
+  return tfds
+
+
+def read_split(name: str, split: str, data_dir: str | None, image_size) -> tuple[np.ndarray, np.ndarray | None] | None:
+  """(uint8 images, int32 labels or None) of one split, or None when the dataset has no such split."""
+  tfds = _tfds()
+  builder = tfds.builder(name, data_dir=data_dir)
+  builder.download_and_prepare()
+  if split not in builder.info.splits:
+    return None
+  has_label = 'label' in builder.info.features
+  images, labels = [], []
+  for batch in tfds.as_numpy(builder.as_dataset(split=split, batch_size=_BATCH)):
+    x = np.asarray(batch['image'], np.uint8)
+    if image_size is not None:
+      x = np.stack([image_folder.fit(im, image_size) for im in x])
+    images.append(x)
+    if has_label:
+      labels.append(np.asarray(batch['label'], np.int32))
+  return np.concatenate(images), (np.concatenate(labels) if has_label else None)
+
+
+def load_numpy(name: str, data_dir: str | None, image_size=None):
+  """(train, test) of `name` as (images, labels) pairs; test is None without a test split."""
+  return read_split(name, 'train', data_dir, image_size), read_split(name, 'test', data_dir, image_size)
 
 
 def load_images(name: str, config, looked: list[str]) -> sources.Loaded:
@@ -24,10 +63,14 @@ def load_images(name: str, config, looked: list[str]) -> sources.Loaded:
     hint = ('To run offline, install Debian\'s dataset-fashion-mnist (fashion_mnist) or pass '
             '--config.data.idx_dir=DIR with MNIST-format IDX files')
   else:
-    hint = f'Run once with internet and `pip install -e ".[tfds]"` so TFDS can download {name}'
+    hint = (f'Run once with internet and `pip install -e ".[tfds]"` so TFDS can download {name} into '
+            f'{config.data.tfds_data_dir or "~/tensorflow_datasets"} (or point data.tfds_data_dir at a copy), '
+            'or save the images as a .npz and use data.name=array')
   where = '; '.join(looked + [f'TFDS in {config.data.tfds_data_dir or "~/tensorflow_datasets"}'])
+  defaults = DEFAULTS.get(name, {})
+  image_size = config.data.image_size or defaults.get('image_size')
   try:
-    train, test = load_numpy(name, config.data.tfds_data_dir)
+    train, test = load_numpy(name, config.data.tfds_data_dir, image_size)
   except ImportError as e:
     raise errors.DataError(
         f'dataset {name!r} not found (looked in: {where}), and TFDS cannot download it without '
@@ -36,8 +79,15 @@ def load_images(name: str, config, looked: list[str]) -> sources.Loaded:
     first_line = (str(e).strip().splitlines() or [type(e).__name__])[0]
     raise errors.DataError(f'dataset {name!r} could not be loaded (looked in: {where}; TFDS said: '
                            f'{type(e).__name__}: {first_line}). {hint}.') from None
-  return sources.Loaded((train[0], train[1].astype(np.int32)), (test[0], test[1].astype(np.int32)), f'TFDS {name}',
-                        spec_lib.ImageSpec.of_shape(train[0].shape[1:]))
+  if train is None:
+    raise errors.DataError(f'TFDS dataset {name!r} has no train split; vae_jax trains on its train split')
+  spec = spec_lib.ImageSpec.of_shape(train[0].shape[1:], levels=defaults.get('levels', 256))
+  return sources.Loaded(train, test, f'TFDS {name}', spec)
+
+
+def named(name: str) -> sources.Source:
+  """The source of data.name='tfds:NAME'."""
+  return sources.Source(PREFIX + name, lambda config: load_images(name, config, []))
 
 
 CIFAR10 = sources.Source('cifar10', lambda config: load_images('cifar10', config, []), num_classes=10)

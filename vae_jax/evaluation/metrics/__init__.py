@@ -6,6 +6,8 @@
   representation   probe and k-NN accuracy of the encodings (labelled data).
   samples          Fréchet distances of samples and reconstructions in the
                    dataset's classifier's features; conditional sample accuracy.
+  table            SDMetrics' quality scores and a detection classifier's accuracy
+                   of synthetic rows of a table against its test rows.
 
 After the final test evaluation (and in vae_jax.evaluate), the metrics that
 config.eval.metrics names run when config.eval.measures is on, in that order.
@@ -23,6 +25,7 @@ from vae_jax import errors
 from vae_jax.evaluation.metrics import likelihood
 from vae_jax.evaluation.metrics import representation
 from vae_jax.evaluation.metrics import samples
+from vae_jax.evaluation.metrics import table
 from vae_jax.evaluation.metrics.base import METRICS
 from vae_jax.evaluation.metrics.base import NEEDS
 from vae_jax.evaluation.metrics.base import Context
@@ -35,7 +38,7 @@ __all__ = ['Context', 'Figure', 'METRICS', 'Metric', 'NEEDS', 'all_figures', 'ch
 
 
 # The registry, in the order eval.json, reports and writers list the figures.
-for _metric in (likelihood.Likelihood, representation.Representation, samples.Samples):
+for _metric in (likelihood.Likelihood, representation.Representation, samples.Samples, table.Table):
   register(_metric)
 
 

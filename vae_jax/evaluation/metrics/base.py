@@ -57,6 +57,8 @@ class Metric:
       return f'{dataset.name} has no labels'
     if 'classifier' in self.needs and (dataset.spec.kind != 'image' or dataset.name not in data.NUM_CLASSES):
       return f'vae_jax has a classifier for labelled image datasets only, and {dataset.name} is not one'
+    if 'classifier' in self.needs and ctx.config.data.get('image_size') is not None:
+      return f'the classifier of {dataset.name} reads its images at their own size, not data.image_size'
     if 'samples' in self.needs and not model.stochastic:
       return f'model.kind={ctx.config.model.kind} draws no samples'
     return None
@@ -91,6 +93,20 @@ def batched(fn, arrays, what: str, batch_size: int = 1000) -> np.ndarray:
   for i in range(0, n, batch_size):
     parts.append(np.asarray(fn(*(None if a is None else jnp.asarray(a[i:i + batch_size]) for a in arrays))))
     shown.update(min(i + batch_size, n))
+  return np.concatenate(parts)
+
+
+def prior_draws(model, params, key: jax.Array, n: int, unit: str = 'images', batch_size: int = 1000) -> np.ndarray:
+  """n draws x ~ p(x|z), z ~ p(z) (a table's rows in its stored form), batch i from fold_in(key, i) (a
+  conditional kind draws the classes in turn)."""
+  def draw(k, m):
+    k_z, k_x = jax.random.split(k)
+    return type(model.likelihood).sample(k_x, model.apply({'params': params}, k_z, m, method=model.sample))
+  fn = jax.jit(draw, static_argnums=1)
+  parts, shown = [], progress.Progress('drawing from the prior', n, unit)
+  for i, start in enumerate(range(0, n, batch_size)):
+    parts.append(np.asarray(fn(jax.random.fold_in(key, i), min(batch_size, n - start))))
+    shown.update(start + len(parts[-1]))
   return np.concatenate(parts)
 
 

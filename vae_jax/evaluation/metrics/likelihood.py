@@ -18,7 +18,9 @@ class Likelihood(base.Metric):
   figures = (
       Figure('elbo_nats', 'ELBO, E_q[log p(x|z)] − KL (a lower bound on log p(x))', NATS, True, validation=True,
              label='ELBO (nats)'),
-      Figure('nll_nats', '−log p(x), importance-sampled', NATS, False, label='NLL (nats)', error='nll_stderr_nats'),
+      Figure('nll_nats', "−log p(x), importance-sampled (a table's rows: in the data's own units, the "
+             "standardization's Jacobian included; a probability at a column's atoms)", NATS, False,
+             label='NLL (nats)', error='nll_stderr_nats'),
       Figure('nll_stderr_nats', 'standard error of the NLL over the test examples', NATS),
       Figure('recon_nats', 'reconstruction, E_q[log p(x|z)]', NATS, True, validation=True, label='recon (nats)'),
       Figure('kl_nats', 'KL(q(z|x) ‖ p(z)), summed over latent groups', NATS, validation=True, label='KL (nats)'),

@@ -46,9 +46,9 @@ class Representation(base.Metric):
 
   def compute(self, ctx: base.Context) -> dict:
     model, params, train, test = ctx.model, ctx.params, ctx.dataset.train, ctx.dataset.test
-    train_z = base.encodings(model, params, base.like_test(train.examples, ctx.config, 2), train.labels,
+    train_z = base.encodings(model, params, base.like_test(train.decoded(), ctx.config, 2), train.labels,
                              'encoding the training split')
-    test_z = base.encodings(model, params, test.examples, test.labels, 'encoding the test split')
+    test_z = base.encodings(model, params, test.decoded(), test.labels, 'encoding the test split')
     fitted_on = f'{len(train_z):,} training encodings of {train_z.shape[-1]} dimensions'
     with progress.stage(f'fitting the linear probe to {fitted_on}'):
       probe = probe_accuracy(train_z, train.labels, test_z, test.labels)

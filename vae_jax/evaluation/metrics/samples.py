@@ -72,19 +72,6 @@ def conditional_sample_accuracy(model, params, key: jax.Array, trained_classifie
   return hits / len(labels)
 
 
-def _prior_draws(model, params, key: jax.Array, n: int, batch_size: int = 1000) -> np.ndarray:
-  """n draws x ~ p(x|z), z ~ p(z), batch i from fold_in(key, i) (a conditional kind draws the classes in turn)."""
-  def draw(k, m):
-    k_z, k_x = jax.random.split(k)
-    return type(model.likelihood).sample(k_x, model.apply({'params': params}, k_z, m, method=model.sample))
-  fn = jax.jit(draw, static_argnums=1)
-  parts, shown = [], progress.Progress('drawing from the prior', n, 'images')
-  for i, start in enumerate(range(0, n, batch_size)):
-    parts.append(np.asarray(fn(jax.random.fold_in(key, i), min(batch_size, n - start))))
-    shown.update(start + len(parts[-1]))
-  return np.concatenate(parts)
-
-
 def _reconstruction_draws(model, params, key: jax.Array, images, labels) -> np.ndarray:
   """x ~ p(x|z), z ~ q(z|x) for each image i, its keys folded from i."""
   k_z, k_x = jax.random.split(key)
@@ -130,9 +117,10 @@ class Samples(base.Metric):
     pick = np.random.default_rng(config.eval.binarization_seed).choice(len(train.examples),
                                                                        size=min(n, len(train.examples)),
                                                                        replace=False)
-    sets = {'sample': _prior_draws(model, params, k_samples, n),
-            'reconstruction': _reconstruction_draws(model, params, k_recon, test.examples, test.labels),
-            'train': base.like_test(train.examples[np.sort(pick)], config, 3), 'test': test.examples}
+    sets = {'sample': base.prior_draws(model, params, k_samples, n),
+            'reconstruction': _reconstruction_draws(model, params, k_recon, test.decoded(), test.labels),
+            'train': base.like_test(train.spec.decode(np.asarray(train.examples[np.sort(pick)])), config, 3),
+            'test': test.decoded()}
     with progress.stage(f'classifier features of {n:,} prior draws, reconstructions, training and test images '
                         'each'):
       features = {name: trained.features(images) for name, images in sets.items()}
