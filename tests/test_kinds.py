@@ -36,6 +36,10 @@ KINDS = {
     'vqvae-ema-restarts': {'model.kind': 'vqvae', 'model.encoder': 'conv', 'model.hidden_sizes': (8, 8),
                            'model.latent_dim': 4, 'model.codebook_size': 8, 'model.codebook_ema_decay': 0.9,
                            'model.dead_code_threshold': 0.95},
+    'annealed_vae': {'model.kind': 'annealed_vae', 'model.capacity_steps': 10},
+    'beta_tcvae-mws': {'model.kind': 'beta_tcvae', 'model.tc_estimator': 'mws'},
+    'dip_vae-i': {'model.kind': 'dip_vae'},
+    'factor_vae': {'model.kind': 'factor_vae', 'model.discriminator_sizes': (16, 16)},
     'hvae-conv': {'model.kind': 'hvae', 'model.encoder': 'conv', 'model.hidden_sizes': (8,),
                   'model.groups_per_stage': (1, 0, 1), 'model.activation': 'gelu', 'optim.ema_decay': 0.9},
 }

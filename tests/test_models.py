@@ -37,6 +37,11 @@ CASES = [
     ('vae-mlp-vector-vampprior', {'model.prior': 'vampprior', 'model.prior_components': 3}, (8,)),
     ('hvae-mlp-vector-gaussian', {'model.kind': 'hvae', 'model.groups_per_stage': (1, 1),
                                   'model.likelihood': 'gaussian', 'data.binarize': 'none'}, (8,)),
+    ('annealed_vae-conv', {'model.kind': 'annealed_vae', 'model.encoder': 'conv'}, (8, 8, 1)),
+    ('beta_tcvae', {'model.kind': 'beta_tcvae'}, (8, 8, 1)),
+    ('factor_vae', {'model.kind': 'factor_vae', 'model.discriminator_sizes': (8, 8)}, (8, 8, 1)),
+    ('dip_vae-ii-vector', {'model.kind': 'dip_vae', 'model.dip_type': 'ii', 'model.likelihood': 'gaussian',
+                           'data.binarize': 'none'}, (8,)),
 ]
 
 

@@ -227,7 +227,8 @@ def test_a_cvae_trains_on_your_own_labelled_arrays(make_config, tmp_path):
   with pytest.raises(errors.DataError, match='label 2, but the model has 2 classes'):
     train.train_and_evaluate(config, tmp_path / 'two', dataset=dict(x_train=x, y_train=y))
   config.model.num_classes = 3
-  assert np.isfinite(train.train_and_evaluate(config, tmp_path / 'three', dataset=dict(x_train=x, y_train=y))['nll_nats'])
+  results = train.train_and_evaluate(config, tmp_path / 'three', dataset=dict(x_train=x, y_train=y))
+  assert np.isfinite(results['nll_nats'])
 
 
 def test_binarizing_in_chunks_draws_what_one_draw_of_the_split_does(make_config, monkeypatch):

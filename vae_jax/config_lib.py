@@ -56,6 +56,10 @@ def base_config() -> ml_collections.ConfigDict:
   c.optim.b2 = 0.999
   c.optim.eps = 1e-8
   c.optim.ema_decay = 0.0            # > 0: an EMA of the parameters (e.g. 0.999) is evaluated and saved with them
+  c.optim.discriminator = ml_collections.ConfigDict()  # model.kind=factor_vae: the discriminator's own Adam
+  c.optim.discriminator.learning_rate = 1e-4  # (Kim & Mnih's and disentanglement_lib's settings), constant
+  c.optim.discriminator.b1 = 0.5
+  c.optim.discriminator.b2 = 0.9
 
   c.data = ml_collections.ConfigDict()
   c.data.name = 'fashion_mnist'
@@ -73,6 +77,10 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.columns = ()                # table: 'name:type' pairs (continuous | binary | categorical); unnamed
                                      # columns' types are inferred and logged
   c.data.missing = 'refuse'          # table: refuse | drop (rows with a missing value are left out, counted)
+  c.data.variant = 'binary'          # dsprites: binary | color | noisy (disentanglement_lib's variants)
+  c.data.dsprites_size = 64          # dsprites: the image side in pixels (64 as published; tiny sprites in tests)
+  c.data.dsprites_factor_sizes = ()  # dsprites: values of shape, scale, orientation, x, y over the same ranges
+                                     # (empty: the published 3, 6, 40, 32, 32)
   c.data.idx_dir = config_dict.placeholder(str)        # directory of MNIST-format IDX files
   c.data.tfds_data_dir = config_dict.placeholder(str)  # TFDS cache, when TFDS is used
 
@@ -312,6 +320,14 @@ def validate(config: ml_collections.ConfigDict) -> None:
   _require(config.data.num_train is None or config.data.num_train >= 1,
            f'data.num_train={config.data.num_train} must be >= 1 (unset: all training examples)')
   _require(config.data.workers >= 0, f'data.workers={config.data.workers} must be >= 0')
+  source, defaults = data.find(config.data.name), base_config().data
+  for other in data.SOURCES.values():
+    for field in other.options:
+      _require(field in source.options or config.data[field] == defaults[field],
+               f'data.{field}={config.data[field]!r} is an option of data.name={other.name}, not of '
+               f'{config.data.name}; leave it unset')
+  if source.check_config is not None:
+    source.check_config(config)
   size = config.data.image_size
   _require(size is None or (len(size) == 2 and all(isinstance(d, int) and d >= 1 for d in size)),
            f'data.image_size={size} must be two positive integers H,W (e.g. --config.data.image_size=64,64)')

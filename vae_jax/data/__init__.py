@@ -2,7 +2,8 @@
 
 A dataset comes from a source (`SOURCES`, one module each under
 `vae_jax.data.sources`, or `tfds:NAME`): IDX files for mnist /
-fashion_mnist, scikit-learn's digits, any TFDS image dataset, a .npy/.npz
+fashion_mnist, scikit-learn's digits, dSprites rendered from its factors
+(`dsprites`), any TFDS image dataset, a .npy/.npz
 file or arrays from a notebook (`array`), a folder of images
 (`image_folder`), the rows of a table (`table`). The source says what one example is (`spec`: an image, a
 vector, a token sequence) and whether it has labels. Registering a Source in
@@ -14,6 +15,10 @@ turns them into the model's float32 input, in the train step and wherever a
 split is read (`Split.decoded()`, `Split.images`). Memory-mapped data stay on
 disk (`rows`). Every load checks what it read (`checks`) and fingerprints it,
 so a run is never resumed on other data.
+
+Data made from known factors (`dsprites`) carry them: `Dataset.factors` (names,
+sizes, images rendered by factor value) and each split's (N, K) factor indices
+(`Split.factors`), kept row for row through every hold-out.
 
 Binarization for the Bernoulli likelihood:
   - dynamic: train stays grey and is resampled on device for every batch;
@@ -30,11 +35,13 @@ import numpy as np
 
 from vae_jax import errors
 from vae_jax.data import checks
+from vae_jax.data.factors import Factors
 from vae_jax.data import rows as rows_lib
 from vae_jax.data.sources import Loaded
 from vae_jax.data.sources import Source
 from vae_jax.data.sources import array
 from vae_jax.data.sources import digits
+from vae_jax.data.sources import dsprites
 from vae_jax.data.sources import idx
 from vae_jax.data.sources import image_folder
 from vae_jax.data.sources import table
@@ -45,11 +52,12 @@ from vae_jax.data.spec import ImageSpec
 from vae_jax.data.spec import SequenceSpec
 from vae_jax.data.spec import VectorSpec
 
-__all__ = ['Column', 'Dataset', 'ExampleSpec', 'ImageSpec', 'Loaded', 'NUM_CLASSES', 'SOURCES', 'SequenceSpec',
-           'Source', 'Split', 'VectorSpec', 'binarize', 'find', 'load']
+__all__ = ['Column', 'Dataset', 'ExampleSpec', 'Factors', 'ImageSpec', 'Loaded', 'NUM_CLASSES', 'SOURCES',
+           'SequenceSpec', 'Source', 'Split', 'VectorSpec', 'binarize', 'find', 'load']
 
 SOURCES: dict[str, Source] = {s.name: s for s in (idx.MNIST, idx.FASHION_MNIST, tfds.CIFAR10, digits.DIGITS,
-                                                  array.ARRAY, image_folder.IMAGE_FOLDER, table.TABLE)}
+                                                  dsprites.DSPRITES, array.ARRAY, image_folder.IMAGE_FOLDER,
+                                                  table.TABLE)}
 NOTEBOOK_SOURCE = 'arrays passed to train_and_evaluate'
 
 
@@ -88,6 +96,7 @@ class Split:
   examples: np.ndarray          # (N, *spec.shape) as stored: uint8 codes for images (any array-like, `rows`)
   labels: np.ndarray | None     # int32 (N,), or None for a source without labels
   spec: ExampleSpec | None = None  # what decodes the examples (None: they are the model's input already)
+  factors: np.ndarray | None = None  # int32 (N, K) factor indices of each example (`Dataset.factors`), or None
 
   def decoded(self) -> np.ndarray:
     """The examples as the model reads them (float32 for images), in memory."""
@@ -109,6 +118,7 @@ class Dataset:
   source: str          # where the data came from, for the logs
   spec: ExampleSpec    # what one example is
   fingerprint: str = ''  # of the data as the source gave them (`rows.fingerprint`): a run records it
+  factors: Factors | None = None  # the factors the data were made from (names, sizes, render), or None
 
   @property
   def image_shape(self) -> tuple[int, int, int]:
@@ -147,8 +157,9 @@ def _binarized(examples, spec: ExampleSpec, seed: int) -> np.ndarray:
 def _checked(loaded: Loaded, name: str) -> Loaded:
   """The source's arrays in stored form, checked: images by `checks.images`, labels by `checks.labels`,
   other examples finite and of the spec's shape."""
-  spec, splits = loaded.spec, {}
-  for split, pair in (('train', loaded.train), ('test', loaded.test)):
+  spec, splits, indices = loaded.spec, {}, {}
+  for split, pair, factors in (('train', loaded.train, loaded.train_factors),
+                               ('test', loaded.test, loaded.test_factors)):
     if pair is None:
       continue
     x, y = pair
@@ -164,13 +175,33 @@ def _checked(loaded: Loaded, name: str) -> Loaded:
       raise errors.DataError(f'{name} gave {split} examples of shape {tuple(x.shape[1:])}, but its spec says '
                              f'{spec.describe()}')
     splits[split] = (x, checks.labels(y, len(x), f'{where} labels'))
-  return dataclasses.replace(loaded, train=splits['train'], test=splits.get('test'))
+    indices[split] = _checked_factors(loaded.factors, factors, len(x), where)
+  return dataclasses.replace(loaded, train=splits['train'], test=splits.get('test'),
+                             train_factors=indices['train'], test_factors=indices.get('test'))
+
+
+def _checked_factors(factors: Factors | None, indices, num_examples: int, where: str) -> np.ndarray | None:
+  """int32 (N, K) factor indices of a split's examples, given with the source's `Factors`, or None."""
+  if factors is None:
+    if indices is not None:
+      raise errors.DataError(f'{where} has factor indices but no Factors to name them; give both or neither')
+    return None
+  if indices is None or len(indices) != num_examples:
+    raise errors.DataError(f'{where} has {num_examples} examples but {"no" if indices is None else len(indices)} '
+                           'rows of factor indices; give one row per example')
+  try:
+    return factors.check(indices, where)
+  except ValueError as e:
+    raise errors.DataError(str(e)) from None
 
 
 def _resized(loaded: Loaded, size) -> Loaded:
   """Images brought to data.image_size (H, W) by resizing and centre-cropping, for sources that do not."""
   if loaded.spec.kind != 'image' or size is None or tuple(loaded.spec.shape[:2]) == tuple(size):
     return loaded
+  if loaded.factors is not None:
+    raise errors.ConfigError(f'data.image_size={tuple(size)} would resize the stored images but not those its factors '
+                             f'render ({tuple(loaded.spec.shape[:2])}); unset it (dsprites: set data.dsprites_size)')
   fit = lambda x: np.stack([image_folder.fit(np.asarray(im), size) for im in x]) if len(x) else x
   pairs = [None if p is None else (fit(np.asarray(p[0])), p[1]) for p in (loaded.train, loaded.test)]
   shape = pairs[0][0].shape[1:]
@@ -189,8 +220,9 @@ def load(config, arrays: dict | None = None) -> Dataset:
   loaded = _checked(_resized(_checked(loaded, name), config.data.image_size), name)
   spec = loaded.spec
   fingerprint = loaded.fingerprint or rows_lib.fingerprint(*loaded.train, *(loaded.test or (None, None)))
-  (train_x, train_y) = loaded.train
+  (train_x, train_y), train_f = loaded.train, loaded.train_factors
   things = f'{spec.kind}s'
+  pick = lambda a, rows: None if a is None else a[rows]  # labels or factor indices, where there are any
   if loaded.test is None:
     n = len(train_x)
     num_test = int(round(config.data.test_fraction * n))
@@ -201,23 +233,23 @@ def load(config, arrays: dict | None = None) -> Dataset:
     test_rows, train_rows = np.sort(order[:num_test]), np.sort(order[num_test:])
     logging.info('%s has no test split: holding out %d of its %d %s as the test split (data.test_fraction=%g, '
                  'data.split_seed=%d)', name, num_test, n, things, config.data.test_fraction, config.data.split_seed)
-    test_x, test_y = rows_lib.take(train_x, test_rows), None if train_y is None else train_y[test_rows]
-    train_x, train_y = rows_lib.take(train_x, train_rows), None if train_y is None else train_y[train_rows]
+    test_x, test_y, test_f = rows_lib.take(train_x, test_rows), pick(train_y, test_rows), pick(train_f, test_rows)
+    train_x, train_y, train_f = rows_lib.take(train_x, train_rows), pick(train_y, train_rows), pick(train_f, train_rows)
   else:
-    test_x, test_y = loaded.test
+    (test_x, test_y), test_f = loaded.test, loaded.test_factors
   num_val = config.data.num_validation
   if num_val >= len(train_x):
     raise errors.DataError(f'data.num_validation={num_val} leaves no training {things}: {name} has '
                            f'{len(train_x)} in its train split')
   split_at = len(train_x) - num_val
-  cut = lambda x, y, rows: (rows_lib.take(x, rows), None if y is None else y[rows])
-  val_x, val_y = cut(train_x, train_y, slice(split_at, None))
-  train_x, train_y = cut(train_x, train_y, slice(None, split_at))
+  cut = lambda x, y, f, rows: (rows_lib.take(x, rows), pick(y, rows), pick(f, rows))
+  val_x, val_y, val_f = cut(train_x, train_y, train_f, slice(split_at, None))
+  train_x, train_y, train_f = cut(train_x, train_y, train_f, slice(None, split_at))
   if config.data.num_train is not None:
     if config.data.num_train > len(train_x):
       raise errors.DataError(f'data.num_train={config.data.num_train} is more than the {len(train_x)} training '
                              f'{things} of {name} (after data.num_validation={num_val}); use at most {len(train_x)}')
-    train_x, train_y = cut(train_x, train_y, slice(None, config.data.num_train))
+    train_x, train_y, train_f = cut(train_x, train_y, train_f, slice(None, config.data.num_train))
   if config.data.binarize != 'none':
     if spec.dtype != 'float32':
       raise errors.ConfigError(f'data.binarize={config.data.binarize!r} draws binary values from values in [0, 1]; '
@@ -229,6 +261,7 @@ def load(config, arrays: dict | None = None) -> Dataset:
   if config.batch_size > len(train_x):
     raise errors.DataError(f'batch_size={config.batch_size} is larger than the {len(train_x)} training '
                            f'{things} of {name}; use at most {len(train_x)}')
-  split = lambda x, y: Split(x, y, spec)
-  return Dataset(name=name, train=split(train_x, train_y), validation=split(val_x, val_y),
-                 test=split(test_x, test_y), source=loaded.source, spec=spec, fingerprint=fingerprint)
+  split = lambda x, y, f: Split(x, y, spec, f)
+  return Dataset(name=name, train=split(train_x, train_y, train_f), validation=split(val_x, val_y, val_f),
+                 test=split(test_x, test_y, test_f), source=loaded.source, spec=spec, fingerprint=fingerprint,
+                 factors=loaded.factors)

@@ -26,6 +26,10 @@ import jax.numpy as jnp
 from vae_jax import data
 from vae_jax.models.autoencoder import Autoencoder
 from vae_jax.models.cvae import CVAE
+from vae_jax.models.disentangling import AnnealedVAE
+from vae_jax.models.disentangling import BetaTCVAE
+from vae_jax.models.disentangling import DIPVAE
+from vae_jax.models.disentangling import FactorVAE
 from vae_jax.models.hvae import HVAE
 from vae_jax.models.kind import Kind
 from vae_jax.models.vae import IWAE
@@ -39,6 +43,10 @@ MODELS: dict[str, type[Kind]] = {
     'hvae': HVAE,
     'cvae': CVAE,
     'vqvae': VQVAE,
+    'annealed_vae': AnnealedVAE,
+    'beta_tcvae': BetaTCVAE,
+    'dip_vae': DIPVAE,
+    'factor_vae': FactorVAE,
 }
 
 

@@ -130,6 +130,13 @@ class VAE(kind.Kind):
       out['kl'] = (log_q - log_p)[:, None]
     return out
 
+  def code_terms(self, x: jax.Array, keys: jax.Array, labels: jax.Array | None = None):
+    """`terms` of one z ~ q(z|x) per example, with that z and q's mean and log-variance: what objectives that
+    penalize the aggregate posterior q(z) over a batch read (the disentangling kinds)."""
+    ctx = self.infer(x, labels)
+    z, _, mean, log_var = self._posterior_sample(ctx, keys)  # the z that `terms` draws from the same keys
+    return self.terms(x, ctx, keys), z, mean, log_var
+
   def sample(self, key: jax.Array, n: int, temperature=1.0, labels: jax.Array | None = None):
     (t,) = priors.group_temperatures(temperature, 1)
     cond = self.condition(labels, n)

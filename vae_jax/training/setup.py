@@ -91,7 +91,7 @@ def make_setup(config: ml_collections.ConfigDict, dataset: data.Dataset, mesh=No
   parallel.check_divisible('batch_size', config.batch_size, mesh)
   steps_per_epoch = len(dataset.train.examples) // config.batch_size
   model = models.make(config, dataset.spec)
-  objective, kl_weight = objectives.make(config), step_lib.kl_weight_schedule(config, steps_per_epoch)
+  objective, kl_weight = objectives.make(config, len(dataset.train.examples)), step_lib.kl_weight_schedule(config, steps_per_epoch)
   plans, start = [], 0
   for stage in objective.stages():
     steps = max(1, int(round(stage.num_epochs * steps_per_epoch)))

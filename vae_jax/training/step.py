@@ -71,7 +71,7 @@ def make_train_step(model, objective, schedule, kl_weight, dynamic_binarize: boo
     binarize_keys, sample_keys = jax.vmap(jax.random.split, out_axes=1)(keys)
     if dynamic_binarize:
       x = jax.vmap(jax.random.bernoulli)(binarize_keys, x).astype(x.dtype)
-    batch = dict(batch, x=x)
+    batch = dict(batch, x=x, step=state.step)  # the step, for objectives with schedules of their own
     weight = kl_weight(state.step)
 
     def loss_fn(params):

@@ -184,8 +184,8 @@ def load(config) -> sources.Loaded:
   if classes:
     logging.info('%s: %d classes from its subfolders: %s%s', root, len(classes), ', '.join(classes[:10]),
                  ', ...' if len(classes) > 10 else '')
-  return sources.Loaded((train_x, train_y), test, f'image folder {root}', spec_lib.ImageSpec.of_shape(train_x.shape[1:]),
-                        rows_lib.fingerprint_text(prints))
+  spec = spec_lib.ImageSpec.of_shape(train_x.shape[1:])
+  return sources.Loaded((train_x, train_y), test, f'image folder {root}', spec, rows_lib.fingerprint_text(prints))
 
 
 IMAGE_FOLDER = sources.Source('image_folder', load)

@@ -210,8 +210,8 @@ def column(name: str, kind: str, series: pd.Series, train_rows: np.ndarray, wher
     train = values[train_rows]
     std = float(np.std(train))
     if not std > 0:
-      raise errors.DataError(f'{where}: column {name!r} is continuous but takes the one value {float(train[0])!r} in the '
-                             'train split; declare it categorical, or leave it out of the table')
+      raise errors.DataError(f'{where}: column {name!r} is continuous but takes the one value {float(train[0])!r} '
+                             'in the train split; declare it categorical, or leave it out of the table')
     return spec_lib.Column(name, kind, mean=float(np.mean(train)), std=std, low=float(train.min()),
                            high=float(train.max()), decimals=decimals(values), atoms=atoms(train))
   categories = sorted((_native(v) for v in series.unique()), key=_order)

@@ -8,6 +8,8 @@
                    dataset's classifier's features; conditional sample accuracy.
   table            SDMetrics' quality scores and a detection classifier's accuracy
                    of synthetic rows of a table against its test rows.
+  disentanglement  the BetaVAE and FactorVAE scores, MIG, DCI and SAP of the
+                   encodings of images drawn by factor value (data with factors).
 
 After the final test evaluation (and in vae_jax.evaluate), the metrics that
 config.eval.metrics names run when config.eval.measures is on, in that order.
@@ -22,6 +24,7 @@ from absl import logging
 
 from vae_jax import config_lib
 from vae_jax import errors
+from vae_jax.evaluation.metrics import disentanglement
 from vae_jax.evaluation.metrics import likelihood
 from vae_jax.evaluation.metrics import representation
 from vae_jax.evaluation.metrics import samples
@@ -38,7 +41,8 @@ __all__ = ['Context', 'Figure', 'METRICS', 'Metric', 'NEEDS', 'all_figures', 'ch
 
 
 # The registry, in the order eval.json, reports and writers list the figures.
-for _metric in (likelihood.Likelihood, representation.Representation, samples.Samples, table.Table):
+for _metric in (likelihood.Likelihood, representation.Representation, samples.Samples, table.Table,
+                disentanglement.Disentanglement):
   register(_metric)
 
 

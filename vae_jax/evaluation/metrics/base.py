@@ -20,7 +20,7 @@ from vae_jax import progress
 from vae_jax.figures import Figure
 
 # What a metric may need, and the line it is skipped with when the run does not have it.
-NEEDS = ('labels', 'classifier', 'samples')
+NEEDS = ('labels', 'classifier', 'samples', 'factors')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,7 +41,8 @@ class Metric:
   name: its name in config.eval.metrics;
   figures: the eval.json keys it returns that are numbers to show (tuple of Figure);
   needs: frozenset of NEEDS: 'labels' (the dataset's), 'classifier' (the dataset's own image classifier,
-    `vae_jax.evaluation.classifier`), 'samples' (a kind that draws from its prior). A run without one is
+    `vae_jax.evaluation.classifier`), 'samples' (a kind that draws from its prior), 'factors' (the dataset's
+    known factors of variation, `dataset.factors`, to draw images by factor value). A run without one is
     skipped with one log line (`applies`), and eval.json does not get the figures.
   """
 
@@ -61,6 +62,8 @@ class Metric:
       return f'the classifier of {dataset.name} reads its images at their own size, not data.image_size'
     if 'samples' in self.needs and not model.stochastic:
       return f'model.kind={ctx.config.model.kind} draws no samples'
+    if 'factors' in self.needs and getattr(dataset, 'factors', None) is None:
+      return f'the {self.name} metric draws images by factor value, and {dataset.name} has no factors'
     return None
 
   def compute(self, ctx: Context) -> dict:
@@ -110,10 +113,14 @@ def prior_draws(model, params, key: jax.Array, n: int, unit: str = 'images', bat
   return np.concatenate(parts)
 
 
+def encoder(model, params):
+  """`encode`'s representation, jitted once: (x, y) -> (n, latent_dim) (a VAE's posterior means)."""
+  return jax.jit(lambda x, y: model.apply({'params': params}, x, y, method=model.encode)[0])
+
+
 def encodings(model, params, examples: np.ndarray, labels: np.ndarray | None, what: str = 'encoding') -> np.ndarray:
   """`encode`'s representation of every example: (n, latent_dim)."""
-  encode = jax.jit(lambda x, y: model.apply({'params': params}, x, y, method=model.encode)[0])
-  return batched(encode, (examples, labels), what)
+  return batched(encoder(model, params), (examples, labels), what)
 
 
 def like_test(examples: np.ndarray, config, seed_offset: int) -> np.ndarray:

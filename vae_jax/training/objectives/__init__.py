@@ -10,6 +10,10 @@ package, `objectives.OBJECTIVES['name'] = MyObjective`).
 
 from vae_jax import models
 from vae_jax.training.objectives.base import Objective
+from vae_jax.training.objectives.disentangling import Annealed
+from vae_jax.training.objectives.disentangling import Dip
+from vae_jax.training.objectives.disentangling import Discriminated
+from vae_jax.training.objectives.disentangling import TotalCorrelation
 from vae_jax.training.objectives.elbo import Elbo
 from vae_jax.training.objectives.elbo import elbo_objective
 from vae_jax.training.objectives.iwae import Iwae
@@ -23,6 +27,10 @@ OBJECTIVES: dict[str, type[Objective]] = {
     'elbo': Elbo,
     'iwae': Iwae,
     'vqvae': VectorQuantized,
+    'annealed_vae': Annealed,
+    'beta_tcvae': TotalCorrelation,
+    'dip_vae': Dip,
+    'factor_vae': Discriminated,
 }
 
 
@@ -36,7 +44,8 @@ def check_config(config) -> None:
   OBJECTIVES[name_of(config)].check_config(config)
 
 
-def make(config) -> Objective:
-  """The objective of `config`'s kind, once it has checked the settings (errors.ConfigError)."""
+def make(config, num_train: int | None = None) -> Objective:
+  """The objective of `config`'s kind, once it has checked the settings (errors.ConfigError); `num_train`: the
+  training set's size."""
   check_config(config)
-  return OBJECTIVES[name_of(config)](config)
+  return OBJECTIVES[name_of(config)](config, num_train)

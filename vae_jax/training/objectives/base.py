@@ -8,7 +8,7 @@ member here, with the default that most kinds use:
 
   loss(model, params, batch, keys, kl_weight) -> (loss, metrics)
       The scalar to minimize for a batch ({'x': examples, 'label': classes,
-      absent when the data have none}; keys: one per example) and the batch
+      absent when the data have none, 'step': the step number}; keys: one per example) and the batch
       means to log, in nats per example where they are bounds. Networks with
       opposed aims (a discriminator) train in the same call: each part of the
       loss reaches only its own parameters through jax.lax.stop_gradient.
@@ -40,8 +40,9 @@ from vae_jax.training import stages as stages_lib
 class Objective:
   """The default objective's members; subclasses override what differs."""
 
-  def __init__(self, config):
-    self.config = config
+  def __init__(self, config, num_train: int | None = None):
+    """`num_train`: the training set's size, for estimates over the whole data from a batch."""
+    self.config, self.num_train = config, num_train
 
   @classmethod
   def check_config(cls, config) -> None:
