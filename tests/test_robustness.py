@@ -114,8 +114,8 @@ def _nan_when(condition):
   """Wraps the real objective so that the loss is NaN when `condition(x)` holds."""
   real_make = objectives.make
 
-  def make(config):
-    objective = real_make(config)
+  def make(config, num_train=None):
+    objective = real_make(config, num_train)
     real_loss = objective.loss
 
     def poisoned(model, params, batch, keys, kl_weight):
