@@ -209,15 +209,15 @@ def _resized(loaded: Loaded, size) -> Loaded:
                              spec=ImageSpec.of_shape(shape, levels=loaded.spec.levels))
 
 
-def load(config, arrays: dict | None = None) -> Dataset:
-  """Loads `config.data.name` (or, given `arrays`, those: see `sources.array.from_arrays`), checks it, holds
+def load(config, arrays=None) -> Dataset:
+  """Loads `config.data.name` (or, given `arrays`, those: see `sources.array.named`), checks it, holds
   out what it needs, binarizes it and checks it against the config."""
   name = config.data.name
   if arrays is not None:
-    loaded = array.from_arrays(arrays, NOTEBOOK_SOURCE)
+    loaded = array.from_arrays(array.named(arrays), NOTEBOOK_SOURCE)
   else:
     loaded = find(name).load(config)
-  loaded = _checked(_resized(_checked(loaded, name), config.data.image_size), name)
+  loaded = _resized(_checked(loaded, name), config.data.image_size)  # resizing gives checked uint8 of its spec
   spec = loaded.spec
   fingerprint = loaded.fingerprint or rows_lib.fingerprint(*loaded.train, *(loaded.test or (None, None)))
   (train_x, train_y), train_f = loaded.train, loaded.train_factors

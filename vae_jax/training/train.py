@@ -152,18 +152,6 @@ def _check_labels(model, dataset) -> None:
                              f'{model.num_classes} classes; set model.num_classes to at least {labels.max() + 1}')
 
 
-def _notebook_arrays(given) -> dict:
-  """train_and_evaluate's `dataset` as the {name: array} dict the array source reads."""
-  if isinstance(given, dict):
-    return dict(given)
-  if isinstance(given, (tuple, list)):
-    if len(given) != 2:
-      raise errors.DataError(f'dataset= is a sequence of {len(given)} arrays; give the training images, a pair '
-                             '(train, test), or a dict with x_train, y_train, x_test, y_test')
-    return {'x_train': given[0], 'x_test': given[1]}
-  return {'x_train': given}
-
-
 def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: pathlib.Path, replace_run: bool,
                         lock: workdir_lib.RunLock, cleanup: contextlib.ExitStack, arrays=None) -> dict:
   """train_and_evaluate's body; `lock` is taken once the config and data are known good, before the
@@ -174,7 +162,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: pathlib.Path
   config_lib.validate(config)
   writers.check_config(config)
   metrics_lib.check_config(config)
-  dataset = data.load(config, None if arrays is None else _notebook_arrays(arrays))
+  dataset = data.load(config, arrays)
   setup = setup_lib.make_setup(config, dataset)
   _check_labels(setup.model, dataset)
   workdir = pathlib.Path(workdir)

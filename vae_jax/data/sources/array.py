@@ -85,6 +85,19 @@ def _pick(arrays: dict, role: str, where: str):
   return arrays[found[0]] if found else None
 
 
+def named(given) -> dict:
+  """Arrays as a notebook hands them over (the training images, a pair (train, test), or a dict of KEYS names)
+  as the {name: array} dict `from_arrays` reads."""
+  if isinstance(given, dict):
+    return dict(given)
+  if isinstance(given, (tuple, list)):
+    if len(given) != 2:
+      raise errors.DataError(f'dataset= is a sequence of {len(given)} arrays; give the training images, a pair '
+                             '(train, test), or a dict with x_train, y_train, x_test, y_test')
+    return {'x_train': given[0], 'x_test': given[1]}
+  return {'x_train': given}
+
+
 def from_arrays(arrays: dict, where: str) -> sources.Loaded:
   """Loaded from {name: array} (the names of KEYS), checked (`checks`); unknown names are refused."""
   known = {k for keys in KEYS.values() for k in keys}
