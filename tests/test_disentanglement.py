@@ -8,12 +8,12 @@ import ml_collections
 import numpy as np
 import pytest
 
+from vae_jax import config_lib
 from vae_jax import data
 from vae_jax import errors
 from vae_jax.data.factors import Factors
 from vae_jax.evaluation import disentanglement as dis
 from vae_jax.evaluation import metrics
-from vae_jax.evaluation.metrics import disentanglement as dis_metric
 
 # A constant factor (dSprites' colour) and three that vary; two of the same size, for the 45-degree mix.
 NAMES, SIZES = ('colour', 'shape', 'x', 'y'), (1, 3, 5, 5)
@@ -182,18 +182,21 @@ class ReadingModel:
     return method(x, y)
 
 
+SMALL = {'num_train': 600, 'num_test': 300, 'score_batch_size': 32, 'score_num_train': 600, 'score_num_eval': 100,
+         'num_variance_estimate': 500}
+
+
 def _context(factors=FACTORS, name='toy'):
   config = ml_collections.ConfigDict({'seed': 0, 'data': {'binarize': 'none'},
-                                      'eval': {'batch_size': 100, 'metrics': ('disentanglement',)}})
+                                      'eval': {'batch_size': 100, 'metrics': ('disentanglement',),
+                                               'disentanglement': SMALL}})
   spec = data.ImageSpec(1, len(SIZES), 1)
   split = data.Split(np.zeros((2, 1, len(SIZES), 1), np.uint8), None, spec)
   dataset = data.Dataset(name, split, split, split, 'made here', spec, factors=factors)
   return metrics.Context(ReadingModel(), {}, config, dataset, jax.random.key(0))
 
 
-def test_the_disentanglement_metric_reports_seven_figures_and_their_estimators(monkeypatch):
-  monkeypatch.setattr(dis_metric, 'SIZES', {'num_train': 600, 'num_test': 300, 'batch_size': 32, 'num_eval': 100,
-                                            'num_variance_estimate': 500})
+def test_the_disentanglement_metric_reports_seven_figures_and_their_estimators():
   ctx = _context()
   out = metrics.compute(ctx)
   keys = ('beta_vae_score', 'factor_vae_score', 'mig', 'dci_disentanglement', 'dci_completeness',
@@ -221,3 +224,18 @@ def test_the_metric_is_refused_in_one_line_on_data_without_factors():
   assert metrics.compute(ctx) == {}
   with pytest.raises(errors.DataError, match=line):
     metrics.METRICS['disentanglement'].compute(ctx)
+
+
+@pytest.mark.parametrize('overrides, message', [
+    ({'data.name': 'fashion_mnist'}, 'eval.metrics names disentanglement, which draws images by factor value, but '
+                                     'data.name=fashion_mnist has no known factors'),
+    ({'eval.disentanglement.score_batch_size': 1}, 'eval.disentanglement.score_batch_size=1 must be an integer >= 2'),
+    ({'eval.disentanglement.score_num_eval': 0}, 'eval.disentanglement.score_num_eval=0 must be an integer >= 1'),
+])
+def test_the_metric_is_refused_at_config_time_on_data_without_factors_or_bad_sizes(overrides, message):
+  config = config_lib.base_config()
+  config.data.name, config.data.binarize, config.eval.metrics = 'dsprites', 'none', ('disentanglement',)
+  config.update_from_flattened_dict(overrides)
+  config_lib.validate(config)
+  with pytest.raises(errors.ConfigError, match=message):
+    metrics.check_config(config)  # where a run starts, before any data is read

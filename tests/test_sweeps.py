@@ -139,6 +139,14 @@ def test_array_spec():
   assert sweeps.array_spec([3]) == '3'
 
 
+def test_cpu_slices_deal_the_cores_out_disjointly():
+  assert sweeps.cpu_slices(2, [0, 1]) == [(0,), (1,)]
+  assert sweeps.cpu_slices(2, [0, 1, 2, 3, 4]) == [(0, 1, 2), (3, 4)]
+  assert sweeps.cpu_slices(3, [4, 5, 6]) == [(4,), (5,), (6,)]
+  assert sweeps.cpu_slices(3, [0, 1]) == [None] * 3  # fewer cores than slots: no pinning
+  assert sweeps.cpu_slices(1, [0, 1]) == [None]       # one at a time: every core
+
+
 def test_device_env_gives_each_process_one_accelerator():
   env = sweeps.device_env('3')
   assert env['CUDA_VISIBLE_DEVICES'] == '3' and env['TPU_VISIBLE_CHIPS'] == '3'
@@ -328,6 +336,8 @@ def test_killed_sweep_resumes_two_at_a_time_then_the_report(tmp_path):
   log = proc.stderr
   starts = [m.start() for m in re.finditer(r'started \S+', log)]
   assert len(starts) == 3 and starts[1] < log.index(' finished in ') < starts[2], log[-3000:]
+  if len(os.sched_getaffinity(0)) >= 2:  # side by side, each on its own cores
+    assert len(set(re.findall(r'started \S+ on cores ([\d,]+)', log))) == 2, log[-3000:]
 
   rows = _report_rows(directory)
   assert [r['point'] for r in rows] == SMOKE_NAMES

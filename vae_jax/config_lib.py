@@ -125,6 +125,13 @@ def base_config() -> ml_collections.ConfigDict:
   c.eval.measures = True             # at the end, the metrics eval.metrics names (vae_jax/evaluation/metrics/)
   c.eval.metrics = ('representation', 'samples')  # probe/kNN accuracy; Frechet distances and the classifier's
                                      # view of samples; any registered metric (--config.eval.metrics=a,b)
+  c.eval.disentanglement = ml_collections.ConfigDict()  # that metric's sample sizes; the defaults are
+  c.eval.disentanglement.num_train = 10_000  # disentanglement_lib's. MIG, DCI and SAP: codes fitted on,
+  c.eval.disentanglement.num_test = 5_000    # and codes DCI and SAP are scored on
+  c.eval.disentanglement.score_batch_size = 64     # BetaVAE and FactorVAE scores: images a point, points
+  c.eval.disentanglement.score_num_train = 10_000  # fitted on and points scored;
+  c.eval.disentanglement.score_num_eval = 5_000
+  c.eval.disentanglement.num_variance_estimate = 10_000  # FactorVAE: images of its global variances
 
   c.steps_per_dispatch = 100         # train steps between returns to Python; logging and
                                      # checkpoints happen between them

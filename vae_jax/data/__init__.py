@@ -223,33 +223,42 @@ def load(config, arrays=None) -> Dataset:
   (train_x, train_y), train_f = loaded.train, loaded.train_factors
   things = f'{spec.kind}s'
   pick = lambda a, rows: None if a is None else a[rows]  # labels or factor indices, where there are any
+  num_val, num_train = config.data.num_validation, config.data.num_train
+  cut = lambda x, y, f, rows: (rows_lib.take(x, rows), pick(y, rows), pick(f, rows))
+
+  def check_sizes(available):
+    if num_val >= available:
+      raise errors.DataError(f'data.num_validation={num_val} leaves no training {things}: {name} has '
+                             f'{available} in its train split')
+    if num_train is not None and num_train > available - num_val:
+      raise errors.DataError(f'data.num_train={num_train} is more than the {available - num_val} training '
+                             f'{things} of {name} (after data.num_validation={num_val}); use at most '
+                             f'{available - num_val}')
+
   if loaded.test is None:
+    # Test, validation and a data.num_train subset are all drawn by one permutation of the split seed: a
+    # source's rows may come in a systematic order (dsprites: factor order), so no part is taken from an end.
     n = len(train_x)
     num_test = int(round(config.data.test_fraction * n))
     if not 0 < num_test < n:
       raise errors.DataError(f'{name} has {n} {things} and no test split; data.test_fraction='
                              f'{config.data.test_fraction} holds out {num_test}: give more data or another fraction')
+    check_sizes(n - num_test)
     order = np.random.default_rng(config.data.split_seed).permutation(n)
-    test_rows, train_rows = np.sort(order[:num_test]), np.sort(order[num_test:])
     logging.info('%s has no test split: holding out %d of its %d %s as the test split (data.test_fraction=%g, '
                  'data.split_seed=%d)', name, num_test, n, things, config.data.test_fraction, config.data.split_seed)
-    test_x, test_y, test_f = rows_lib.take(train_x, test_rows), pick(train_y, test_rows), pick(train_f, test_rows)
-    train_x, train_y, train_f = rows_lib.take(train_x, train_rows), pick(train_y, train_rows), pick(train_f, train_rows)
+    rest = order[num_test + num_val:]
+    parts = (order[:num_test], order[num_test:num_test + num_val], rest if num_train is None else rest[:num_train])
+    (test_x, test_y, test_f), (val_x, val_y, val_f), (train_x, train_y, train_f) = (
+        cut(train_x, train_y, train_f, np.sort(rows)) for rows in parts)
   else:
     (test_x, test_y), test_f = loaded.test, loaded.test_factors
-  num_val = config.data.num_validation
-  if num_val >= len(train_x):
-    raise errors.DataError(f'data.num_validation={num_val} leaves no training {things}: {name} has '
-                           f'{len(train_x)} in its train split')
-  split_at = len(train_x) - num_val
-  cut = lambda x, y, f, rows: (rows_lib.take(x, rows), pick(y, rows), pick(f, rows))
-  val_x, val_y, val_f = cut(train_x, train_y, train_f, slice(split_at, None))
-  train_x, train_y, train_f = cut(train_x, train_y, train_f, slice(None, split_at))
-  if config.data.num_train is not None:
-    if config.data.num_train > len(train_x):
-      raise errors.DataError(f'data.num_train={config.data.num_train} is more than the {len(train_x)} training '
-                             f'{things} of {name} (after data.num_validation={num_val}); use at most {len(train_x)}')
-    train_x, train_y, train_f = cut(train_x, train_y, train_f, slice(None, config.data.num_train))
+    check_sizes(len(train_x))
+    split_at = len(train_x) - num_val
+    val_x, val_y, val_f = cut(train_x, train_y, train_f, slice(split_at, None))
+    train_x, train_y, train_f = cut(train_x, train_y, train_f, slice(None, split_at))
+    if num_train is not None:
+      train_x, train_y, train_f = cut(train_x, train_y, train_f, slice(None, num_train))
   if config.data.binarize != 'none':
     if spec.dtype != 'float32':
       raise errors.ConfigError(f'data.binarize={config.data.binarize!r} draws binary values from values in [0, 1]; '

@@ -32,7 +32,7 @@ import signal
 import subprocess
 import sys
 import time
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 import warnings
 
 from absl import flags
@@ -386,6 +386,30 @@ def device_env(device: str | None, per_device: int = 1) -> dict[str, str]:
   return env
 
 
+def cpu_slices(parallel: int, cpus: Sequence[int] | None = None) -> list[tuple[int, ...] | None]:
+  """The cores of each of `parallel` CPU slots: the usable cores dealt out in contiguous, disjoint slices,
+  so points running side by side do not contend for cores (and each point's time is its own slice's). None
+  for every slot where the cores cannot be split: one slot, fewer cores than slots, or no affinity API."""
+  if cpus is None:
+    if not hasattr(os, 'sched_getaffinity'):
+      return [None] * parallel
+    cpus = sorted(os.sched_getaffinity(0))
+  if parallel <= 1 or len(cpus) < parallel:
+    return [None] * parallel
+  per, extra = divmod(len(cpus), parallel)
+  bounds = list(itertools.accumulate([per + (i < extra) for i in range(parallel)], initial=0))
+  return [tuple(cpus[a:b]) for a, b in builtins.zip(bounds[:-1], bounds[1:])]
+
+
+def _child_setup(cpus: tuple[int, ...] | None) -> Callable[[], None]:
+  """What a point's process runs before it starts: pinned to `cpus` (if any), and stopped with the sweep."""
+  def setup():
+    if cpus is not None:
+      os.sched_setaffinity(0, cpus)
+    _die_with_parent()
+  return setup
+
+
 def _die_with_parent() -> None:
   """Asks Linux to SIGTERM this child when the scheduler dies, even by SIGKILL."""
   if sys.platform.startswith('linux'):
@@ -431,6 +455,7 @@ def run_local(s: Sweep, devices: Sequence[str] | None = None, parallel: int = 1,
               env: Mapping[str, str] | None = None, poll_s: float = 0.2) -> list[Result]:
   """Runs the unfinished points, `parallel` at a time on each of `devices` (else on the CPU).
 
+  On the CPU, `parallel` > 1 pins each slot to its own slice of the cores (`cpu_slices`).
   Finished points are skipped; interrupted ones resume from their checkpoints (vae_jax.main does).
   Each point's output goes to WORKDIR/launch.log and its exit status to WORKDIR/launch.json. A
   failed point does not stop the others. SIGTERM or Ctrl-C stops every running point first (each saves a
@@ -439,6 +464,7 @@ def run_local(s: Sweep, devices: Sequence[str] | None = None, parallel: int = 1,
   if parallel < 1:
     raise errors.UserError(f'--parallel={parallel} must be >= 1')
   slots = [d for d in devices for _ in range(parallel)] if devices else [None] * parallel
+  pins = [None] * len(slots) if devices else cpu_slices(parallel)
   write_sweep_file(s)
   results, queue = {}, []
   for p in s.points:
@@ -465,10 +491,12 @@ def run_local(s: Sweep, devices: Sequence[str] | None = None, parallel: int = 1,
         _write_json(os.path.join(p.workdir, LAUNCH_FILE), dict(command=list(p.command), device=device,
                                                                 returncode=None))
         proc = subprocess.Popen(p.command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env={**base_env, **device_env(device, parallel)}, preexec_fn=_die_with_parent)
+                                env={**base_env, **device_env(device, parallel)},
+                                preexec_fn=_child_setup(pins[slot]))
         running[slot] = (proc, p, log, time.monotonic())
-        logging.info('started %s%s (log: %s)', p.name, f' on device {device}' if device is not None else '',
-                     os.path.join(p.workdir, LAUNCH_LOG))
+        where = (f' on device {device}' if device is not None else
+                 f' on cores {",".join(map(str, pins[slot]))}' if pins[slot] is not None else '')
+        logging.info('started %s%s (log: %s)', p.name, where, os.path.join(p.workdir, LAUNCH_LOG))
       for slot in list(running):
         proc, p, log, start = running[slot]
         if proc.poll() is None:

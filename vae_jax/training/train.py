@@ -28,9 +28,9 @@ from vae_jax import evaluation
 from vae_jax import models
 from vae_jax import progress
 from vae_jax.evaluation import metrics as metrics_lib
-from vae_jax.evaluation.metrics import table as table_metric
 from vae_jax.evaluation import results as results_lib
 from vae_jax.runs import checkpoints
+from vae_jax.runs import run as run_lib
 from vae_jax.runs import workdir as workdir_lib
 from vae_jax.runs import writers
 from vae_jax.runtime import files
@@ -41,6 +41,7 @@ from vae_jax.training import feeds
 from vae_jax.training import optimizer
 from vae_jax.training import setup as setup_lib
 from vae_jax.viz import plots
+from vae_jax.viz import report
 
 EVAL_FILE = workdir_lib.EVAL_FILE
 
@@ -304,9 +305,13 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: pathlib.Path
       dispatch=feed.mode, seconds=time.perf_counter() - t0,
       measured=results_lib.measured(setup.model, params, config, dataset) if config.eval.measures else None)
   writer.write_scalars(step, {f'test/{k}': v for k, v in results_lib.scalars(results, setup.model).items()})
-  images.write(writer, optimizer.eval_params(state), step, workdir)
-  if jax.process_index() == 0:
-    table_metric.write_samples(workdir, setup.model, params, config, dataset)
+  images.write(writer, params, step, workdir)
+  if jax.process_index() == 0:  # samples.csv, representation.npz, ...: the outputs the data have
+    ctx = metrics_lib.Context(setup.model, params, config, dataset, keys_lib.measures_key(config.seed))
+    writer.write_images(step, metrics_lib.write_outputs(ctx, results, workdir))
+    if dataset.factors is not None:  # the latent traversal and the latent-factor MI matrix
+      run = run_lib.Run(workdir, checkpoints.read_config(workdir), params, step)
+      writer.write_images(step, report.factor_images(run, dataset, results))
   writer.close()
   if jax.process_index() == 0:
     workdir_lib.write_json(eval_path, results)

@@ -364,6 +364,53 @@ def latent_traversal(run, image, kl_per_dim=None, num_dims: int = 10, num_steps:
   return _finish(fig, path)
 
 
+def mutual_information(run, images, factors, factor_names, labels=None, kl_per_dim=None,
+                       path: str | os.PathLike | None = None) -> Figure:
+  """The mutual information between each latent dimension's posterior mean and each known factor, in nats.
+
+  `factors`: (n, K) factor indices of `images` (a split's `factors`). Each
+  mean is discretized into equal-width bins as MIG does
+  (`evaluation.disentanglement.mutual_information_matrix`); rows are the
+  dimensions by KL when `kl_per_dim` is given (else the run's eval.json,
+  else index order), each labelled with its KL. A disentangled code has
+  one bright cell per row and per column.
+  """
+  from vae_jax.evaluation import disentanglement  # pylint: disable=g-import-not-at-top
+  _require_images(run, 'the latent-factor mutual information')
+  _require_stochastic(run, 'the latent-factor mutual information')
+  if factors is None:
+    raise NotApplicable(f'{run.config.data.name} has no known factors of variation')
+  means = encode_means(run, images, labels=labels)
+  mi = disentanglement.mutual_information_matrix(means, np.asarray(factors))
+  try:
+    kl = np.asarray(latent_kl(run) if kl_per_dim is None else kl_per_dim, np.float64)
+  except (NotApplicable, ValueError):
+    kl = None
+  dims = dims_by_kl(kl) if kl is not None else np.arange(mi.shape[0])
+  fig = _figure(1.2 * len(factor_names) + 3.0, 0.38 * len(dims) + 1.8)
+  ax = fig.add_subplot()
+  shown = mi[dims]
+  im = ax.imshow(shown, cmap='viridis', vmin=0.0, aspect='auto', interpolation='nearest')
+  for (i, k), value in np.ndenumerate(shown):
+    ax.text(k, i, f'{value:.2f}', ha='center', va='center', fontsize=7,
+            color='black' if value > 0.6 * max(float(shown.max()), 1e-9) else 'white')
+  ax.set_xticks(range(len(factor_names)), list(factor_names), fontsize=8)
+  ax.set_yticks(range(len(dims)), [f'z[{d}]' + ('' if kl is None else f': KL {kl[d]:.2f}') for d in dims],
+                fontsize=8)
+  fig.colorbar(im, ax=ax, label='I(z_i; factor) (nats)')
+  fig.suptitle(f'Mutual information between posterior means and factors, {len(means):,} test images\n'
+               f'{_describe(run)}', fontsize=10)
+  return _finish(fig, path)
+
+
+def figure_image(fig: Figure) -> np.ndarray:
+  """A drawn Figure as an (H, W, 3) float image in [0, 1], for the run's writers (TensorBoard)."""
+  from matplotlib.backends.backend_agg import FigureCanvasAgg  # pylint: disable=g-import-not-at-top
+  canvas = FigureCanvasAgg(fig)
+  canvas.draw()
+  return np.asarray(canvas.buffer_rgba())[..., :3].astype(np.float32) / 255.0
+
+
 def latent_manifold(run, num_per_side: int = 15, path: str | os.PathLike | None = None,
                     label: int | None = None) -> Figure:
   """Kingma & Welling's figure for a 2-D latent space: E[x|z] on a grid of z at Gaussian quantiles.

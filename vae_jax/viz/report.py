@@ -2,8 +2,8 @@
 `python -m vae_jax.report --workdir=DIR` runs.
 
 DIR/report/ gets one PNG per picture (prior samples at temperatures 1 and
-0.7, reconstructions, an interpolation, a latent traversal, the 2-D manifold
-when latent_dim=2, the test set's latent means, the training curves) and
+0.7, reconstructions, an interpolation, a latent traversal, the mutual
+information between latents and factors on data with factors (dsprites), the 2-D manifold when latent_dim=2, the test set's latent means, the training curves) and
 report.md, which shows them next to the test figures of DIR/eval.json, each
 with its meaning, unit and direction as its metric or kind declares it
 (`vae_jax.evaluation.metrics.all_figures`). Pictures that do not apply to the
@@ -29,6 +29,10 @@ from vae_jax.viz import plots
 
 REPORT_DIR = 'report'
 REPORT_FILE = 'report.md'
+TRAVERSAL = 'latent_traversal.png'
+MUTUAL_INFORMATION = 'mutual_information.png'
+# Pictures a run on data with factors also sends to its writers (TensorBoard) when it ends.
+FACTOR_PICTURES = (TRAVERSAL, MUTUAL_INFORMATION)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,6 +103,7 @@ def pictures(run: run_lib.Run, dataset: data.Dataset, results: dict | None, seed
     return plots.latent_kl(run, test.images, labels=test.labels)
 
   kl_source = 'eval.json' if results and results.get('kl_per_dim_nats') else 'the test images'
+  factor_names = () if dataset.factors is None else dataset.factors.names
   return [
       Picture('prior_samples.png', 'Prior samples', 'Samples from the prior: E[x|z] for z ~ p(z).',
               lambda p: plots.prior_samples(run, jax.random.fold_in(key, 0), 64, 1.0, path=p)),
@@ -120,11 +125,17 @@ def pictures(run: run_lib.Run, dataset: data.Dataset, results: dict | None, seed
               f'and {pair_ends}, decoded.',
               lambda p: plots.interpolation(run, test.images[starts], test.images[ends], path=p,
                                             labels=labels(starts))),
-      Picture('latent_traversal.png', 'Latent traversal',
+      Picture(TRAVERSAL, 'Latent traversal',
               'One latent dimension at a time moved around the posterior mean of a test image; rows are the '
               f'dimensions with the most KL (per-dimension KL from {kl_source}).',
               lambda p: plots.latent_traversal(run, test.images[0], kl_per_dim(), path=p,
                                                label=first_label)),
+      Picture(MUTUAL_INFORMATION, 'Latents and factors',
+              'Data with known factors: the mutual information (nats) between each latent dimension\'s posterior '
+              'mean, in 20 equal-width bins as MIG reads it, and each factor, over the test split; rows by KL. A '
+              'disentangled code has one bright cell in each row and column.',
+              lambda p: plots.mutual_information(run, test.images, test.factors, factor_names, test.labels,
+                                                 kl_per_dim(), path=p)),
       Picture('latent_manifold.png', 'The 2-D latent manifold',
               'The decoder over the 2-D latent space, on a grid at Gaussian quantiles (a conditional model: as '
               'the first test image\'s label).',
@@ -136,6 +147,21 @@ def pictures(run: run_lib.Run, dataset: data.Dataset, results: dict | None, seed
               'ELBO, reconstruction and KL during training, train and validation.',
               lambda p: plots.training_curves(run, path=p)),
   ]
+
+
+def factor_images(run: run_lib.Run, dataset: data.Dataset, results: dict | None) -> dict[str, np.ndarray]:
+  """Data with factors: the latent traversal and the latent-factor mutual information as images for the
+  run's writers (tag -> (H, W, 3) floats), each left out when it does not apply; {} for other data."""
+  if dataset.factors is None:
+    return {}
+  images = {}
+  for picture in pictures(run, dataset, results):
+    if picture.name in FACTOR_PICTURES:
+      try:
+        images[f'pictures/{picture.name.removesuffix(".png")}'] = plots.figure_image(picture.draw(None))
+      except plots.NotApplicable as e:
+        logging.info('not drawn for the writers: %s: %s', picture.name, e)
+  return images
 
 
 def write_report(workdir: epath.PathLike, step: int | None = None, seed: int = 0) -> epath.Path:

@@ -48,9 +48,11 @@ class Source:
   """A dataset by name: `load(config) -> Loaded`, and its number of classes (None when unlabelled),
   known without loading (a conditional model is checked against it before any data is read). `options`: the
   data.* fields only this source reads (another source refuses values other than their defaults);
-  `check_config(config)`: its checks of them, before anything is read."""
+  `check_config(config)`: its checks of them, before anything is read; `has_factors`: its data come with
+  known factors of variation (`Loaded.factors`), so a metric that needs them is allowed at config time."""
   name: str
   load: Callable[[Any], Loaded]
   num_classes: int | None = None
   options: tuple[str, ...] = ()
   check_config: Callable[[Any], None] | None = None
+  has_factors: bool = False

@@ -245,4 +245,4 @@ def load(config) -> sources.Loaded:
 
 
 DSPRITES = sources.Source('dsprites', load, options=('variant', 'dsprites_size', 'dsprites_factor_sizes'),
-                           check_config=check_config)
+                           check_config=check_config, has_factors=True)

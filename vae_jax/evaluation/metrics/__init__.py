@@ -14,6 +14,14 @@
 After the final test evaluation (and in vae_jax.evaluate), the metrics that
 config.eval.metrics names run when config.eval.measures is on, in that order.
 
+Outputs (`base.OUTPUTS`, `write_outputs`) are the files a finished run
+writes beside eval.json by what its data have, whatever metrics are chosen:
+
+  samples.csv         a table's synthetic rows, in its own units (table)
+  representation.npz  data with factors: the test split's posterior means and
+                      factors (disentanglement); with the MI matrix and the
+                      latent traversal as images for TensorBoard
+
 Adding a metric: subclass `Metric` (its name, figures and needs, `compute`)
 and `register` it; name it in config.eval.metrics. eval.json, TensorBoard and
 metrics.jsonl (its scalar figures, as test/KEY), report.md and the sweep
@@ -31,13 +39,14 @@ from vae_jax.evaluation.metrics import samples
 from vae_jax.evaluation.metrics import table
 from vae_jax.evaluation.metrics.base import METRICS
 from vae_jax.evaluation.metrics.base import NEEDS
+from vae_jax.evaluation.metrics.base import OUTPUTS
 from vae_jax.evaluation.metrics.base import Context
 from vae_jax.evaluation.metrics.base import Metric
 from vae_jax.evaluation.metrics.base import register
 from vae_jax.figures import Figure
 
-__all__ = ['Context', 'Figure', 'METRICS', 'Metric', 'NEEDS', 'all_figures', 'check_config', 'compute',
-           'register']
+__all__ = ['Context', 'Figure', 'METRICS', 'Metric', 'NEEDS', 'OUTPUTS', 'all_figures', 'check_config', 'compute',
+           'register', 'write_outputs']
 
 
 # The registry, in the order eval.json, reports and writers list the figures.
@@ -57,6 +66,7 @@ def check_config(config) -> None:
       raise errors.ConfigError(f'eval.metrics: {why}use any of {", ".join(allowed)}')
     if chosen.count(name) > 1:
       raise errors.ConfigError(f'eval.metrics names {name} twice; name each metric once')
+    METRICS[name].check_config(config)
 
 
 def _kind(model):
@@ -91,3 +101,12 @@ def compute(ctx: Context, chosen=None) -> dict:
       continue
     out.update(metric.compute(ctx))
   return out
+
+
+def write_outputs(ctx: Context, results: dict, workdir) -> dict:
+  """Runs every registered output (`base.OUTPUTS`) for a finished run: the files they write into `workdir`,
+  and the images they return for the run's writers, merged."""
+  images = {}
+  for output in OUTPUTS.values():
+    images.update(output(ctx, results, workdir) or {})
+  return images

@@ -1,4 +1,5 @@
 """A metric is one class: the figures it returns, what it needs, and how it computes them (`Metric`).
+Beside the metrics, outputs: files a finished run writes next to eval.json (`register_output`).
 
 A metric reads a trained model through a `Context` and returns a dict of
 eval.json keys: its figures (`vae_jax.figures.Figure`, each with its unit and
@@ -8,7 +9,7 @@ and TensorBoard, report.md and the sweep report show its figures.
 """
 
 import dataclasses
-from typing import Any
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -21,6 +22,20 @@ from vae_jax.figures import Figure
 
 # What a metric may need, and the line it is skipped with when the run does not have it.
 NEEDS = ('labels', 'classifier', 'samples', 'factors')
+
+# name -> output(ctx, results, workdir) -> images: what a finished run writes beside eval.json when its data
+# have what the output needs (a table's samples.csv, the factors' representation.npz). Each writes its file
+# whole or not at all and returns images (tag -> (H, W, C) floats in [0, 1]) for the run's writers, or {} when it
+# does not apply. Called on process 0 after the final evaluation, whether or not a metric is chosen.
+OUTPUTS: dict[str, Callable[..., dict]] = {}
+
+
+def register_output(name: str):
+  """Registers an output function under `name` (a decorator)."""
+  def add(fn):
+    OUTPUTS[name] = fn
+    return fn
+  return add
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,6 +80,10 @@ class Metric:
     if 'factors' in self.needs and getattr(dataset, 'factors', None) is None:
       return f'the {self.name} metric draws images by factor value, and {dataset.name} has no factors'
     return None
+
+  def check_config(self, config) -> None:
+    """Raises errors.ConfigError for a config this metric cannot serve, before anything is read or trained
+    (a missing label or classifier is found later, by `applies`, and skipped)."""
 
   def compute(self, ctx: Context) -> dict:
     """eval.json's keys of this metric: its figures, and any words on how they were made."""

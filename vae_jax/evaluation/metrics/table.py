@@ -104,19 +104,22 @@ def synthetic_frame(model, params, spec: data.VectorSpec, config, n: int):
   return spec.to_frame(base.prior_draws(model, params, samples_key(config), n, 'rows'), clip=True)
 
 
-def write_samples(workdir, model, params, config, dataset) -> pathlib.Path | None:
+@base.register_output(SAMPLES_CSV)
+def write_samples(ctx: base.Context, results: dict, workdir) -> dict:
   """WORKDIR/samples.csv: as many synthetic rows as the test split has (those the metric scores), in the
   data's own units and categories. Nothing for examples that are not rows of a vector, or a model that
   does not sample."""
+  del results
+  dataset, model = ctx.dataset, ctx.model
   if not isinstance(dataset.spec, data.VectorSpec) or not model.stochastic:
-    return None
-  frame = synthetic_frame(model, params, dataset.spec, config, len(dataset.test.examples))
+    return {}
+  frame = synthetic_frame(model, ctx.params, dataset.spec, ctx.config, len(dataset.test.examples))
   path = pathlib.Path(workdir) / SAMPLES_CSV
   tmp = path.with_name(path.name + '.tmp')
   frame.to_csv(tmp, index=False)
   tmp.replace(path)
   logging.info('wrote %d synthetic rows to %s', len(frame), path)
-  return path
+  return {}
 
 
 class Table(base.Metric):
