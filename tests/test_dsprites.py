@@ -10,7 +10,9 @@ from vae_jax import config_lib
 from vae_jax import data
 from vae_jax import errors
 from vae_jax.data import rows as rows_lib
+from vae_jax.data.factors import Factors
 from vae_jax.data.sources import dsprites
+from vae_jax.data.sources import tfds as tfds_source
 
 TINY = (3, 2, 5, 3, 3)  # orientation 0, pi/2, pi, 3 pi/2, 2 pi; positions 0, 0.5, 1 (index 1: centred)
 
@@ -212,3 +214,32 @@ def test_a_run_on_factors_writes_its_representation_metric_and_pictures(make_con
                              dis.mutual_information_matrix(saved['means'], saved['factors']), rtol=1e-6)
   events = b''.join(p.read_bytes() for p in tmp_path.glob('events.out.tfevents.*'))  # tags are stored as text
   assert b'pictures/latent_traversal' in events and b'pictures/mutual_information' in events
+  from vae_jax.viz import report  # pylint: disable=g-import-not-at-top
+  text = report.write_report(tmp_path).read_text()
+  assert '![Latents and factors](mutual_information.png)' in text and '![Latent traversal]' in text
+  assert (tmp_path / 'report' / 'mutual_information.png').stat().st_size > 0
+
+
+@pytest.mark.parametrize('name, channels', [('dsprites', 1), ('shapes3d', 3)])
+def test_tfds_sets_of_factors_carry_them_and_draw_images_by_value(make_config, monkeypatch, name, channels):
+  """TFDS's dsprites and shapes3d (faked: no download here), their rows in any order: every split keeps each
+  image's factor indices, and `render` draws the image of any factor values from the loaded set."""
+  features = [f for _, f in tfds_source.FACTOR_FEATURES[name]]
+  sizes = (3, 2, 2, 2, 2) + ((2,) if name == 'shapes3d' else ())
+  factors = Factors(tuple(features), sizes, lambda idx: idx)
+  rows = np.random.default_rng(0).permutation(factors.num_combinations)  # TFDS's order is its own
+  indices = factors.unflat(rows)
+  images = np.zeros((len(rows), 8, 8, channels), np.uint8)
+  images[np.arange(len(rows)), rows % 8, rows // 8 % 8] = 1 if name == 'dsprites' else 200  # one per combination
+  monkeypatch.setattr(tfds_source, 'read_factors', lambda n, d, f: (images, indices, sizes))
+  assert data.find(f'tfds:{name}').has_factors and not data.find('tfds:mnist').has_factors
+  ds = data.load(make_config(**{'data.name': f'tfds:{name}', 'data.binarize': 'none', 'data.num_validation': 4,
+                                'batch_size': 4}))
+  assert ds.factors.names == tuple(n for n, _ in tfds_source.FACTOR_FEATURES[name]) and ds.factors.sizes == sizes
+  for split in (ds.train, ds.validation, ds.test):
+    np.testing.assert_array_equal(ds.factors.render(split.factors), np.asarray(split.examples))
+  assert ds.spec.levels == (2 if name == 'dsprites' else 256)
+  monkeypatch.setattr(tfds_source, 'read_factors', lambda n, d, f: (images[1:], indices[1:], sizes))
+  with pytest.raises(errors.DataError, match=f'tfds:{name} has {len(rows) - 1} images for {len(rows)} '
+                                             'combinations of its factors .* not each once'):
+    data.load(make_config(**{'data.name': f'tfds:{name}', 'data.binarize': 'none'}))

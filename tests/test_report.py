@@ -75,7 +75,8 @@ def test_report_of_a_vae(runs):
   not_drawn = md.split('## Not drawn for this run')[1]
   assert not_drawn.strip().splitlines() == [
       "- `samples_by_class.png`: samples by class need a conditional model (model.kind=cvae); this run is "
-      "model.kind='vae'"]
+      "model.kind='vae'",
+      '- `mutual_information.png`: digits has no known factors of variation']  # dsprites: test_dsprites
   assert 'per-dimension KL from eval.json' in md
 
 

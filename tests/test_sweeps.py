@@ -393,3 +393,15 @@ def test_report_of_a_directory_of_runs_without_sweep_json(tmp_path):
   written = sweep_report.write_report(tmp_path)
   assert {p.name for p in written} == {'results.md', 'results.csv', 'plot_model_beta.png'}
   assert '**unfinished (step 0 of 10)**' in (tmp_path / 'results.md').read_text()
+
+
+def test_over_seeds_gives_each_setting_its_mean_and_standard_deviation():
+  row = lambda name, seed, beta, nll, status='finished': sweep_report.Row(
+      name, status, {'seed': seed, 'model.beta': beta}, {'nll_nats': nll, 'elbo_nats': -nll} if nll else None, 'vae')
+  rows = [row('a', 0, 1.0, 100.0), row('b', 1, 1.0, 102.0), row('c', 2, 1.0, 107.0),
+          row('d', 0, 4.0, 110.0), row('e', 1, 4.0, None, 'failed (exit 1)')]
+  md = sweep_report.over_seeds(['seed', 'model.beta'], rows, 'toy')
+  lines = {line.split(' | ')[0]: line for line in md.splitlines() if line.startswith('| 1') or line.startswith('| 4')}
+  # beta 1: mean 103, sample std sqrt(((-3)^2 + (-1)^2 + 4^2) / 2) = sqrt(13)
+  assert '3 of 3' in lines['| 1'] and f'103.00 ± {13 ** 0.5:.2f}' in lines['| 1']
+  assert '1 of 2' in lines['| 4'] and '110.00 |' in lines['| 4'] and '±' not in lines['| 4'].split('1 of 2')[1]

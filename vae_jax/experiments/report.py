@@ -8,6 +8,8 @@ registered metric gets its column; the Markdown names each column's meaning,
 unit and direction below the table) and DIR/plot_FIELD.png for each swept field (x: the field; y: reconstruction, KL,
 NLL and ELBO; one line per setting of the other swept fields). Unfinished and
 failed points are listed with their status and left out of the plots.
+A sweep over `seed` also gets DIR/results_over_seeds.md: each setting of the
+other fields once, its figures as mean ± standard deviation over the seeds.
 `gather(dir)` returns the rows.
 
 The points come from DIR/sweep.json (written by vae_jax.sweep); without it,
@@ -35,6 +37,8 @@ from vae_jax.runtime import files
 
 RESULTS_MD = 'results.md'
 RESULTS_CSV = 'results.csv'
+OVER_SEEDS_MD = 'results_over_seeds.md'
+SEED = 'seed'
 
 _PLOTTED = ('recon_nats', 'kl_nats', 'nll_nats', 'elbo_nats')  # the bound and its terms, against each field
 _SETTINGS = ('num_importance_samples', 'step')  # also in the CSV: how the figures were made
@@ -204,6 +208,34 @@ def plot_field(field: str, fields: Sequence[str], rows: Sequence[Row], path: str
   return fig
 
 
+def over_seeds(fields: Sequence[str], rows: Sequence[Row], title: str) -> str:
+  """For a sweep over `seed`: one row per setting of the other swept fields, each figure as the mean ± the
+  sample standard deviation over its finished seeds, and n, the seeds it has."""
+  shown = columns(rows)
+  others = [f for f in fields if f != SEED]
+  groups: dict[tuple, list[Row]] = {}
+  for r in rows:
+    groups.setdefault(tuple(_cell(r.settings.get(f)) for f in others), []).append(r)
+  head = [*others, 'n', *(f.heading for f in shown)]
+  lines = [f'# Sweep {title}, over seeds', '',
+           'Each figure: the mean ± the sample standard deviation over the finished seeds (n) of a setting; '
+           'test-set figures from each point\'s eval.json, as in results.md.', '',
+           '| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
+  for setting, members in groups.items():
+    done = [r.results for r in members if r.finished and r.results]
+    cells = list(setting) + [f'{len(done)} of {len(members)}']
+    for f in shown:
+      values = [float(d[f.key]) for d in done if _numeric([d.get(f.key)])]
+      if not values:
+        cells.append('')
+        continue
+      mean = sum(values) / len(values)
+      spread = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else None
+      cells.append(f'{mean:.{f.decimals}f}' + ('' if spread is None else f' ± {spread:.{f.decimals}f}'))
+    lines.append('| ' + ' | '.join(c.replace('|', '\\|') for c in cells) + ' |')
+  return '\n'.join(lines) + '\n'
+
+
 def plot_name(field: str) -> str:
   return f'plot_{field.replace(".", "_")}.png'
 
@@ -222,7 +254,10 @@ def write_report(directory: str | os.PathLike) -> list[pathlib.Path]:
   md = markdown(fields, rows, directory.name)
   if plots:
     md += '\n' + '\n'.join(f'![{p.stem}]({p.name})' for p in plots) + '\n'
-  for name, text in ((RESULTS_MD, md), (RESULTS_CSV, csv_text(fields, rows))):
+  texts = [(RESULTS_MD, md), (RESULTS_CSV, csv_text(fields, rows))]
+  if SEED in fields:
+    texts.append((OVER_SEEDS_MD, over_seeds(fields, rows, directory.name)))
+  for name, text in texts:
     (directory / name).write_text(text)
     written.append(directory / name)
   return written + plots
