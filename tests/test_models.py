@@ -42,11 +42,26 @@ CASES = [
     ('factor_vae', {'model.kind': 'factor_vae', 'model.discriminator_sizes': (8, 8)}, (8, 8, 1)),
     ('dip_vae-ii-vector', {'model.kind': 'dip_vae', 'model.dip_type': 'ii', 'model.likelihood': 'gaussian',
                            'data.binarize': 'none'}, (8,)),
+    ('seqvae-beam', {'model.kind': 'seqvae', 'data.binarize': 'none', 'model.embed_dim': 8, 'model.rnn_size': 8,
+                     'model.decoding': 'beam', 'model.beam_size': 2}, ('tokens', 6)),
+    ('lm', {'model.kind': 'lm', 'data.binarize': 'none', 'model.embed_dim': 8, 'model.rnn_size': 8}, ('tokens', 6)),
 ]
 
 
 def _spec(shape):
+  """(H, W, C): an image; (D,): a vector; ('tokens', L): sequences of at most L ids of 11 tokens."""
+  if shape[0] == 'tokens':
+    return data.SequenceSpec(vocab_size=11, max_length=shape[1])
   return data.ImageSpec.of_shape(shape) if len(shape) == 3 else data.VectorSpec.continuous(shape[0])
+
+
+def _examples(spec, n: int, key) -> jax.Array:
+  """n examples of `spec`: values in [0, 1], or token rows of lengths 1, 2, ... (tokens 4.., EOS, pads)."""
+  if spec.kind != 'sequence':
+    return jax.random.uniform(key, (n, *spec.shape))
+  tokens = jax.random.randint(key, (n, spec.max_length), 4, spec.vocab_size)
+  position, length = jnp.arange(spec.max_length)[None], jnp.arange(n)[:, None] % (spec.max_length - 1) + 1
+  return jnp.where(position < length - 1, tokens, jnp.where(position == length - 1, 2, 0)).astype(jnp.int32)
 
 
 def test_every_registered_kind_is_a_kind_with_a_case():
@@ -70,12 +85,13 @@ def test_interface_shapes(make_config, name, overrides, shape):
   del name
   hidden = (8, 16) if overrides.get('model.encoder') == 'conv' else (32, 16)
   config = make_config(**{'model.hidden_sizes': hidden, 'model.latent_dim': 5, **overrides})
-  model = models.make(config, _spec(shape))
-  params = models.init_params(model, _spec(shape), jax.random.key(0))
+  spec = _spec(shape)
+  model = models.make(config, spec)
+  params = models.init_params(model, spec, jax.random.key(0))
   v = {'params': params}
   n, latent = 3, model.latent_dim
   assert latent == sum(model.group_sizes)
-  x = jax.random.uniform(jax.random.key(1), (n, *shape))
+  x = _examples(spec, n, jax.random.key(1))
   keys = jax.random.split(jax.random.key(2), n)
   lik = type(model.likelihood)
 
@@ -98,18 +114,21 @@ def test_interface_shapes(make_config, name, overrides, shape):
   for key in ('log_px_z', 'kl', 'log_ratio'):
     if key in out['terms']:
       np.testing.assert_allclose(out['first_alone'][key], out['terms'][key][:1], rtol=1e-5, atol=1e-5)
-  assert all(leaf.dtype == jnp.float32 for leaf in jax.tree.leaves(out))
+  examples = [out[k] for k in ('decoded', 'recon', 'drawn') if k in out]
+  assert all(leaf.dtype == (jnp.int32 if spec.kind == 'sequence' else jnp.float32) for leaf in examples)
+  assert all(leaf.dtype == jnp.float32 for k in ('mean', 'terms') for leaf in jax.tree.leaves(out[k]))
   chex.assert_shape(out['mean'], (n, latent))
   point_mass = not model.stochastic or model.max_importance_samples == 1  # ae, vqvae: (code, None)
   assert (out['log_var'] is None) == point_mass
-  chex.assert_shape([out['decoded'], out['recon']], (n, *shape))
+  chex.assert_shape([out['decoded'], out['recon']], (n, *spec.shape))
   chex.assert_shape(out['terms']['log_px_z'], (n,))
   chex.assert_shape(out['terms']['kl'], (n, len(model.group_sizes)))
   chex.assert_tree_all_finite(out)
   if model.stochastic:
     chex.assert_shape(out['terms']['log_ratio'], (n,))
-    chex.assert_shape(out['drawn'], (4, *shape))
-    assert float(jnp.min(out['decoded'])) >= 0.0 and float(jnp.max(out['decoded'])) <= 1.0
+    chex.assert_shape(out['drawn'], (4, *spec.shape))
+    high = spec.vocab_size - 1 if spec.kind == 'sequence' else 1.0  # token ids; values in [0, 1]
+    assert float(jnp.min(out['decoded'])) >= 0.0 and float(jnp.max(out['decoded'])) <= high
 
 
 def test_terms_are_a_function_of_the_keys(make_config):

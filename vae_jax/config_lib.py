@@ -34,6 +34,7 @@ SCHEDULES = ('cosine', 'constant', 'iwae_stages')
 ACTIVATIONS = tuple(blocks.ACTIVATIONS)
 FEEDS = ('auto', 'device', 'stream')
 MISSING = ('refuse', 'drop')
+ANNEALING = ('linear', 'cyclical')
 DISPATCH = ('auto', 'scan', 'unrolled', 'per_step')
 DTYPES = ('float32', 'bfloat16')
 
@@ -81,6 +82,14 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.dsprites_size = 64          # dsprites: the image side in pixels (64 as published; tiny sprites in tests)
   c.data.dsprites_factor_sizes = ()  # dsprites: values of shape, scale, orientation, x, y over the same ranges
                                      # (empty: the published 3, 6, 40, 32, 32)
+  c.data.tokenizer = config_dict.placeholder(str)  # text, fortunes, words: char | word | sentencepiece (unset:
+                                     # the source's own: word for text and fortunes, char for words)
+  c.data.max_length = 64             # text: ids a row, the EOS included
+  c.data.min_count = 1               # text: a token seen fewer times in the train split is UNK
+  c.data.max_vocab = config_dict.placeholder(int)  # text: the most frequent tokens kept (specials included)
+  c.data.lowercase = False           # text: lowercase before tokenizing
+  c.data.too_long = 'truncate'       # text: truncate | drop | refuse an example longer than max_length
+  c.data.separator = 'auto'          # text: line | blank | percent (fortune files) | auto (percent when a line is %)
   c.data.idx_dir = config_dict.placeholder(str)        # directory of MNIST-format IDX files
   c.data.tfds_data_dir = config_dict.placeholder(str)  # TFDS cache, when TFDS is used
 
@@ -99,6 +108,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.model.flow_hidden_size = 256     # units of each iaf step's MADE layers
   c.model.beta = 1.0                 # weight of the KL term; 1 is the VAE
   c.model.kl_warmup_epochs = 0.0     # linear KL weight warm-up from 0 to beta
+  c.model.annealing = 'linear'       # linear (over kl_warmup_epochs) | cyclical (Fu et al. 2019: annealing_cycles
+  c.model.annealing_cycles = 4       # cycles over the run, each rising linearly from 0 to beta over its first
+  c.model.annealing_ratio = 0.5      # annealing_ratio, then holding beta)
   c.model.free_bits = 0.0            # nats per latent group: a group's batch-mean KL below this costs this
   c.model.likelihood = 'bernoulli'   # bernoulli | gaussian | logistic_mixture | categorical (8-bit: binarize=none)
                                      # | table (the rows of a table, data.name=table: each column by its type)
@@ -285,6 +297,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
   _one_of('optim.schedule', config.optim.schedule, SCHEDULES)
   _one_of('data.feed', config.data.feed, FEEDS)
   _one_of('data.missing', config.data.missing, MISSING)
+  _one_of('model.annealing', config.model.annealing, ANNEALING)
+  _require(config.model.annealing_cycles >= 1 and 0 < config.model.annealing_ratio <= 1,
+           f'model.annealing_cycles={config.model.annealing_cycles} must be >= 1 and model.annealing_ratio='
+           f'{config.model.annealing_ratio} in (0, 1]')
   _one_of('dispatch', config.dispatch, DISPATCH)
   _one_of('model.dtype', config.model.dtype, DTYPES)
   _require(config.steps_per_dispatch >= 1, f'steps_per_dispatch={config.steps_per_dispatch} must be >= 1')

@@ -45,6 +45,7 @@ from vae_jax.data.sources import dsprites
 from vae_jax.data.sources import idx
 from vae_jax.data.sources import image_folder
 from vae_jax.data.sources import table
+from vae_jax.data.sources import text
 from vae_jax.data.sources import tfds
 from vae_jax.data.spec import Column
 from vae_jax.data.spec import ExampleSpec
@@ -57,7 +58,7 @@ __all__ = ['Column', 'Dataset', 'ExampleSpec', 'Factors', 'ImageSpec', 'Loaded',
 
 SOURCES: dict[str, Source] = {s.name: s for s in (idx.MNIST, idx.FASHION_MNIST, tfds.CIFAR10, digits.DIGITS,
                                                   dsprites.DSPRITES, array.ARRAY, image_folder.IMAGE_FOLDER,
-                                                  table.TABLE)}
+                                                  table.TABLE, text.TEXT, text.FORTUNES, text.WORDS)}
 NOTEBOOK_SOURCE = 'arrays passed to train_and_evaluate'
 
 

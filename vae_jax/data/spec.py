@@ -4,7 +4,8 @@
                                               as uint8 codes k of the values k / (levels - 1)
   VectorSpec(columns)                         float32 (D,), one entry per `Column`; a table's rows: continuous
                                               columns standardized, binary 0 / 1, categorical codes
-  SequenceSpec(vocab_size, max_length, pad_id) int32 (max_length,) token ids, padded with pad_id
+  SequenceSpec(vocab_size, max_length, ...)   int32 (max_length,) token ids, then EOS, padded with pad_id;
+                                              with the tokenizer and vocabulary that made them from text
 
 A spec is recorded in a run's config.json (resolved.example_spec, `to_json`),
 so a run is rebuilt from its own description of its data (`from_json`), not
@@ -36,6 +37,10 @@ class ExampleSpec:
   def num_dims(self) -> int:
     """The dimensions of one example: what bits/dim divides by."""
     return math.prod(self.shape)
+
+  def lengths(self, x) -> np.ndarray:
+    """int (n,): the dimensions each of the examples x counts (every one `num_dims`; a sequence its own tokens)."""
+    return np.full(len(x), self.num_dims)
 
   @property
   def one_hot(self) -> tuple[int, ...]:
@@ -257,16 +262,49 @@ def _plain(fields: dict) -> dict:
 
 @dataclasses.dataclass(frozen=True)
 class SequenceSpec(ExampleSpec):
-  """Token sequences (max_length,) of int32 ids in [0, vocab_size), padded at the end with `pad_id`."""
+  """Token sequences (max_length,) of int32 ids in [0, vocab_size): the tokens, then `eos_id`, then `pad_id` to
+  the end. Every loss and metric reads `mask(x)` (the tokens and the EOS, which is predicted and counted like any
+  token), so padding changes nothing. A decoder starts from `bos_id`, which is never a target; `unk_id` stands for
+  a token outside the vocabulary. `tokenizer` names how text became ids (`vae_jax.data.tokenizers`), with
+  `vocabulary` (each id's token, ids 0-3 the special ones) and its settings, so a run turns ids back into text
+  from its own config.json, and a resume on another vocabulary is refused."""
   vocab_size: int
   max_length: int
   pad_id: int = 0
+  bos_id: int = 1
+  eos_id: int = 2
+  unk_id: int = 3
+  tokenizer: str = ''
+  vocabulary: tuple[str, ...] = ()
+  lowercase: bool = False
+  tokenizer_model: str = ''  # sentencepiece: its model, base64 (the vocabulary alone cannot segment text)
   kind: ClassVar[str] = 'sequence'
   dtype: ClassVar[str] = 'int32'
+
+  def __post_init__(self):
+    object.__setattr__(self, 'vocabulary', tuple(self.vocabulary))
+    if self.vocabulary and len(self.vocabulary) != self.vocab_size:
+      raise ValueError(f'a sequence spec of vocab_size {self.vocab_size} lists {len(self.vocabulary)} tokens')
 
   @property
   def shape(self) -> tuple[int]:
     return (self.max_length,)
+
+  def mask(self, x):
+    """bool (n, max_length): the positions that hold a token or the EOS (numpy or jax alike)."""
+    return x != self.pad_id
+
+  def lengths(self, x) -> np.ndarray:
+    """int (n,): each sequence's tokens, its EOS included: what per-token figures divide by."""
+    return np.sum(np.asarray(x) != self.pad_id, axis=-1)
+
+  def describe(self) -> str:
+    made = f' {self.tokenizer}' if self.tokenizer else ''
+    return f'token sequences of at most {self.max_length} ids ({self.vocab_size}{made} tokens, EOS included)'
+
+  @classmethod
+  def from_fields(cls, fields: dict) -> 'SequenceSpec':
+    return cls(**_plain(fields))
 
 
 SPECS: dict[str, type[ExampleSpec]] = {s.kind: s for s in (ImageSpec, VectorSpec, SequenceSpec)}

@@ -207,9 +207,10 @@ class Evaluator:
     at_once = dispatch.UNROLL if self.mode == 'unrolled' else 1
     spec = lambda shape, dtype: jax.ShapeDtypeStruct(shape, dtype, sharding=sharding)
     asked, needs = f'{batch_size:,} x {self._rows_per_example()}', []
+    input_dtype = decode(np.asarray(examples[:1])).dtype if decode else examples.dtype  # what the calls read
     while True:
       compiled = self._scan_fn.lower(
-          params, spec((batch_size, *examples.shape[1:]), np.float32 if decode else examples.dtype),
+          params, spec((batch_size, *examples.shape[1:]), input_dtype),
           None if labels is None else spec((batch_size,), labels.dtype), spec((batch_size,), np.int32), key).compile()
       need = fixed + (compiled_bytes(compiled) - fixed) * at_once
       needs.append(need)
@@ -304,7 +305,8 @@ class Evaluator:
     the examples' `spec` (`data.ExampleSpec`): its dimensions, and for a density its levels
     (`likelihoods.bits_per_dim`); without one, every entry of an example's array on the 8-bit scale."""
     terms = self.per_example(params, examples, key, labels, progress, None if spec is None else spec.decode)
-    num_dims = spec.num_dims if spec is not None else math.prod(examples.shape[1:])
+    # The dimensions an example counts: an image's entries, a sequence's tokens (its own, EOS included).
+    num_dims = float(np.mean(spec.lengths(examples))) if spec is not None else math.prod(examples.shape[1:])
     levels = getattr(spec, 'levels', None) if spec is not None else 256
     sizes = tuple(self.model.group_sizes)
     groups = np.split(terms['mean'], np.cumsum(sizes)[:-1], axis=-1)

@@ -32,6 +32,8 @@ from vae_jax.models.disentangling import DIPVAE
 from vae_jax.models.disentangling import FactorVAE
 from vae_jax.models.hvae import HVAE
 from vae_jax.models.kind import Kind
+from vae_jax.models.seqvae import LanguageModel
+from vae_jax.models.seqvae import SeqVAE
 from vae_jax.models.vae import IWAE
 from vae_jax.models.vae import VAE
 from vae_jax.models.vqvae import VQVAE
@@ -47,6 +49,8 @@ MODELS: dict[str, type[Kind]] = {
     'beta_tcvae': BetaTCVAE,
     'dip_vae': DIPVAE,
     'factor_vae': FactorVAE,
+    'seqvae': SeqVAE,
+    'lm': LanguageModel,
 }
 
 

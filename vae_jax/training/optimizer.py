@@ -18,6 +18,7 @@ further 16,000.
 """
 
 from typing import Any
+from typing import NamedTuple
 
 from flax.training import train_state
 import jax
@@ -73,3 +74,26 @@ def adam(optim, schedule: optax.Schedule) -> optax.GradientTransformation:
   """Adam on `schedule` after global-norm clipping, with the settings of `optim` (config.optim)."""
   return optax.chain(optax.clip_by_global_norm(optim.grad_clip_norm),
                      optax.adam(schedule, b1=optim.b1, b2=optim.b2, eps=optim.eps))
+
+
+class GatedState(NamedTuple):
+  count: jax.Array
+  inner: optax.OptState
+
+
+def gated(tx: optax.GradientTransformation, active) -> optax.GradientTransformation:
+  """`tx` applied at the steps where active(count) holds (count: this transformation's own step count, from 0);
+  at the others the update is zero and `tx`'s state stands still. A group of parameters that trains only on
+  some steps (the sequence VAE's aggressive encoder phase) keeps one optimizer structure throughout."""
+
+  def init(params):
+    return GatedState(jnp.zeros([], jnp.int32), tx.init(params))
+
+  def update(updates, state, params=None):
+    on = active(state.count)
+    new_updates, new_inner = tx.update(updates, state.inner, params)
+    keep = lambda new, old: jnp.where(on, new, old)
+    return (jax.tree.map(lambda u: jnp.where(on, u, jnp.zeros_like(u)), new_updates),
+            GatedState(state.count + 1, jax.tree.map(keep, new_inner, state.inner)))
+
+  return optax.GradientTransformation(init, update)

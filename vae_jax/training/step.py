@@ -10,9 +10,19 @@ from vae_jax.training import optimizer
 
 
 def kl_weight_schedule(config, steps_per_epoch: int):
-  """beta, reached linearly over `model.kl_warmup_epochs` (immediately when 0)."""
-  beta = config.model.beta
-  warmup_steps = config.model.kl_warmup_epochs * steps_per_epoch
+  """The KL weight at a step: beta, reached linearly over `model.kl_warmup_epochs` (immediately when 0); or,
+  with model.annealing=cyclical (Fu et al. 2019), `annealing_cycles` equal cycles over the run's num_epochs,
+  each rising linearly from 0 to beta over its first `annealing_ratio` and then holding beta."""
+  beta, m = config.model.beta, config.model
+  if m.annealing == 'cyclical':
+    period = max(1.0, config.num_epochs * steps_per_epoch / m.annealing_cycles)
+    rise = max(1.0, m.annealing_ratio * period)
+
+    def cyclical(step):
+      within = jnp.mod(step.astype(jnp.float32), period)
+      return beta * jnp.minimum(1.0, within / rise)
+    return cyclical
+  warmup_steps = m.kl_warmup_epochs * steps_per_epoch
   if warmup_steps <= 0:
     return lambda step: jnp.asarray(beta, jnp.float32)
   return lambda step: beta * jnp.minimum(1.0, step.astype(jnp.float32) / warmup_steps)

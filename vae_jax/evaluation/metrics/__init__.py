@@ -10,6 +10,8 @@
                    of synthetic rows of a table against its test rows.
   disentanglement  the BetaVAE and FactorVAE scores, MIG, DCI and SAP of the
                    encodings of images drawn by factor value (data with factors).
+  mutual_information  I(x; z) under the encoder (He et al. 2019's estimator).
+  sequence         token accuracy of reconstructions from q's mean (sequence kinds).
 
 After the final test evaluation (and in vae_jax.evaluate), the metrics that
 config.eval.metrics names run when config.eval.measures is on, in that order.
@@ -18,6 +20,8 @@ Outputs (`base.OUTPUTS`, `write_outputs`) are the files a finished run
 writes beside eval.json by what its data have, whatever metrics are chosen:
 
   samples.csv         a table's synthetic rows, in its own units (table)
+  samples.txt         token sequences: prior samples, reconstructions, an
+                      interpolation (sequence)
   representation.npz  data with factors: the test split's posterior means and
                       factors (disentanglement); with the MI matrix and the
                       latent traversal as images for TensorBoard
@@ -34,8 +38,10 @@ from vae_jax import config_lib
 from vae_jax import errors
 from vae_jax.evaluation.metrics import disentanglement
 from vae_jax.evaluation.metrics import likelihood
+from vae_jax.evaluation.metrics import mutual_information
 from vae_jax.evaluation.metrics import representation
 from vae_jax.evaluation.metrics import samples
+from vae_jax.evaluation.metrics import sequence
 from vae_jax.evaluation.metrics import table
 from vae_jax.evaluation.metrics.base import METRICS
 from vae_jax.evaluation.metrics.base import NEEDS
@@ -51,7 +57,7 @@ __all__ = ['Context', 'Figure', 'METRICS', 'Metric', 'NEEDS', 'OUTPUTS', 'all_fi
 
 # The registry, in the order eval.json, reports and writers list the figures.
 for _metric in (likelihood.Likelihood, representation.Representation, samples.Samples, table.Table,
-                disentanglement.Disentanglement):
+                disentanglement.Disentanglement, mutual_information.MutualInformation, sequence.Sequence):
   register(_metric)
 
 

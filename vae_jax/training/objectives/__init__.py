@@ -18,6 +18,7 @@ from vae_jax.training.objectives.elbo import Elbo
 from vae_jax.training.objectives.elbo import elbo_objective
 from vae_jax.training.objectives.iwae import Iwae
 from vae_jax.training.objectives.iwae import iwae_objective
+from vae_jax.training.objectives.sequence import SequenceElbo
 from vae_jax.training.objectives.vector_quantized import VectorQuantized
 
 __all__ = ['Elbo', 'Iwae', 'OBJECTIVES', 'Objective', 'VectorQuantized', 'check_config', 'elbo_objective',
@@ -31,6 +32,7 @@ OBJECTIVES: dict[str, type[Objective]] = {
     'beta_tcvae': TotalCorrelation,
     'dip_vae': Dip,
     'factor_vae': Discriminated,
+    'sequence_elbo': SequenceElbo,
 }
 
 

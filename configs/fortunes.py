@@ -1,0 +1,47 @@
+"""A sentence VAE on Debian's fortunes, word level (data.name=fortunes: about 15,000 fortune-cookie texts, no
+download; apt-get install fortunes), against its LSTM language model.
+
+  python -m vae_jax.main --config=configs/fortunes.py --workdir=runs/fortunes_vae
+  python -m vae_jax.main --config=configs/fortunes.py --workdir=runs/fortunes_lm --config.model.kind=lm
+
+Texts of at most 39 words and punctuation marks (data.max_length=40 with the EOS; longer ones are left out,
+counted in the log), lowercased, words seen fewer than 3 times in the train split are UNK. A one-layer LSTM
+of 512 units over 256-unit embeddings decodes, with z (32 units) as its initial state and at every input; a
+bidirectional LSTM of the same size encodes. The remedies for posterior collapse are options:
+--config.model.annealing=cyclical, --config.model.word_dropout=0.3, --config.model.free_bits=..., and
+--config.model.aggressive_encoder=True (README, "Text and other sequences"). eval.json gives nll_nats (per
+sequence) and nll_per_token_nats (EOS counted; num_tokens says over how many), perplexity, kl_nats,
+mutual_information_nats and active_units; RESULTS.md, "Text", has the results.
+"""
+
+from vae_jax import config_lib
+
+
+def get_config():
+  config = config_lib.base_config()
+  config.data.name = 'fortunes'
+  config.data.binarize = 'none'
+  config.data.tokenizer = 'word'
+  config.data.max_length = 40
+  config.data.too_long = 'drop'
+  config.data.lowercase = True
+  config.data.min_count = 3
+  config.data.num_validation = 1_000
+  config.data.test_fraction = 0.1
+  config.num_epochs = 20
+  config.batch_size = 32
+  config.learning_rate = 1e-3
+  config.optim.schedule = 'constant'
+  config.optim.grad_clip_norm = 5.0      # as the text-VAE papers' code does
+  config.model.kind = 'seqvae'
+  config.model.likelihood = 'categorical'
+  config.model.latent_dim = 32
+  config.model.embed_dim = 256
+  config.model.rnn_size = 512
+  config.model.kl_warmup_epochs = 10
+  config.eval.every_epochs = 1
+  config.eval.batch_size = 250
+  config.eval.num_importance_samples = 500
+  config.eval.sample_chunk = 50
+  config.eval.metrics = ('mutual_information', 'sequence')
+  return config

@@ -1,0 +1,31 @@
+"""A character-level sentence VAE on Debian's wamerican word list (data.name=words: about 100,000 English
+words, no download; apt-get install wamerican), against its LSTM language model.
+
+  python -m vae_jax.main --config=configs/words.py --workdir=runs/words_vae
+  python -m vae_jax.main --config=configs/words.py --workdir=runs/words_lm --config.model.kind=lm
+
+Each word is a sequence of its characters and an EOS (at most 24 ids; the few longer words are truncated,
+counted in the log). The model and the remedies are those of configs/fortunes.py, smaller: 128-unit
+embeddings, LSTMs of 256, z of 16. RESULTS.md, "Text", has the results.
+"""
+
+from vae_jax import config_lib
+
+
+def get_config():
+  config = config_lib.build_on(__file__, 'fortunes.py')
+  config.data.name = 'words'
+  config.data.tokenizer = 'char'
+  config.data.max_length = 24
+  config.data.too_long = 'truncate'
+  config.data.lowercase = False
+  config.data.min_count = 1
+  config.data.num_validation = 2_000
+  config.num_epochs = 5
+  config.batch_size = 128
+  config.model.latent_dim = 16
+  config.model.embed_dim = 128
+  config.model.rnn_size = 256
+  config.model.kl_warmup_epochs = 2
+  config.eval.batch_size = 500
+  return config
