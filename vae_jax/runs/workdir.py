@@ -75,12 +75,22 @@ def prepare(workdir: pathlib.Path, config: ml_collections.ConfigDict, resolved: 
       stored = files.read_json(path, checkpoints.CONFIG_DAMAGED_FIX)
       old = _defining(stored)
       recorded = stored.get('resolved', {}).get('data_fingerprint')
+      old_spec = stored.get('resolved', {}).get('example_spec')
     except errors.DamagedFileError:
       if not replace_run:
         raise
-      old, recorded = {'config.json': 'damaged'}, None  # with --replace_run an unreadable run is moved aside
+      old, recorded, old_spec = {'config.json': 'damaged'}, None, None  # with --replace_run: moved aside
     new = _defining(json.loads(config.to_json_best_effort()))
     changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+    new_spec = json.loads(json.dumps(resolved.get('example_spec')))
+    if old_spec and new_spec and old_spec != new_spec and not changed and not replace_run:
+      differ = sorted(k for k in old_spec.keys() | new_spec.keys() if old_spec.get(k) != new_spec.get(k))
+      what = lambda spec: f'{spec.get("kind")}s' + (f' of {spec["vocab_size"]} {spec.get("tokenizer", "")} tokens'
+                                                    if 'vocab_size' in spec else '')
+      raise errors.WorkdirError(
+          f'workdir {workdir} holds a run on {what(old_spec)}, but these data give {what(new_spec)} (their '
+          f'{", ".join(differ)} differ: another tokenizer or vocabulary, or other data); use a new --workdir, or '
+          f'pass --replace_run to move that run to {workdir}.old-N and start afresh')
     if recorded and resolved.get('data_fingerprint') not in (None, recorded):  # runs before fingerprints: none
       changed.append(FINGERPRINT)
       if not replace_run and changed == [FINGERPRINT]:
