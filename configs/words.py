@@ -5,8 +5,8 @@ words, no download; apt-get install wamerican), against its LSTM language model.
   python -m vae_jax.main --config=configs/words.py --workdir=runs/words_lm --config.model.kind=lm
 
 Each word is a sequence of its characters and an EOS (at most 24 ids; the few longer words are truncated,
-counted in the log). The model and the remedies are those of configs/fortunes.py, smaller: 128-unit
-embeddings, LSTMs of 256, z of 16. RESULTS.md, "Text", has the results.
+counted in the log). The model and the remedies are those of configs/fortunes.py, with 64-unit character
+embeddings and z of 16. RESULTS.md, "Text", has the results.
 """
 
 from vae_jax import config_lib
@@ -24,8 +24,7 @@ def get_config():
   config.num_epochs = 5
   config.batch_size = 128
   config.model.latent_dim = 16
-  config.model.embed_dim = 128
-  config.model.rnn_size = 256
+  config.model.embed_dim = 64
   config.model.kl_warmup_epochs = 2
   config.eval.batch_size = 500
   return config

@@ -311,3 +311,15 @@ def test_resume_on_another_vocabulary_is_refused(corpus, tmp_path):
   corpus.write_text(CORPUS.replace('cat', 'cow'), encoding='utf-8')
   with pytest.raises(errors.WorkdirError, match='vocabulary'):
     train.train_and_evaluate(config, tmp_path / 'run')
+
+
+def test_tfds_text_sets_keep_their_test_split(monkeypatch, corpus):
+  from vae_jax.data.sources import tfds as tfds_source  # pylint: disable=g-import-not-at-top
+  texts = {'train': ['good food here', 'bad food', 'good service here'], 'test': ['good zebra food']}
+  monkeypatch.setattr(tfds_source, 'read_texts', lambda name, split, data_dir, feature: texts[split])
+  config = text_config(corpus, **{'data.name': 'tfds:yelp_polarity_reviews', 'data.path': None,
+                                  'data.num_validation': 1, 'batch_size': 1})
+  config_lib.validate(config)
+  dataset = data.load(config)
+  assert tokenizers.texts_of(dataset.spec, dataset.test.examples) == ['good <unk> food']  # its own test split
+  assert len(dataset.train.examples) + len(dataset.validation.examples) == 3

@@ -114,20 +114,25 @@ def encode(tokenizer: tokenizers.Tokenizer, texts: list[str], max_length: int, t
   return np.asarray(rows, np.int32).reshape(-1, max_length), unknown
 
 
-def from_texts(texts: list[str], config, what: str, tokenizer_name: str) -> sources.Loaded:
-  """Splits `texts`, fits the tokenizer on the train split and encodes both: what every text source returns."""
+def from_texts(texts: list[str], config, what: str, tokenizer_name: str,
+               test: list[str] | None = None) -> sources.Loaded:
+  """Splits `texts` (unless a `test` split is given), fits the tokenizer on the train split and encodes both:
+  what every text source returns."""
   d = config.data
   name = d.tokenizer or tokenizer_name
   if name not in tokenizers.TOKENIZERS:
     raise errors.ConfigError(f'data.tokenizer={name!r} is not allowed; use one of {", ".join(tokenizers.TOKENIZERS)}')
-  n = len(texts)
-  num_test = int(round(d.test_fraction * n))
-  if not 0 < num_test < n:
-    raise errors.DataError(f'{what} has {n} examples; data.test_fraction={d.test_fraction} holds out {num_test} '
-                           'for the test split: give more text or another fraction')
-  order = np.random.default_rng(d.split_seed).permutation(n)
-  test = [texts[i] for i in order[:num_test]]
-  train = [texts[i] for i in order[num_test:]]
+  if test is not None:
+    train = texts
+  else:
+    n = len(texts)
+    num_test = int(round(d.test_fraction * n))
+    if not 0 < num_test < n:
+      raise errors.DataError(f'{what} has {n} examples; data.test_fraction={d.test_fraction} holds out {num_test} '
+                             'for the test split: give more text or another fraction')
+    order = np.random.default_rng(d.split_seed).permutation(n)
+    test = [texts[i] for i in order[:num_test]]
+    train = [texts[i] for i in order[num_test:]]
   tokenizer = tokenizers.TOKENIZERS[name].fit(train, d.min_count, d.max_vocab, d.lowercase)
   logging.info('%s: %d train / %d test examples; %s tokenizer with %d tokens (data.min_count=%d)', what,
                len(train), len(test), name, len(tokenizer.vocabulary), d.min_count)
@@ -136,7 +141,7 @@ def from_texts(texts: list[str], config, what: str, tokenizer_name: str) -> sour
   if unknown:
     logging.info('%s: %d test tokens are outside the train split\'s vocabulary (UNK)', what, unknown)
   spec = spec_lib.SequenceSpec(len(tokenizer.vocabulary), d.max_length, **tokenizer.spec_fields())
-  digest = hashlib.sha256('\x00'.join(texts).encode()).hexdigest()[:16]
+  digest = hashlib.sha256('\x00'.join(train + ['\x01'] + test).encode()).hexdigest()[:16]
   return sources.Loaded((train_ids, None), (test_ids, None), what, spec,
                         fingerprint=f'{digest}-{hashlib.sha256(repr(spec.to_json()).encode()).hexdigest()[:8]}')
 
@@ -187,6 +192,8 @@ def load_words(config) -> sources.Loaded:
   return from_texts(read_examples(path, 'line', 'words'), config, f'words in {path}', 'char')
 
 
+# TFDS text sets (data.name=tfds:NAME) and the feature that holds their text.
+TFDS_TEXT = {'yelp_polarity_reviews': 'text', 'imdb_reviews': 'text', 'lm1b': 'text'}
 OPTIONS = ('tokenizer', 'max_length', 'min_count', 'max_vocab', 'lowercase', 'too_long', 'separator')
 TEXT = sources.Source('text', load_text, options=OPTIONS, check_config=check_config)
 FORTUNES = sources.Source('fortunes', load_fortunes, options=OPTIONS, check_config=check_config)

@@ -1,4 +1,5 @@
-"""Any TFDS image dataset, `tfds:NAME` (and `cifar10`, the fallback of the IDX sources): through
+"""Any TFDS image dataset, `tfds:NAME` (and `cifar10`, the fallback of the IDX sources), and the TFDS text
+sets of `text.TFDS_TEXT` (yelp_polarity_reviews, imdb_reviews, lm1b) as token sequences: through
 tensorflow-datasets, which downloads once and needs TensorFlow (CPU; `pip install -e ".[tfds]"`).
 
 The train and test splits are read (a dataset without a test split has
@@ -24,6 +25,7 @@ from vae_jax.data import factors as factors_lib
 from vae_jax.data import sources
 from vae_jax.data import spec as spec_lib
 from vae_jax.data.sources import image_folder
+from vae_jax.data.sources import text
 
 PREFIX = 'tfds:'
 # What some datasets need besides their name: the image size of the usual setting, or their levels.
@@ -66,6 +68,44 @@ def read_split(name: str, split: str, data_dir: str | None, image_size) -> tuple
     if has_label:
       labels.append(np.asarray(batch['label'], np.int32))
   return np.concatenate(images), (np.concatenate(labels) if has_label else None)
+
+
+def read_texts(name: str, split: str, data_dir: str | None, feature: str) -> list[str] | None:
+  """The `feature` texts of one split of a TFDS text dataset (UTF-8 decoded), or None without such a split;
+  DataError naming the example whose bytes are not UTF-8."""
+  tfds = _tfds()
+  builder = tfds.builder(name, data_dir=data_dir)
+  builder.download_and_prepare()
+  if split not in builder.info.splits:
+    return None
+  texts = []
+  for i, example in enumerate(tfds.as_numpy(builder.as_dataset(split=split))):
+    value = example[feature]
+    try:
+      texts.append(value.decode('utf-8') if isinstance(value, bytes) else str(value))
+    except UnicodeDecodeError:
+      raise errors.DataError(f'TFDS {name} ({split} split), example {i}: its {feature!r} is not UTF-8') from None
+  return texts
+
+
+def load_texts(name: str, config) -> sources.Loaded:
+  """A TFDS text dataset's train and test texts as token sequences (`text.from_texts`)."""
+  try:
+    train = read_texts(name, 'train', config.data.tfds_data_dir, text.TFDS_TEXT[name])
+    test = read_texts(name, 'test', config.data.tfds_data_dir, text.TFDS_TEXT[name])
+  except errors.UserError:
+    raise
+  except ImportError as e:
+    raise errors.DataError(f'TFDS text dataset {name!r} needs TensorFlow to be read ({e.name or e} is missing; '
+                           '`pip install -e ".[tfds]"`)') from None
+  except Exception as e:  # pylint: disable=broad-except
+    first_line = (str(e).strip().splitlines() or [type(e).__name__])[0]
+    raise errors.DataError(f'dataset {name!r} could not be loaded (TFDS in {config.data.tfds_data_dir or "~/tensorflow_datasets"} '
+                           f'said: {type(e).__name__}: {first_line}). Run once with internet so TFDS can '
+                           'download it, or save its texts one a line and use data.name=text') from None
+  if not train:
+    raise errors.DataError(f'TFDS dataset {name!r} has no train texts; vae_jax trains on its train split')
+  return text.from_texts(train, config, f'TFDS {name}', 'word', test=test)
 
 
 def read_factors(name: str, data_dir: str | None, features) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
@@ -140,7 +180,11 @@ def load_images(name: str, config, looked: list[str]) -> sources.Loaded:
 
 
 def named(name: str) -> sources.Source:
-  """The source of data.name='tfds:NAME'."""
+  """The source of data.name='tfds:NAME': its images, or, for the text sets of `text.TFDS_TEXT`, its texts as
+  token sequences (with the text options)."""
+  if name in text.TFDS_TEXT:
+    return sources.Source(PREFIX + name, lambda config: load_texts(name, config), options=text.OPTIONS,
+                          check_config=text.check_config)
   return sources.Source(PREFIX + name, lambda config: load_images(name, config, []),
                         has_factors=name in FACTOR_FEATURES)
 
