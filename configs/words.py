@@ -21,10 +21,12 @@ def get_config():
   config.data.lowercase = False
   config.data.min_count = 1
   config.data.num_validation = 2_000
-  config.num_epochs = 5
+  config.data.test_fraction = 0.02   # 2,087 test words: 500 importance samples of each
+  config.num_epochs = 3
   config.batch_size = 128
   config.model.latent_dim = 16
   config.model.embed_dim = 64
-  config.model.kl_warmup_epochs = 2
+  config.model.kl_warmup_epochs = 1
+  config.model.aggressive_epochs = 1.0
   config.eval.batch_size = 500
   return config

@@ -95,7 +95,9 @@ Bits-back coding (`vae_jax.coding.bitsback`), for kinds whose posterior groups a
       None). The coder calls it once per group, top first, with the groups
       chosen so far.
 
-All outputs are float32 whatever `model.dtype` computes the layers in.
+All outputs are float32 whatever `model.dtype` computes the layers in, except the token ids that the
+sequence kinds (`seqvae`, `lm`) decode: their p(x|z) is autoregressive over tokens, so `decode`,
+`sample` and `reconstruct` return decoded examples (int32 ids), which their `Tokens` head passes through.
 """
 
 import flax.linen as nn
