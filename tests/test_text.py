@@ -300,6 +300,8 @@ def test_a_trained_seqvae_reports_per_token_figures_and_text(corpus, tmp_path):
   assert results['mutual_information_nats'] is not None and 0 <= results['reconstruction_token_accuracy'] <= 1
   samples = (tmp_path / 'run' / 'samples.txt').read_text(encoding='utf-8')
   assert '## Interpolation' in samples and samples.count('\n> ') == 2
+  from vae_jax.viz import report  # pylint: disable=g-import-not-at-top
+  assert '## samples.txt' in report.write_report(tmp_path / 'run').read_text()  # the text, in the report
   saved = json.loads((tmp_path / 'run' / 'config.json').read_text())['resolved']['example_spec']
   assert saved['tokenizer'] == 'word' and 'cat' in saved['vocabulary']
 

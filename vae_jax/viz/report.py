@@ -4,7 +4,7 @@
 DIR/report/ gets one PNG per picture (prior samples at temperatures 1 and
 0.7, reconstructions, an interpolation, a latent traversal, the mutual
 information between latents and factors on data with factors (dsprites), the 2-D manifold when latent_dim=2, the test set's latent means, the training curves) and
-report.md, which shows them next to the test figures of DIR/eval.json, each
+report.md, with the text a run wrote (a sequence run's samples.txt), which shows them next to the test figures of DIR/eval.json, each
 with its meaning, unit and direction as its metric or kind declares it
 (`vae_jax.evaluation.metrics.all_figures`). Pictures that do not apply to the
 run (prior samples of an autoencoder) are listed with the reason instead. Every file is written whole or not at all
@@ -31,6 +31,9 @@ REPORT_DIR = 'report'
 REPORT_FILE = 'report.md'
 TRAVERSAL = 'latent_traversal.png'
 MUTUAL_INFORMATION = 'mutual_information.png'
+# Text a finished run writes beside eval.json (`metrics.OUTPUTS`), shown in report.md as it is: a sequence run's
+# prior samples, reconstructions and interpolation.
+TEXT_OUTPUTS = ('samples.txt',)
 # Pictures a run on data with factors also sends to its writers (TensorBoard) when it ends.
 FACTOR_PICTURES = (TRAVERSAL, MUTUAL_INFORMATION)
 
@@ -193,6 +196,9 @@ def write_report(workdir: epath.PathLike, step: int | None = None, seed: int = 0
   lines += ['## Pictures', '']
   for picture in shown:
     lines += [f'### {picture.title}', '', picture.caption, '', f'![{picture.title}]({picture.name})', '']
+  for name in TEXT_OUTPUTS:
+    if (workdir / name).exists():  # what the run wrote as text (token sequences: samples.txt), verbatim
+      lines += [f'## {name}', '', '```text', (workdir / name).read_text(encoding='utf-8').rstrip(), '```', '']
   if skipped:
     lines += ['## Not drawn for this run', ''] + [f'- `{name}`: {why}' for name, why in skipped] + ['']
   path = out / REPORT_FILE
