@@ -76,9 +76,12 @@ def _eval_section(workdir: epath.Path, results: dict | None, figures) -> list[st
   return lines + ['']
 
 
-def _class_pairs(labels: np.ndarray | None, num_pairs: int, same_class: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def _class_pairs(labels: np.ndarray | None, num_pairs: int, same_class: bool = False,
+                 num_examples: int | None = None) -> tuple[np.ndarray, np.ndarray]:
   """Indices of the first test image of label c and of label c+1 (`same_class`: the second of label c),
-  for the first `num_pairs` labels (without labels: images i and i+1)."""
+  for the first `num_pairs` labels (without labels: images i and i+1 of the `num_examples`)."""
+  if labels is None and num_examples is not None:
+    num_pairs = max(1, min(num_pairs, num_examples - 1))
   labels = np.zeros(0, np.int32) if labels is None else labels
   classes = [c for c in np.unique(labels) if not same_class or np.sum(labels == c) > 1]
   members = [np.flatnonzero(labels == c) for c in classes]
@@ -96,7 +99,7 @@ def pictures(run: run_lib.Run, dataset: data.Dataset, results: dict | None, seed
   first_label = None if test.labels is None else int(test.labels[0])
   key = jax.random.key(seed)
   # A conditional model's z holds what the label does not, so its interpolations stay within a class.
-  starts, ends = _class_pairs(test.labels, 5, same_class=run.conditional)
+  starts, ends = _class_pairs(test.labels, 5, same_class=run.conditional, num_examples=len(test.examples))
   pair_ends = ('the other image of the same label, both encoded and decoded with that label' if run.conditional
                else 'the first test image of the next label')
 

@@ -171,7 +171,7 @@ def load_text(config) -> sources.Loaded:
     raise errors.ConfigError('data.name=text reads data.path: give a UTF-8 file (one example a line, or '
                              'examples between blank lines or % lines)')
   path = pathlib.Path(config.data.path).expanduser()
-  return from_texts(read_examples(path, config.data.separator, str(path)), config, f'text {path}', 'word')
+  return from_texts(read_examples(path, config.data.separator, 'text'), config, f'text {path}', 'word')
 
 
 def load_fortunes(config) -> sources.Loaded:
