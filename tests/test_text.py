@@ -325,3 +325,18 @@ def test_tfds_text_sets_keep_their_test_split(monkeypatch, corpus):
   dataset = data.load(config)
   assert tokenizers.texts_of(dataset.spec, dataset.test.examples) == ['good <unk> food']  # its own test split
   assert len(dataset.train.examples) + len(dataset.validation.examples) == 3
+
+
+def test_evaluation_reads_short_sequences_first_and_cuts_batches_exactly():
+  from vae_jax import evaluation  # pylint: disable=g-import-not-at-top
+  model, params, spec = _model('seqvae', vocab=7, max_length=20)
+  rng = np.random.default_rng(0)
+  lengths = rng.integers(1, 21, size=24)
+  x = np.asarray([list(rng.integers(4, 7, size=n - 1)) + [2] + [0] * (20 - n) for n in lengths], np.int32)
+  assert spec.trimmed(x[np.argsort(lengths)][:6]).shape[1] == min(20, -(-np.sort(lengths)[5] // 8) * 8)
+  evaluator = evaluation.Evaluator(model, 6, 3, 3)
+  key = jax.random.key(4)
+  as_stored = evaluator.per_example(params, x, key)  # no spec: full rows, in order
+  by_length = evaluator.per_example(params, x, key, decode=spec.decode, spec=spec)
+  for k in ('log_px', 'elbo', 'kl', 'mean'):
+    np.testing.assert_allclose(by_length[k], as_stored[k], rtol=1e-5, atol=1e-5)

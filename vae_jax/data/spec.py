@@ -21,6 +21,7 @@ from typing import Mapping
 import numpy as np
 
 COLUMN_TYPES = ('continuous', 'binary', 'categorical')
+TRIM_STEP = 8  # SequenceSpec.trimmed: evaluation batches cut to a multiple of this many positions
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,6 +42,16 @@ class ExampleSpec:
   def lengths(self, x) -> np.ndarray:
     """int (n,): the dimensions each of the examples x counts (every one `num_dims`; a sequence its own tokens)."""
     return np.full(len(x), self.num_dims)
+
+  def evaluation_order(self, x) -> np.ndarray | None:
+    """The order an evaluation reads the examples x in, so that `trimmed` batches are short; None: as stored."""
+    del x
+    return None
+
+  def trimmed(self, x):
+    """A batch of examples (read in `evaluation_order`) cut to what its examples use; the model's outputs are
+    the same for it (every example as it is)."""
+    return x
 
   @property
   def one_hot(self) -> tuple[int, ...]:
@@ -297,6 +308,16 @@ class SequenceSpec(ExampleSpec):
   def lengths(self, x) -> np.ndarray:
     """int (n,): each sequence's tokens, its EOS included: what per-token figures divide by."""
     return np.sum(np.asarray(x) != self.pad_id, axis=-1)
+
+  def evaluation_order(self, x) -> np.ndarray:
+    """Shortest first (stable), so that each evaluation batch is cut to its own longest sequence."""
+    return np.argsort(self.lengths(x), kind='stable')
+
+  def trimmed(self, x):
+    """The batch cut after its longest sequence, rounded up to a multiple of TRIM_STEP positions (a few
+    lengths, so a few compilations). Padding changes no likelihood, so the figures are those of the full rows."""
+    used = int(np.max(np.sum(np.asarray(x) != self.pad_id, axis=-1), initial=1))
+    return x[:, :min(self.max_length, -(-used // TRIM_STEP) * TRIM_STEP)]
 
   def describe(self) -> str:
     made = f' {self.tokenizer}' if self.tokenizer else ''

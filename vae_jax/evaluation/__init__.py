@@ -239,13 +239,16 @@ class Evaluator:
     return batch_size
 
   def per_example(self, params, examples: np.ndarray, key: jax.Array, labels: np.ndarray | None = None,
-                  progress: SavedProgress | None = None, decode=None) -> dict[str, np.ndarray]:
+                  progress: SavedProgress | None = None, decode=None, spec=None) -> dict[str, np.ndarray]:
     """Per-example terms (log_px, elbo, recon, kl, kl_per_group, mean; recon and mean for the autoencoder).
 
     `labels`: the examples' classes, which a conditional model needs (others ignore them; None for data
     without labels). With
     `progress`, the terms so far are saved after every batch, and those it holds are not computed again.
-    `decode` (the data's `spec.decode`) turns each batch of stored examples into the model's input."""
+    `decode` (the data's `spec.decode`) turns each batch of stored examples into the model's input. With the
+    data's `spec`, the examples are read in its `evaluation_order` and each batch `trimmed` (token sequences:
+    shortest first, each batch cut after its longest); every example keeps its own key, and the terms come
+    back in the examples' order."""
     n, num_devices = len(examples), self.mesh.devices.size
     batch_size = min(self.batch_size, n)  # no padding a small split up to a large batch
     batch_size = -(-batch_size // num_devices) * num_devices  # ... but to a multiple of the devices
@@ -262,13 +265,19 @@ class Evaluator:
       logging.info('resuming the evaluation from %s: %d of %d examples done', progress.path, first, n)
     what = f'evaluating with {self.num_samples:,} importance samples' if self.model.stochastic else 'evaluating'
     shown = progress_lib.Progress(what, n, 'examples', start=first) if self.progress else None
+    order = None if spec is None else spec.evaluation_order(examples)
     for start in range(first, n, batch_size):
-      x = np.asarray(examples[start:start + batch_size])
+      rows = slice(start, start + batch_size) if order is None else order[start:start + batch_size]
+      x = np.asarray(examples[rows])
       x = decode(x) if decode is not None else x
+      x = x if order is None else spec.trimmed(x)
       real = len(x)
       pad = lambda a: np.concatenate([a, np.zeros((batch_size - real, *a.shape[1:]), a.dtype)])
-      y = None if labels is None else parallel.to_global(pad(labels[start:start + batch_size]), sharding)
-      indices = np.arange(start, start + batch_size, dtype=np.int32)
+      y = None if labels is None else parallel.to_global(pad(labels[rows]), sharding)
+      indices = np.arange(start, start + batch_size, dtype=np.int32)  # each example's key: its own index
+      if order is not None:
+        indices = np.concatenate([order[start:start + batch_size], np.arange(n, n + batch_size - real)]).astype(
+            np.int32)
       out = self._batch_fn(params, parallel.to_global(pad(x), sharding), y, parallel.to_global(indices, sharding),
                            key)
       parts.append({k: np.asarray(v)[:real] for k, v in out.items()})
@@ -277,7 +286,12 @@ class Evaluator:
         progress.save(parts[0])
       if shown:
         shown.update(start + real)
-    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    out = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    if order is None:
+      return out
+    back = np.empty(n, np.int64)
+    back[order] = np.arange(n)
+    return {k: v[back] for k, v in out.items()}
 
   def gflop(self, params, example: np.ndarray, num_examples: int) -> float:
     """GFLOPs of evaluating `num_examples` examples, from XLA's cost analysis of one sample chunk at one
@@ -304,7 +318,7 @@ class Evaluator:
     """Means over `examples` (with their `labels`), under the keys of eval.json. bits_per_dim follows from
     the examples' `spec` (`data.ExampleSpec`): its dimensions, and for a density its levels
     (`likelihoods.bits_per_dim`); without one, every entry of an example's array on the 8-bit scale."""
-    terms = self.per_example(params, examples, key, labels, progress, None if spec is None else spec.decode)
+    terms = self.per_example(params, examples, key, labels, progress, None if spec is None else spec.decode, spec)
     # The dimensions an example counts: an image's entries, a sequence's tokens (its own, EOS included).
     num_dims = float(np.mean(spec.lengths(examples))) if spec is not None else math.prod(examples.shape[1:])
     levels = getattr(spec, 'levels', None) if spec is not None else 256

@@ -119,9 +119,10 @@ def token_log_probs(logits: jax.Array, last: jax.Array | bool) -> jax.Array:
   return jax.nn.log_softmax(logits, axis=-1)
 
 
-def masked_log_prob(logits: jax.Array, x: jax.Array, pad_id: int) -> jax.Array:
-  """sum over x's tokens and EOS of log p(x_t | x_<t, z), (n,), in nats; padding contributes nothing."""
-  last = jnp.arange(x.shape[1]) == x.shape[1] - 1
+def masked_log_prob(logits: jax.Array, x: jax.Array, pad_id: int, max_length: int | None = None) -> jax.Array:
+  """sum over x's tokens and EOS of log p(x_t | x_<t, z), (n,), in nats; padding contributes nothing. x may be
+  cut short of the spec's `max_length` (default: its own width), whose last position alone has a certain EOS."""
+  last = jnp.arange(x.shape[1]) == (x.shape[1] if max_length is None else max_length) - 1
   log_p = jnp.take_along_axis(token_log_probs(logits, last), x[..., None], axis=-1)[..., 0]
   return jnp.sum(jnp.where(x != pad_id, log_p, 0.0), axis=-1)
 
@@ -299,7 +300,7 @@ class SeqVAE(SequenceKind):
   def _terms(self, x: jax.Array, ctx: dict, keys: jax.Array, word_dropout: float) -> dict:
     z, log_q, mean, log_var = self._posterior_sample(ctx, keys)
     inputs = dropped_words(decoder_inputs(x), keys, word_dropout)
-    log_px_z = masked_log_prob(self.decoder(inputs, z), x, tokenizers.PAD)
+    log_px_z = masked_log_prob(self.decoder(inputs, z), x, tokenizers.PAD, self.max_length)
     log_p = -0.5 * jnp.sum(gaussian.LOG_2PI + z**2, axis=-1)
     kl_per_dim = 0.5 * (jnp.exp(log_var) + mean**2 - 1.0 - log_var)
     return {'log_px_z': log_px_z, 'log_ratio': log_p - log_q, 'kl_per_dim': kl_per_dim,
@@ -379,7 +380,8 @@ class LanguageModel(SequenceKind):
   def _terms(self, x: jax.Array, keys: jax.Array, word_dropout: float) -> dict:
     inputs = dropped_words(decoder_inputs(x), keys, word_dropout)
     n = x.shape[0]
-    return {'log_px_z': masked_log_prob(self.decoder(inputs, None), x, tokenizers.PAD),
+    return {'log_px_z': masked_log_prob(self.decoder(inputs, None), x, tokenizers.PAD,
+                                                self.max_length),
             'log_ratio': jnp.zeros((n,), jnp.float32), 'kl': jnp.zeros((n, 1), jnp.float32),
             'num_tokens': jnp.sum(x != tokenizers.PAD, axis=-1).astype(jnp.float32)}
 
