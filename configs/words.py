@@ -6,7 +6,9 @@ words, no download; apt-get install wamerican), against its LSTM language model.
 
 Each word is a sequence of its characters and an EOS (at most 24 ids; the few longer words are truncated,
 counted in the log). The model and the remedies are those of configs/fortunes.py, with 64-unit character
-embeddings and z of 16. RESULTS.md, "Text", has the results.
+embeddings and z of 16, for 3 epochs. It reaches a test NLL of 19.32 nats a word (2.030 a character, EOS
+counted; 500 importance samples), KL 0.87 and MI 0.90 nats. The `lm` reaches 18.93 (1.989): RESULTS.md,
+"Text", has every remedy's row.
 """
 
 from vae_jax import config_lib
