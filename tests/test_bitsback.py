@@ -1,6 +1,7 @@
 """Bits-back compression: exact round trips for every codable model shape, a code length at the
 model's -ELBO, the probabilities it codes with against exact answers, and one-line refusals."""
 
+import dataclasses
 import json
 import math
 import os
@@ -16,11 +17,13 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from vae_jax import config_lib
 from vae_jax import data
 from vae_jax import errors
 from vae_jax import models
 from vae_jax.coding import bitsback
 from vae_jax.models import likelihoods
+from vae_jax.models import seqvae
 from vae_jax.runs import run as run_lib
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -197,14 +200,10 @@ def test_another_run_or_a_damaged_file_is_refused(tiny_vae_run, tmp_path):
 
 
 def _with_version(path, version, out):
-  """A copy of the file at `path` whose header says `version`."""
-  blob = path.read_bytes()
-  start = len(bitsback.MAGIC) + 4
-  (size,) = struct.unpack('<I', blob[len(bitsback.MAGIC):start])
-  meta = json.loads(blob[start:start + size])
-  meta['format_version'] = version
-  header = json.dumps(meta, sort_keys=True).encode()
-  out.write_bytes(bitsback.MAGIC + struct.pack('<I', len(header)) + header + blob[start + size:])
+  """A copy of the file at `path` with a JSON header (versions 1 to 3) that says `version`."""
+  header, words = bitsback.read_file(path)
+  meta = json.dumps(dict(dataclasses.asdict(header), format_version=version), sort_keys=True).encode()
+  out.write_bytes(bitsback.MAGIC + struct.pack('<I', len(meta)) + meta + np.asarray(words, '<u4').tobytes())
   return out
 
 
@@ -217,14 +216,77 @@ def test_older_files_decode_where_their_coding_is_unchanged(tiny_vae_run, make_c
   bitsback.compress_run(run, images, tmp_path / 'a.vbb')
   restored, _ = bitsback.decompress_run(run, _with_version(tmp_path / 'a.vbb', 1, tmp_path / 'v1.vbb'))
   assert np.array_equal(restored, images)
-  with pytest.raises(bitsback.CompressedFileError, match='format version 4; this vae_jax reads versions 1, 2, 3'):
-    bitsback.decompress_run(run, _with_version(tmp_path / 'a.vbb', 4, tmp_path / 'v4.vbb'))
+  with pytest.raises(bitsback.CompressedFileError, match='format version 5; this vae_jax reads versions 1, 2, 3, 4'):
+    bitsback.decompress_run(run, _with_version(tmp_path / 'a.vbb', 5, tmp_path / 'v5.vbb'))
   overrides = {'model.likelihood': 'logistic_mixture', 'model.logistic_components': 2, 'data.binarize': 'none'}
   model, params = _untrained(make_config, (4, 4, 1), **overrides)
-  logistic = types.SimpleNamespace(model=model, params=params, image_shape=(4, 4, 1), step=0,
+  logistic = types.SimpleNamespace(model=model, params=params, spec=data.ImageSpec.of_shape((4, 4, 1)), step=0,
                                    config=make_config(**overrides))
   pixels = np.random.default_rng(0).integers(0, 256, (3, 4, 4, 1)).astype(np.uint8)
   bitsback.compress_run(logistic, pixels, tmp_path / 'b.vbb')
   assert np.array_equal(bitsback.decompress_run(logistic, tmp_path / 'b.vbb')[0], pixels)
   with pytest.raises(bitsback.CompressedFileError, match='coding of a logistic-mixture likelihood .* commit 740e27b'):
     bitsback.decompress_run(logistic, _with_version(tmp_path / 'b.vbb', 2, tmp_path / 'b2.vbb'))
+
+
+def _sequence_model(kind='seqvae'):
+  spec = data.SequenceSpec(vocab_size=9, max_length=6)
+  config = config_lib.base_config()
+  config.data.binarize = 'none'
+  config.model.kind, config.model.latent_dim, config.model.embed_dim, config.model.rnn_size = kind, 3, 5, 7
+  model = models.make(config, spec)
+  return model, models.init_params(model, spec, jax.random.key(0)), spec
+
+
+def _sequences(n: int, max_length: int, vocab: int, seed: int = 0) -> np.ndarray:
+  """Rows of every length from 0 tokens (the EOS alone) to max_length - 1 (the EOS at the last position)."""
+  rng = np.random.default_rng(seed)
+  rows = np.zeros((n, max_length), np.int32)
+  for row, length in zip(rows, rng.integers(0, max_length, n)):
+    row[:length], row[length] = rng.integers(3, vocab, length), 2
+  return rows
+
+
+@pytest.mark.parametrize('kind', ['seqvae', 'lm'])
+def test_token_sequences_round_trip_exactly_and_cost_the_elbo(kind):
+  """Each row codes its tokens and its EOS under p(x_i | x_<i, z), and decoding stops a row at its EOS; the
+  file costs the model's -ELBO, as for images. The language model, with no latent, codes at -log p(x)."""
+  model, params, spec = _sequence_model(kind)
+  x = _sequences(1500, spec.max_length, spec.vocab_size)
+  coder = bitsback.Coder(model, params, spec, batch_size=100)
+  words = coder.compress(bitsback.sequence_symbols(spec, x))
+  assert np.array_equal(coder.decompress(words, len(x)), x)
+  nats = 32 * (len(words) - len(bitsback.seed_words(coder.latent_dim, coder.bits))) * math.log(2) / len(x)
+  keys = jax.random.split(jax.random.key(2), 20 * len(x))
+  terms = model.apply({'params': params}, jnp.tile(jnp.asarray(x), (20, 1)), keys)
+  elbo = float(jnp.mean(terms['log_px_z'] - jnp.sum(terms['kl'], -1)))
+  assert nats == pytest.approx(-elbo, rel=0.03), (nats, elbo)
+
+
+def test_the_token_probabilities_are_the_likelihood():
+  """Stepping the decoder one position at a time gives the probabilities whose logs the training loss sums."""
+  model, params, spec = _sequence_model()
+  x = jnp.asarray(_sequences(5, spec.max_length, spec.vocab_size, seed=3))
+  z = jax.random.normal(jax.random.key(1), (5, model.latent_dim))
+  carry = model.apply({'params': params}, z, method=model.decoder_start)
+  token, total = jnp.full((5,), spec.bos_id), jnp.zeros(5)
+  for i in range(spec.max_length):
+    carry, probs = model.apply({'params': params}, carry, token, z, i, method=model.next_token_probs)
+    np.testing.assert_allclose(jnp.sum(probs, -1), 1.0, rtol=1e-5)
+    total += jnp.where(x[:, i] != spec.pad_id, jnp.log(probs[jnp.arange(5), x[:, i]]), 0.0)
+    token = x[:, i]
+  logits = model.apply({'params': params}, seqvae.decoder_inputs(x), z, method=lambda m, a, b: m.decoder(a, b))
+  np.testing.assert_allclose(total, seqvae.masked_log_prob(logits, x, spec.pad_id), rtol=1e-5)
+
+
+@pytest.mark.parametrize('rows,expected', [
+    ([[4, 5, 2, 0, 0, 0]] * 2 + [[4, 5, 0, 2, 0, 0]], 'sequence 2 is not tokens'),  # a pad before the EOS
+    ([[4, 5, 6, 7, 8, 4]], 'sequence 0'),  # no EOS
+    ([[4, 2, 5, 0, 0, 0]], 'sequence 0'),  # a token after the EOS
+    ([[4, 9, 2, 0, 0, 0]], 'sequence 0'),  # outside the vocabulary
+    ([[4, 2, 0, 0, 0]], 'shape'),
+])
+def test_sequences_out_of_the_spec_form_are_refused(rows, expected):
+  _, _, spec = _sequence_model()
+  with pytest.raises(errors.DataError, match=expected):
+    bitsback.sequence_symbols(spec, np.asarray(rows))

@@ -50,10 +50,17 @@ Exactness needs the decoder to compute bit-identical probabilities, so both
 directions run the same compiled functions on the same padded inputs, and a
 file records the backend it was made on and refuses another.
 
-File format (version 3): MAGIC, a little-endian uint32 header length, the
-header as UTF-8 JSON (format version, the run's config and parameter hashes,
-the image shape, count and dtype, the coding settings, the payload's
-SHA-256), then the ANS words as little-endian uint32.
+File format (version 4): MAGIC, a little-endian uint32 0, the binary header
+(`_header_bytes`: the format version, the first 8 bytes of the SHA-256 of the
+run's config, of its parameters and of the payload, the checkpoint step, the
+number of words, the coding settings, the coded array's shape and dtype, the
+backend: about 60 bytes), then the ANS words as little-endian uint32.
+Versions 1 to 3 put a JSON header with whole hashes where the 0 is, after its
+length; they still decode (`_CHANGED_IN`).
+
+Token sequences (`TokenCodec`) are coded the same way, with an autoregressive
+p(x|z) over positions: a row codes its tokens and its EOS, and decoding stops
+a row at its EOS. Per dimension, for them, is per token (EOS counted).
 """
 
 import dataclasses
@@ -73,15 +80,17 @@ import numpy as np
 
 from vae_jax import errors
 from vae_jax import progress
+from vae_jax.data import spec as data_spec
 from vae_jax.models import likelihoods
 
 MAGIC = b'VAEJAXBB'
-FORMAT_VERSION = 3
-READABLE_VERSIONS = (1, 2, 3)
+FORMAT_VERSION = 4
+READABLE_VERSIONS = (1, 2, 3, 4)
 # What each version changed, and the last commit that decodes the older files it touches; the rest of
 # an older file codes as this version does, so it still decodes. Version 2: a mixture prior's group
 # (version 1 pushed it one dimension at a time). Version 3: the logistic mixture's bin masses (one
-# sigmoid an edge rather than four a bin: the same numbers to rounding, but not bit for bit).
+# sigmoid an edge rather than four a bin: the same numbers to rounding, but not bit for bit). Version 4 changed
+# the header alone.
 _CHANGED_IN = ((2, 'a mixture prior', 'c41061c'), (3, 'a logistic-mixture likelihood', '740e27b'))
 DEFAULT_BUCKET_BITS = 8
 DEFAULT_BATCH_SIZE = 200
@@ -206,13 +215,46 @@ class Header:
   format_version: int = FORMAT_VERSION
 
 
+_BINARY = struct.Struct('<B8s8s8sIIIHBB')  # version 4 on: the fixed fields of the header, then the shape
+_HASH_BYTES = 8  # of each SHA-256 that a version 4 header keeps: a 1 in 2^64 chance of missing another run
+
+
+def _short(text: str) -> bytes:
+  data = text.encode('ascii')
+  return bytes([len(data)]) + data
+
+
+def _header_bytes(header: Header) -> bytes:
+  """The binary header (version 4): a few dozen bytes, so that a small corpus's file is its payload."""
+  digest = lambda h: bytes.fromhex(h)[:_HASH_BYTES]
+  fixed = _BINARY.pack(header.format_version, digest(header.config_sha256), digest(header.params_sha256),
+                       digest(header.payload_sha256), header.step, header.num_words, header.batch_size, header.scale,
+                       header.bucket_bits, len(header.image_shape))
+  return (fixed + struct.pack(f'<{len(header.image_shape)}I', *header.image_shape) + _short(header.dtype)
+          + _short(header.backend))
+
+
+def _parse_header(blob: bytes, start: int) -> tuple[Header, int]:
+  """A version 4 header at `start`, and where the payload begins."""
+  version, config, params, payload, step, words, batch, scale, bits, ndim = _BINARY.unpack_from(blob, start)
+  at = start + _BINARY.size
+  shape = struct.unpack_from(f'<{ndim}I', blob, at)
+  at += 4 * ndim
+  texts = []
+  for _ in range(2):
+    size = blob[at]
+    texts.append(blob[at + 1:at + 1 + size].decode('ascii'))
+    at += 1 + size
+  return Header(config.hex(), params.hex(), step, tuple(shape), texts[0], scale, bits, batch, texts[1], payload.hex(),
+                words, version), at
+
+
 def write_file(path: os.PathLike, header: Header, words: np.ndarray) -> int:
   """Writes the file atomically (a temporary name, then a rename; the temporary file is removed if the write
   fails or a signal stops it), so no reader ever takes half a file for a whole one; returns its size in bytes."""
   payload = np.asarray(words, dtype='<u4').tobytes()
   header = dataclasses.replace(header, payload_sha256=hashlib.sha256(payload).hexdigest(), num_words=len(words))
-  meta = json.dumps(dataclasses.asdict(header), sort_keys=True).encode()
-  blob = MAGIC + struct.pack('<I', len(meta)) + meta + payload
+  blob = MAGIC + struct.pack('<I', 0) + _header_bytes(header) + payload
   tmp = f'{os.fspath(path)}.tmp-{os.getpid()}'
   try:
     with open(tmp, 'wb') as f:
@@ -227,6 +269,11 @@ def write_file(path: os.PathLike, header: Header, words: np.ndarray) -> int:
   return len(blob)
 
 
+def same_hash(recorded: str, full: str) -> bool:
+  """Whether a header's hash (whole, or its first bytes from version 4 on) is that of `full`."""
+  return bool(recorded) and full.startswith(recorded)
+
+
 def read_file(path: os.PathLike) -> tuple[Header, np.ndarray]:
   """The header and words of a file; a damaged or foreign file is a CompressedFileError."""
   try:
@@ -238,26 +285,143 @@ def read_file(path: os.PathLike) -> tuple[Header, np.ndarray]:
   (size,) = struct.unpack('<I', blob[len(MAGIC):len(MAGIC) + 4])
   start = len(MAGIC) + 4
   try:
-    meta = json.loads(blob[start:start + size].decode())
-    version = meta.get('format_version')
-    if version not in READABLE_VERSIONS:
-      raise CompressedFileError(f'{path} has format version {version}; this vae_jax reads versions '
-                                f'{", ".join(map(str, READABLE_VERSIONS))}')
-    header = Header(**{**meta, 'image_shape': tuple(meta['image_shape'])})
-  except (ValueError, TypeError, KeyError, UnicodeDecodeError):
+    if size == 0:  # version 4 on: a binary header (a JSON header is never empty)
+      header, end = _parse_header(blob, start)
+    else:  # versions 1 to 3: JSON
+      meta = json.loads(blob[start:start + size].decode())
+      header, end = Header(**{**meta, 'image_shape': tuple(meta['image_shape'])}), start + size
+  except (ValueError, TypeError, KeyError, UnicodeDecodeError, struct.error, IndexError):
     raise CompressedFileError(f'{path} has a damaged header: the file is truncated or corrupted') from None
-  payload = blob[start + size:]
-  if len(payload) != 4 * header.num_words or hashlib.sha256(payload).hexdigest() != header.payload_sha256:
+  if header.format_version not in READABLE_VERSIONS:
+    raise CompressedFileError(f'{path} has format version {header.format_version}; this vae_jax reads versions '
+                              f'{", ".join(map(str, READABLE_VERSIONS))}')
+  payload = blob[end:]
+  if len(payload) != 4 * header.num_words or not same_hash(header.payload_sha256, hashlib.sha256(payload).hexdigest()):
     raise CompressedFileError(f'{path} is damaged: its payload ({len(payload)} bytes) does not match the '
-                              f'checksum in its header; recompress the images')
+                              f'checksum in its header; compress the examples again')
   return header, np.frombuffer(payload, dtype='<u4').astype(np.uint32)
 
 
-class Coder:
-  """Bits-back compression of images with one model and its parameters."""
+def _table(probs, real: int) -> np.ndarray:
+  """The first `real` rows of per-symbol probabilities, flat (symbols, alphabet), for constriction."""
+  probs = np.asarray(probs)[:real]
+  return np.ascontiguousarray(probs.reshape(-1, probs.shape[-1]), dtype=np.float32)
 
-  def __init__(self, model, params, image_shape, bucket_bits: int = DEFAULT_BUCKET_BITS,
+
+class PixelCodec:
+  """Pushes and pops images with p(x|z) through the run's likelihood head: every pixel in one call when the
+  pixels are independent given z, else pixel by pixel (a pixel context)."""
+
+  def __init__(self, model, params, spec):
+    self.params, self.shape = params, tuple(int(d) for d in spec.shape)
+    self.head = type(model.likelihood)
+    self.autoregressive = bool(model.likelihood.autoregressive)
+    # Probabilities per image in one call: an autoregressive head's table is one pixel at a time.
+    self.table = (self.shape[-1] if self.autoregressive else math.prod(self.shape)) * self.head.num_symbols
+    apply = lambda p, *args, method: model.apply({'params': p}, *args, method=method)
+    self._symbol_probs = jax.jit(lambda p, z: self.head.symbol_probs(apply(p, z, method=model.decode)))
+    self._decode = jax.jit(lambda p, z: apply(p, z, method=model.decode))
+    # Pixel i's probabilities given the images' symbols, of which only those before i are read: compression
+    # passes the whole images, decompression those decoded so far, and both get the same numbers.
+    self._pixel_probs = jax.jit(lambda params, s, i: self.head.pixel_symbol_probs(params, self.head.to_canvas(s), i))
+    self.model_input = jax.jit(self.head.from_symbols)
+
+  def symbols(self, examples: np.ndarray) -> tuple[np.ndarray, int]:
+    return to_symbols(self.head, examples, self.shape)
+
+  def push(self, ans, s: np.ndarray, z: np.ndarray, real: int) -> None:
+    """Pushes the first `real` images of the batch s with p(x|z), the last pixel first when they depend on
+    each other, so that decoding pops them in raster order."""
+    if not self.autoregressive:
+      ans.encode_reverse(s[:real].ravel(), _CATEGORICAL, _table(self._symbol_probs(self.params, z), real))
+      return
+    params, flat = self._decode(self.params, z), s.reshape(len(s), -1, s.shape[-1])
+    for i in reversed(range(flat.shape[1])):
+      probs = _table(self._pixel_probs(params, s, np.int32(i)), real)
+      ans.encode_reverse(np.ascontiguousarray(flat[:real, i].ravel()), _CATEGORICAL, probs)
+
+  def pop(self, ans, z: np.ndarray, real: int) -> np.ndarray:
+    """Undoes `push`: the batch's symbols (batch, H, W, C), zero past `real`."""
+    s = np.zeros((len(z), *self.shape), np.int32)
+    if not self.autoregressive:
+      s[:real] = ans.decode(_CATEGORICAL, _table(self._symbol_probs(self.params, z), real)).reshape(real, *self.shape)
+      return s
+    params, flat = self._decode(self.params, z), s.reshape(len(s), -1, s.shape[-1])  # flat is a view of s
+    for i in range(flat.shape[1]):
+      probs = _table(self._pixel_probs(params, s, np.int32(i)), real)
+      flat[:real, i] = ans.decode(_CATEGORICAL, probs).reshape(real, -1)
+    return s
+
+
+class TokenCodec:
+  """Pushes and pops token sequences (`SequenceSpec` rows: tokens, EOS, pads) with p(x|z) one position at a
+  time, through the kind's `decoder_start` and `next_token_probs`. Each row codes its tokens and its EOS and
+  nothing after: decoding knows a row has ended when it pops the EOS. Both directions step the same compiled
+  decoder on the same inputs (a finished row reads its EOS, then pads, in both), so the probabilities agree bit
+  for bit; compression steps through every position first, then pushes them last first."""
+
+  def __init__(self, model, params, spec):
+    self.params, self.shape, self.spec = params, (int(spec.max_length),), spec
+    self.table = int(spec.vocab_size)
+    apply = lambda p, *args, method: model.apply({'params': p}, *args, method=method)
+    self._start = jax.jit(lambda p, z: apply(p, z, method=model.decoder_start))
+    self._next = jax.jit(lambda p, carry, token, z, i: apply(p, carry, token, z, i, method=model.next_token_probs))
+    self.model_input = jnp.asarray
+
+  def symbols(self, examples: np.ndarray) -> tuple[np.ndarray, int]:
+    return sequence_symbols(self.spec, examples), 1
+
+  def _steps(self, z: np.ndarray, rows: np.ndarray | None):
+    """Yields (i, probabilities of position i (batch, vocab), the token read next); `rows` gives the tokens
+    read (compression), else the caller sends each decoded token in (decompression)."""
+    carry, token = self._start(self.params, z), np.full(len(z), self.spec.bos_id, np.int32)
+    for i in range(self.shape[0]):
+      carry, probs = self._next(self.params, carry, token, z, np.int32(i))
+      sent = yield i, probs
+      token = rows[:, i] if rows is not None else sent
+
+  def push(self, ans, s: np.ndarray, z: np.ndarray, real: int) -> None:
+    lengths = self.spec.lengths(s[:real])
+    tables = []
+    for i, probs in self._steps(z, s):
+      tables.append(np.asarray(probs)[:real])
+      if i + 1 == lengths.max():
+        break
+    for i in reversed(range(len(tables))):
+      alive = lengths > i
+      ans.encode_reverse(np.ascontiguousarray(s[:real][alive, i]), _CATEGORICAL, _table(tables[i][alive], alive.sum()))
+
+  def pop(self, ans, z: np.ndarray, real: int) -> np.ndarray:
+    """Undoes `push`: the batch's rows (batch, max_length), pads past `real`; each row's positions are popped
+    until its EOS, the same steps that compression took."""
+    s = np.full((len(z), *self.shape), self.spec.pad_id, np.int32)
+    alive = np.arange(len(z)) < real
+    steps = self._steps(z, None)
+    i, probs = next(steps)
+    while True:
+      rows = np.flatnonzero(alive)
+      s[rows, i] = ans.decode(_CATEGORICAL, _table(np.asarray(probs)[rows], len(rows)))
+      alive &= s[:, i] != self.spec.eos_id
+      if not alive.any():
+        return s
+      if i + 1 == self.shape[0]:  # the last position's EOS is certain: only a damaged file gets here
+        raise ValueError(f'a sequence runs past max_length={self.shape[0]} without its EOS')
+      i, probs = steps.send(s[:, i])
+
+
+EXAMPLE_CODECS = {'image': PixelCodec, 'sequence': TokenCodec}  # by ExampleSpec.kind
+
+
+class Coder:
+  """Bits-back compression of examples (images or token sequences, `EXAMPLE_CODECS`) with one model and its
+  parameters."""
+
+  def __init__(self, model, params, spec, bucket_bits: int = DEFAULT_BUCKET_BITS,
                batch_size: int = DEFAULT_BATCH_SIZE):
+    spec = spec if isinstance(spec, data_spec.ExampleSpec) else data_spec.ImageSpec.of_shape(spec)
+    if spec.kind not in EXAMPLE_CODECS:
+      raise errors.ConfigError(f'bits-back coding here codes {" and ".join(EXAMPLE_CODECS)} examples; this run '
+                               f'holds {spec.describe()}')
     obstacle = getattr(model, 'coding_obstacle', 'this kind has no bits-back coding')
     if obstacle:
       raise errors.UserError(f'cannot compress with this model: {obstacle}')
@@ -266,17 +430,14 @@ class Coder:
     if batch_size < 1:
       raise errors.ConfigError(f'--batch_size={batch_size} must be >= 1')
     self.model, self.params, self.bits = model, params, bucket_bits
-    self.image_shape = tuple(int(d) for d in image_shape)
-    self.head = type(model.likelihood)
-    self.num_symbols = self.head.num_symbols
-    self.autoregressive = bool(model.likelihood.autoregressive)
+    self.codec = EXAMPLE_CODECS[spec.kind](model, params, spec)
+    self.example_shape = self.codec.shape
     # An 8-bit head's table is 256 probabilities a pixel (and its mixture's work ten times that): keep a
     # batch's table near 2^23 floats. The batch is part of the file's header, so decoding uses the same.
-    # An autoregressive head's table is one pixel of every image at a time.
-    table_pixels = self.image_shape[-1] if self.autoregressive else math.prod(self.image_shape)
-    self.batch_size = min(batch_size, max(1, MAX_TABLE // (table_pixels * self.num_symbols)))
+    self.batch_size = min(batch_size, max(1, MAX_TABLE // self.codec.table))
     bounds = np.cumsum((0,) + tuple(model.group_sizes))
-    self.groups = [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+    # A model with no latent (the `lm`) has no group: its examples are coded under p(x) alone, at -log p(x).
+    self.groups = [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
     self.latent_dim = int(bounds[-1])
     apply = lambda p, *args, method: model.apply({'params': p}, *args, method=method)
 
@@ -298,22 +459,11 @@ class Coder:
     self._values = jax.jit(values, static_argnums=3)
     # The groups whose prior is a mixture (K > 1), from the shapes alone.
     shapes = jax.eval_shape(lambda p: apply(p, None, jnp.zeros((1, self.latent_dim)), method=model.latent_gaussians),
-                            params)
+                            params) if self.groups else []
     self.mixture_groups = frozenset(g for g, parts in enumerate(shapes) if parts[1].shape[-2] > 1)
-    self._symbol_probs = jax.jit(lambda p, z: self.head.symbol_probs(apply(p, z, method=model.decode)))
-    self._decode = jax.jit(lambda p, z: apply(p, z, method=model.decode))
-    # Pixel i's probabilities given the images' symbols, of which only those before i are read: compression
-    # passes the whole images, decompression those decoded so far, and both get the same numbers.
-    self._pixel_probs = jax.jit(lambda params, s, i: self.head.pixel_symbol_probs(params, self.head.to_canvas(s), i))
-    self._canonical = jax.jit(lambda s: self.head.from_symbols(s))
 
   def _pad(self, a: np.ndarray) -> np.ndarray:
     return np.concatenate([a, np.zeros((self.batch_size - len(a), *a.shape[1:]), a.dtype)])
-
-  def _categorical(self, probs, real: int) -> np.ndarray:
-    """The first `real` rows of per-symbol probabilities, flat (symbols, alphabet), for constriction."""
-    probs = np.asarray(probs)[:real]
-    return np.ascontiguousarray(probs.reshape(-1, probs.shape[-1]), dtype=np.float32)
 
   def _latent_value(self, z: np.ndarray, index: np.ndarray, g: int) -> None:
     z[:, self.groups[g]] = np.asarray(self._values(self.params, z, index[:, self.groups[g]], g))
@@ -325,20 +475,21 @@ class Coder:
     return out
 
   def compress(self, symbols: np.ndarray) -> np.ndarray:
-    """The ANS words that code `symbols` (n, H, W, C) int, the images' values as symbol indices."""
+    """The ANS words that code `symbols` (n, *example shape) int: the images' values as symbol indices, or the
+    sequences' token ids."""
     ans = constriction.stream.stack.AnsCoder(seed_words(self.latent_dim, self.bits))
     uniform = constriction.stream.model.Uniform(2**self.bits)
-    start, shown = 0, progress.Progress('compressing', len(symbols), 'images')
+    start, shown = 0, progress.Progress('compressing', len(symbols), 'examples')
     for real in chunk_sizes(len(symbols), self.batch_size):
       s = self._pad(symbols[start:start + real])
-      x = self._canonical(s)
+      x = self.codec.model_input(s)
       z = np.zeros((self.batch_size, self.latent_dim), np.float32)
       index = np.zeros((self.batch_size, self.latent_dim), np.int32)
       for g, group in enumerate(self.groups):  # pop z_g ~ Q(z_g | x, z_<g), top first
-        probs = self._categorical(self._masses(self.params, x, z, g), real)
+        probs = _table(self._masses(self.params, x, z, g), real)
         index[:real, group] = ans.decode(_CATEGORICAL, probs).reshape(real, -1)
         self._latent_value(z, index, g)
-      self._push_images(ans, s, z, real)
+      self.codec.push(ans, s, z, real)
       for g in reversed(range(len(self.groups))):  # push z_g with its prior
         group = self.groups[g]
         if g in self.mixture_groups:
@@ -349,49 +500,25 @@ class Coder:
       shown.update(start)
     return ans.get_compressed()
 
-  def _push_images(self, ans, s: np.ndarray, z: np.ndarray, real: int) -> None:
-    """Pushes the first `real` images of the batch s with p(x|z): in one call when the pixels are independent
-    given z; else pixel by pixel, the last first, so that decoding pops them in raster order."""
-    if not self.autoregressive:
-      ans.encode_reverse(s[:real].ravel(), _CATEGORICAL, self._categorical(self._symbol_probs(self.params, z), real))
-      return
-    params, flat = self._decode(self.params, z), s.reshape(len(s), -1, s.shape[-1])
-    for i in reversed(range(flat.shape[1])):
-      probs = self._categorical(self._pixel_probs(params, s, np.int32(i)), real)
-      ans.encode_reverse(np.ascontiguousarray(flat[:real, i].ravel()), _CATEGORICAL, probs)
-
-  def _pop_images(self, ans, z: np.ndarray, real: int) -> np.ndarray:
-    """Undoes `_push_images`: the batch's symbols (batch, H, W, C), zero past `real`."""
-    s = np.zeros((self.batch_size, *self.image_shape), np.int32)
-    if not self.autoregressive:
-      probs = self._categorical(self._symbol_probs(self.params, z), real)
-      s[:real] = ans.decode(_CATEGORICAL, probs).reshape(real, *self.image_shape)
-      return s
-    params, flat = self._decode(self.params, z), s.reshape(len(s), -1, s.shape[-1])  # flat is a view of s
-    for i in range(flat.shape[1]):
-      probs = self._categorical(self._pixel_probs(params, s, np.int32(i)), real)
-      flat[:real, i] = ans.decode(_CATEGORICAL, probs).reshape(real, -1)
-    return s
-
   def _push_mixture(self, ans, prior, group_index: np.ndarray, real: int) -> None:
     """Pushes a mixture group's bucket indices (batch, D) with bits back on the component: pop k ~ q(k | b),
     push b with component k's masses, push k with the mixture's weights. Net: -log P(b) in expectation."""
     component = np.zeros(self.batch_size, np.int32)
     posterior = self._component_posterior(*prior, group_index)
-    component[:real] = ans.decode(_CATEGORICAL, self._categorical(posterior, real))
+    component[:real] = ans.decode(_CATEGORICAL, _table(posterior, real))
     masses = self._component_masses(*prior, component)
-    ans.encode_reverse(np.ascontiguousarray(group_index[:real].ravel()), _CATEGORICAL, self._categorical(masses, real))
-    ans.encode_reverse(component[:real], _CATEGORICAL, self._categorical(self._weights(prior[0]), real))
+    ans.encode_reverse(np.ascontiguousarray(group_index[:real].ravel()), _CATEGORICAL, _table(masses, real))
+    ans.encode_reverse(component[:real], _CATEGORICAL, _table(self._weights(prior[0]), real))
 
   def _pop_mixture(self, ans, prior, real: int) -> np.ndarray:
     """Undoes `_push_mixture`: pops k and the bucket indices, pushes k back with q(k | b)."""
     component = np.zeros(self.batch_size, np.int32)
-    component[:real] = ans.decode(_CATEGORICAL, self._categorical(self._weights(prior[0]), real))
-    masses = self._categorical(self._component_masses(*prior, component), real)
+    component[:real] = ans.decode(_CATEGORICAL, _table(self._weights(prior[0]), real))
+    masses = _table(self._component_masses(*prior, component), real)
     group_index = np.zeros((self.batch_size, masses.shape[0] // real), np.int32)
     group_index[:real] = ans.decode(_CATEGORICAL, masses).reshape(real, -1)
     posterior = self._component_posterior(*prior, group_index)
-    ans.encode_reverse(component[:real], _CATEGORICAL, self._categorical(posterior, real))
+    ans.encode_reverse(component[:real], _CATEGORICAL, _table(posterior, real))
     return group_index
 
   def decompress(self, words: np.ndarray, n: int) -> np.ndarray:
@@ -401,8 +528,8 @@ class Coder:
     uniform = constriction.stream.model.Uniform(2**self.bits)
     sizes = chunk_sizes(n, self.batch_size)
     starts = np.cumsum([0] + sizes[:-1])
-    out = np.zeros((n, *self.image_shape), np.int32)
-    shown = progress.Progress('decompressing', n, 'images')
+    out = np.zeros((n, *self.example_shape), np.int32)
+    shown = progress.Progress('decompressing', n, 'examples')
     for start, real in reversed(list(zip(starts, sizes))):
       z = np.zeros((self.batch_size, self.latent_dim), np.float32)
       index = np.zeros((self.batch_size, self.latent_dim), np.int32)
@@ -412,11 +539,11 @@ class Coder:
         else:
           index[:real, group] = ans.decode(uniform, real * (group.stop - group.start)).reshape(real, -1)
         self._latent_value(z, index, g)
-      s = self._pop_images(ans, z, real)
+      s = self.codec.pop(ans, z, real)
       out[start:start + real] = s[:real]
-      x = self._canonical(s)
+      x = self.codec.model_input(s)
       for g in reversed(range(len(self.groups))):  # push z_g back with Q, undoing compression's pops
-        probs = self._categorical(self._masses(self.params, x, self._partial(z, g), g), real)
+        probs = _table(self._masses(self.params, x, self._partial(z, g), g), real)
         ans.encode_reverse(np.ascontiguousarray(index[:real, self.groups[g]].ravel()), _CATEGORICAL, probs)
       shown.update(n - start)  # decoded last chunk first: the images from `start` on are done
     if not np.array_equal(ans.get_compressed(), seed_words(self.latent_dim, self.bits)):
@@ -452,6 +579,23 @@ def _rebuild(symbols: np.ndarray, dtype, scale: int) -> np.ndarray:
   return out if scale == 1 else out / dtype.type(scale)
 
 
+def sequence_symbols(spec, rows: np.ndarray) -> np.ndarray:
+  """Token-id rows (n, max_length) in the spec's form (tokens, one EOS, then pads), as int32; anything else is
+  refused with one line, since it would not come back as it went in."""
+  rows = np.asarray(rows)
+  if rows.ndim != 2 or rows.shape[1] != spec.max_length or not np.issubdtype(rows.dtype, np.integer):
+    raise errors.DataError(f'the sequences are {rows.dtype} of shape {rows.shape}; this run codes integer token ids '
+                           f'of shape (n, {spec.max_length})')
+  tokens = (rows >= 0) & ~np.isin(rows, (spec.pad_id, spec.bos_id, spec.eos_id))
+  ends = np.cumsum(rows == spec.eos_id, axis=1)
+  form = np.where(ends == 0, tokens, np.where((ends == 1) & (rows == spec.eos_id), True, rows == spec.pad_id))
+  bad = np.flatnonzero(~(form.all(axis=1) & (ends[:, -1] == 1) & (rows.max(axis=1) < spec.vocab_size)))
+  if bad.size:
+    raise errors.DataError(f'sequence {bad[0]} is not tokens (ids {spec.unk_id}..{spec.vocab_size - 1}), one EOS '
+                           f'({spec.eos_id}) and pads ({spec.pad_id}): {rows[bad[0]].tolist()}')
+  return rows.astype(np.int32)
+
+
 def from_symbols(symbols: np.ndarray, header: Header) -> np.ndarray:
   """The array compression was given, from its symbols."""
   return _rebuild(symbols, header.dtype, header.scale).reshape(header.image_shape)
@@ -464,36 +608,35 @@ def timed(fn, *args):
 
 
 def _coder(run, bucket_bits: int, batch_size: int) -> Coder:
-  if run.image_shape is None:  # a run of examples other than images (run.spec)
-    raise errors.ConfigError(f'bits-back coding here codes images; this run holds {run.spec.describe()}')
-  return Coder(run.model, run.params, run.image_shape, bucket_bits, batch_size)
+  return Coder(run.model, run.params, run.spec, bucket_bits, batch_size)
 
 
-def compress_run(run, images: np.ndarray, out: os.PathLike, bucket_bits: int = DEFAULT_BUCKET_BITS,
+def compress_run(run, examples: np.ndarray, out: os.PathLike, bucket_bits: int = DEFAULT_BUCKET_BITS,
                  batch_size: int = DEFAULT_BATCH_SIZE) -> dict:
-  """Compresses `images` with a loaded run (`vae_jax.runs.run.load_run`) into the file `out`; returns its figures."""
+  """Compresses `examples` (images, or token-id rows) with a loaded run (`vae_jax.runs.run.load_run`) into the
+  file `out`; returns its figures. Per dimension is per pixel and channel, or per token (EOS counted)."""
   coder = _coder(run, bucket_bits, batch_size)
-  symbols, scale = to_symbols(coder.head, images, run.image_shape)
+  symbols, scale = coder.codec.symbols(examples)
   words, seconds = timed(coder.compress, symbols)
   header = Header(config_sha256=config_hash(run.config), params_sha256=params_hash(run.params), step=run.step,
-                  image_shape=tuple(np.asarray(images).shape), dtype=str(np.asarray(images).dtype), scale=scale,
+                  image_shape=tuple(np.asarray(examples).shape), dtype=str(np.asarray(examples).dtype), scale=scale,
                   bucket_bits=bucket_bits, batch_size=coder.batch_size, backend=jax.default_backend())
   size = write_file(out, header, words)
-  dims = symbols.size
-  return {'file': os.fspath(out), 'num_images': len(symbols), 'file_bytes': size,
+  dims = int(np.sum(run.spec.lengths(symbols)))
+  return {'file': os.fspath(out), 'num_examples': len(symbols), 'num_dims': dims, 'file_bytes': size,
           'payload_bits': 32 * len(words), 'seed_bits': 32 * len(seed_words(coder.latent_dim, bucket_bits)),
-          'bits_per_dim': 8 * size / dims, 'payload_bits_per_dim': 32 * len(words) / dims,
-          'bucket_bits': bucket_bits, 'compress_seconds': round(seconds, 2),
-          'compress_images_per_sec': round(len(symbols) / seconds, 1)}
+          'latent_dim': coder.latent_dim, 'bits_per_example': 8 * size / len(symbols), 'bits_per_dim': 8 * size / dims,
+          'payload_bits_per_dim': 32 * len(words) / dims, 'bucket_bits': bucket_bits,
+          'compress_seconds': round(seconds, 2), 'compress_examples_per_sec': round(len(symbols) / seconds, 1)}
 
 
 def decompress_run(run, path: os.PathLike) -> tuple[np.ndarray, dict]:
-  """The images the file at `path` holds, decoded with a loaded run, and the figures of decoding."""
+  """The examples the file at `path` holds, decoded with a loaded run, and the figures of decoding."""
   header, words = read_file(path)
   checks = [('config', header.config_sha256, config_hash(run.config)),
             ('parameters', header.params_sha256, params_hash(run.params))]
   for what, made, have in checks:
-    if made != have:
+    if not same_hash(made, have):
       raise CompressedFileError(f'{path} was made with another run ({what} hash {made[:12]}, this run\'s is '
                                 f'{have[:12]}, step {run.step}); decompress it with the run and checkpoint that '
                                 f'made it (step {header.step})')
@@ -503,7 +646,7 @@ def decompress_run(run, path: os.PathLike) -> tuple[np.ndarray, dict]:
                               f'{header.backend}')
   coder = _coder(run, header.bucket_bits, header.batch_size)
   touched = {'a mixture prior': bool(coder.mixture_groups),
-             'a logistic-mixture likelihood': coder.head is likelihoods.LogisticMixture}
+             'a logistic-mixture likelihood': getattr(coder.codec, 'head', None) is likelihoods.LogisticMixture}
   for version, what, commit in _CHANGED_IN:
     if header.format_version < version and touched[what]:
       raise CompressedFileError(f'{path} has format version {header.format_version}, whose coding of {what} this '
@@ -512,5 +655,5 @@ def decompress_run(run, path: os.PathLike) -> tuple[np.ndarray, dict]:
     symbols, seconds = timed(coder.decompress, words, header.image_shape[0])
   except ValueError as e:  # constriction refuses data that no coder could have written
     raise CompressedFileError(f'{path} is damaged: {e}') from None
-  return from_symbols(symbols, header), {'num_images': len(symbols), 'decompress_seconds': round(seconds, 2),
-                                         'decompress_images_per_sec': round(len(symbols) / seconds, 1)}
+  return from_symbols(symbols, header), {'num_examples': len(symbols), 'decompress_seconds': round(seconds, 2),
+                                         'decompress_examples_per_sec': round(len(symbols) / seconds, 1)}

@@ -1,5 +1,8 @@
 """The standard lossless codecs on the same images as a run's bits-back coder: `measure(images)`, the
-codecs' rows of `python -m vae_jax.compression_table` (`vae_jax.coding.table`).
+codecs' rows of `python -m vae_jax.compression_table` (`vae_jax.coding.table`); and on the same text as a
+sequence run's coder, `measure_text(text, num_tokens)`: gzip -9, bzip2 -9, xz -9e, zstd at level 22 and brotli
+at quality 11 with its largest window, on the text's UTF-8 bytes (zstd and brotli from the `zstandard` and
+`brotli` packages, in the `text` extra).
 
 Binary images (every value 0 or 1): gzip, bzip2 and xz on the whole array
 packed 8 pixels to a byte; PNG (1-bit, optimized with optipng) and JBIG
@@ -29,6 +32,7 @@ import concurrent.futures
 import datetime
 import gzip
 import hashlib
+import importlib
 import json
 import lzma
 import math
@@ -269,3 +273,37 @@ def measure(images: np.ndarray, workers: int = 2, cache: bool = True) -> dict:
     if row['codec'] not in best or row['bytes'] < best[row['codec']]['bytes']:
       best[row['codec']] = row
   return {'num_images': len(pixels), 'binary': binary, 'dims': dims, 'rows': rows, 'best': list(best.values())}
+
+
+def _package(module: str, package: str):
+  try:
+    return importlib.import_module(module)
+  except ImportError:
+    raise errors.UserError(f'the {package} package is not installed: pip install {package} (or pip install '
+                           "'vae_jax[text]')") from None
+
+
+def text_codecs() -> list[tuple]:
+  """(name, command, compress, decompress) of each codec at its strongest setting."""
+  zstd, brotli = _package('zstandard', 'zstandard'), _package('brotli', 'brotli')
+  return [('gzip', 'gzip -9', lambda b: gzip.compress(b, 9, mtime=0), gzip.decompress),
+          ('bzip2', 'bzip2 -9', lambda b: bz2.compress(b, 9), bz2.decompress),
+          ('xz', 'xz -9e', lambda b: lzma.compress(b, preset=9 | lzma.PRESET_EXTREME), lzma.decompress),
+          ('zstd', 'zstd --ultra -22', lambda b: zstd.ZstdCompressor(level=22).compress(b),
+           lambda b: zstd.ZstdDecompressor().decompress(b)),
+          ('brotli', 'brotli -q 11 -w 24', lambda b: brotli.compress(b, quality=11, lgwin=24), brotli.decompress)]
+
+
+def measure_text(text: str, num_tokens: int) -> dict:
+  """Every codec's whole-file size on the UTF-8 bytes of `text`, each decompressed and checked; per dimension
+  is per token over `num_tokens` (the tokens and EOSs a sequence model codes the same text as)."""
+  raw = text.encode('utf-8')
+  rows = []
+  for name, command, compress, decompress in text_codecs():
+    blob = compress(raw)
+    if decompress(blob) != raw:
+      raise RuntimeError(f'{name} did not restore the text')
+    rows.append({'codec': name, 'how': 'the UTF-8 text, one example a line', 'command': command,
+                 'bytes': len(blob), 'bits_per_dim': 8 * len(blob) / num_tokens,
+                 'bits_per_byte': 8 * len(blob) / len(raw)})
+  return {'text_bytes': len(raw), 'dims': num_tokens, 'rows': rows, 'best': list(rows)}

@@ -243,6 +243,18 @@ class SequenceKind(kind.Kind):
   def _decoding(self, key, n, z):
     return self.generate(z, n, key, self.decoding, self.temperature, self.beam_size)
 
+  # The decoder one position at a time, for entropy coding (`vae_jax.coding.bitsback.TokenCodec`).
+
+  def decoder_start(self, z: jax.Array):
+    """The decoder's state before the first position, from z (n, latent_dim)."""
+    return self.decoder.start(z if self.latent_dim else None, z.shape[0])
+
+  def next_token_probs(self, carry, token: jax.Array, z: jax.Array, i: jax.Array):
+    """(carry, p(x_i | x_<i, z) (n, vocab)) after reading `token` (n,), the token before position i (BOS
+    first): the probabilities that `masked_log_prob` reads at position i."""
+    carry, logits = self._step(carry, token, z if self.latent_dim else None)
+    return carry, jnp.exp(token_log_probs(logits, i == self.max_length - 1))
+
 
 class SeqVAE(SequenceKind):
   """Bidirectional-LSTM encoder, Gaussian q(z|x), N(0, I) prior, LSTM decoder. Interface: `models.kind.Kind`."""
@@ -334,9 +346,14 @@ class SeqVAE(SequenceKind):
   def __call__(self, x: jax.Array, keys: jax.Array, labels: jax.Array | None = None) -> dict:
     return self.terms(x, self.infer(x, labels), keys)
 
-  @property
-  def coding_obstacle(self) -> str | None:
-    return 'bits-back coding of token sequences is not written yet'
+  coding_obstacle = None
+
+  def latent_gaussians(self, x: jax.Array | None, z: jax.Array, labels: jax.Array | None = None):
+    """[(prior log_weights, means, log_vars, q mean, q log_var)]: N(0, I) and q(z|x); q's are None when x is
+    None."""
+    n, d = z.shape
+    prior = (jnp.zeros((n, 1)), jnp.zeros((n, 1, d)), jnp.zeros((n, 1, d)))
+    return [prior + ((None, None) if x is None else self.encode(x, labels))]
 
 
 class LanguageModel(SequenceKind):
@@ -407,6 +424,4 @@ class LanguageModel(SequenceKind):
   def __call__(self, x: jax.Array, keys: jax.Array, labels: jax.Array | None = None) -> dict:
     return self.terms(x, None, keys)
 
-  @property
-  def coding_obstacle(self) -> str | None:
-    return 'a language model has no latent to get bits back from'
+  coding_obstacle = None  # coded under p(x) alone (no latent, no bits back): the baseline of seqvae's file
