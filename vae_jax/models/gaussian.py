@@ -56,6 +56,14 @@ def per_example_normal(keys: jax.Array, shape: tuple[int, ...] = ()) -> jax.Arra
   return jax.vmap(lambda k: jax.random.normal(k, shape))(keys)
 
 
+def draw(keys: jax.Array, mean: jax.Array, log_var: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """z ~ N(mean, exp(log_var)), one key per example (`per_example_normal`), and log N(z; mean, exp(log_var))
+  summed over the last axis: a diagonal-Gaussian posterior's draw and its log density."""
+  eps = per_example_normal(keys, mean.shape[1:])
+  z = mean + jnp.exp(0.5 * log_var) * eps
+  return z, -0.5 * jnp.sum(LOG_2PI + log_var + eps**2, axis=-1)
+
+
 def fold_in_each(keys: jax.Array, data: int) -> jax.Array:
   """fold_in(key, data) for each of `keys`: the keys of a numbered stream, one per example."""
   return jax.vmap(jax.random.fold_in, in_axes=(0, None))(keys, data)

@@ -304,9 +304,7 @@ class SeqVAE(SequenceKind):
 
   def _posterior_sample(self, ctx: dict, keys: jax.Array):
     mean, log_var = ctx['h'][:, :self.latent_dim], ctx['h'][:, self.latent_dim:]
-    eps = gaussian.per_example_normal(keys, mean.shape[1:])
-    z = mean + jnp.exp(0.5 * log_var) * eps
-    log_q = -0.5 * jnp.sum(gaussian.LOG_2PI + log_var + eps**2, axis=-1)
+    z, log_q = gaussian.draw(keys, mean, log_var)
     return z, log_q, mean, log_var
 
   def _terms(self, x: jax.Array, ctx: dict, keys: jax.Array, word_dropout: float) -> dict:

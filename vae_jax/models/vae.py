@@ -110,9 +110,7 @@ class VAE(kind.Kind):
   def _posterior_sample(self, ctx: dict, keys: jax.Array):
     """z ~ q(z|x) from one key per example, with log q(z|x)."""
     mean, log_var, context = self._split(ctx['h'])
-    eps = gaussian.per_example_normal(keys, mean.shape[1:])
-    z = mean + jnp.exp(0.5 * log_var) * eps
-    log_q = -0.5 * jnp.sum(gaussian.LOG_2PI + log_var + eps**2, axis=-1)
+    z, log_q = gaussian.draw(keys, mean, log_var)
     if self.flow is not None:
       z, log_det = self.flow(z, context)
       log_q = log_q - log_det

@@ -42,14 +42,10 @@ def _decoder(model, params):
   return jax.jit(lambda z: model.apply({'params': params}, z, method=model.decode))
 
 
-def _encoder(model, params):
-  return jax.jit(lambda x: model.apply({'params': params}, x, method=model.encode)[0])
-
-
 def reconstructions(model, params, examples: np.ndarray, batch_size: int = 500) -> np.ndarray:
   """Token ids decoded from q's mean of each example (n, L)."""
-  encode, decode = _encoder(model, params), _decoder(model, params)
-  return base.batched(lambda x: decode(encode(x)), (examples,), 'decoding reconstructions', batch_size)
+  encode, decode = base.encoder(model, params), _decoder(model, params)
+  return base.batched(lambda x: decode(encode(x, None)), (examples,), 'decoding reconstructions', batch_size)
 
 
 def token_accuracy(x: np.ndarray, decoded: np.ndarray, pad_id: int = tokenizers.PAD) -> tuple[float, float]:
@@ -92,7 +88,7 @@ def write_text_samples(ctx: base.Context, results: dict, workdir) -> dict:
   lines = [f'# {ctx.config.model.kind} on {ctx.dataset.name}: decoding {ctx.config.model.decoding} unless said', '',
            '## Prior samples: z ~ p(z), x sampled from p(x|z)', *text(sampled), '']
   x = np.asarray(ctx.dataset.test.examples[:NUM_SHOWN])
-  means = np.asarray(_encoder(model, params)(jnp.asarray(x)))
+  means = np.asarray(base.encoder(model, params)(jnp.asarray(x), None))
   if means.shape[1]:
     z = jax.random.normal(jax.random.fold_in(key, 1), (NUM_SHOWN, means.shape[1]))
     lines += ['## Prior samples: z ~ p(z), decoded', *text(decode(z)), '']
