@@ -236,3 +236,17 @@ def test_a_memory_budget_is_set_or_read_off_the_machine(make_config, value):
     assert budget == 2.5e9 and source == 'eval.memory_budget_gb=2.5'
   else:  # half of the device's memory; the CPU reports none: half of the host's
     assert budget > 0 and ('of the device' if parallel.device_memory_bytes() else 'of the host') in source
+
+
+def test_best_validation_picks_the_kept_checkpoint_with_the_highest_elbo(tmp_path):
+  from vae_jax.runs import evaluate as evaluate_runs  # pylint: disable=g-import-not-at-top
+  for step in (100, 300, 400):
+    (tmp_path / 'checkpoints' / str(step)).mkdir(parents=True)
+  lines = [{'step': 100, 'validation/elbo_nats': -90.0}, {'step': 200, 'validation/elbo_nats': -80.0},  # 200 not kept
+           {'step': 300, 'validation/elbo_nats': -85.0}, {'step': 300, 'train/loss': 1.0},
+           {'step': 400, 'validation/elbo_nats': -86.0}]
+  (tmp_path / 'metrics.jsonl').write_text('\n'.join(json.dumps(r) for r in lines) + '\n{"step": 5')  # a cut line
+  assert evaluate_runs.best_validation_step(tmp_path) == 300
+  (tmp_path / 'metrics.jsonl').write_text(json.dumps({'step': 200, 'validation/elbo_nats': -1.0}))
+  with pytest.raises(errors.RunNotFound, match='no kept checkpoint .* has a validation ELBO'):
+    evaluate_runs.best_validation_step(tmp_path)

@@ -1,7 +1,7 @@
 """Evaluates a run at its latest (or a given) checkpoint:
 
   python -m vae_jax.evaluate --workdir=DIR [--num_importance_samples=5000] [--split=test] [--step=N]
-                            [--num_examples=N] [--nomeasures] [--parameters=final]
+                            [--num_examples=N] [--nomeasures] [--parameters=final] [--best_validation]
 
 Writes DIR/eval.json (eval_step{N}.json with --step, eval_validation*.json for
 the validation split, eval_first{N}*.json with --num_examples) with the keys
@@ -16,7 +16,10 @@ reproduces its eval.json. --num_examples evaluates only the split's first N
 images, for a quick figure from a model too slow to evaluate whole (a
 convolutional HVAE on a CPU): each image's samples are drawn from its index,
 so these are exactly the first N of the whole split's per-image results.
---parameters=final evaluates a run's own parameters instead of their EMA
+--best_validation evaluates the kept checkpoint with the highest validation
+ELBO in metrics.jsonl (early stopping, chosen after the run; keep one
+checkpoint an epoch to choose among every epoch). --parameters=final
+evaluates a run's own parameters instead of their EMA
 (eval_final*.json).
 
 A long evaluation (5,000 samples of a hierarchical model take an hour on a
@@ -34,6 +37,7 @@ import json
 from absl import flags
 
 from vae_jax import cli
+from vae_jax import errors
 from vae_jax.runs import evaluate as evaluate_lib
 
 
@@ -43,6 +47,8 @@ def _define_flags() -> None:
   flags.DEFINE_integer('num_importance_samples', 5000, 'Importance samples per example for the NLL.')
   flags.DEFINE_enum('split', 'test', ['test', 'validation'], 'Which split to evaluate.')
   flags.DEFINE_integer('step', None, 'Checkpoint step to evaluate (default: the latest).')
+  flags.DEFINE_bool('best_validation', False, 'Evaluate the kept checkpoint with the highest validation ELBO '
+                    '(early stopping); its file is eval_step{N}.json.')
   flags.DEFINE_integer('num_examples', None, "Evaluate only the split's first N images (default: all).")
   flags.DEFINE_bool('measures', None, "Add the metrics the run's eval.metrics names (probe, kNN, Frechet by "
                     "default) when on (default: as the run's eval.measures says); --nomeasures skips them, "
@@ -57,7 +63,10 @@ def _define_flags() -> None:
 
 def _evaluate():
   f = flags.FLAGS
-  results = evaluate_lib.evaluate_run(f.workdir, f.num_importance_samples, f.split, f.step, f.batch_size, f.dispatch,
+  if f.best_validation and f.step is not None:
+    raise errors.ConfigError('give --step or --best_validation, not both')
+  step = evaluate_lib.best_validation_step(f.workdir) if f.best_validation else f.step
+  results = evaluate_lib.evaluate_run(f.workdir, f.num_importance_samples, f.split, step, f.batch_size, f.dispatch,
                          f.num_examples, f.measures, f.parameters)
   print(json.dumps({k: v for k, v in results.items() if k != 'kl_per_dim_nats'}, indent=2))
 

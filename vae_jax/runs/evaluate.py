@@ -59,6 +59,28 @@ class _StopAfterSaving(evaluation.SavedProgress):
     signals.stop_point(f'saved the results of the first {done} examples in {self.path}')
 
 
+def best_validation_step(workdir: epath.PathLike) -> int:
+  """The kept checkpoint whose validation ELBO (metrics.jsonl) is the highest: early stopping, chosen after the
+  run. Keep a checkpoint at each validation (checkpoint_every_steps, keep_checkpoints) to choose among them all."""
+  kept = set(checkpoints.finished_steps(workdir))
+  elbo = {}
+  path = epath.Path(workdir) / names.METRICS_FILE
+  if path.exists():
+    for line in path.read_text().splitlines():
+      try:
+        record = json.loads(line)
+      except ValueError:
+        continue  # a line cut short by a stop; the others stand
+      if record.get('step') in kept and 'validation/elbo_nats' in record:
+        elbo[record['step']] = record['validation/elbo_nats']
+  if not elbo:
+    raise errors.RunNotFound(f'no kept checkpoint of {workdir} has a validation ELBO in {names.METRICS_FILE} '
+                             f'(checkpoints: {sorted(kept) or "none"}); give --step')
+  best = max(elbo, key=lambda step: (elbo[step], step))
+  logging.info('best validation ELBO among %d kept checkpoints: %.4f nats at step %d', len(elbo), elbo[best], best)
+  return best
+
+
 def evaluate_run(workdir: epath.PathLike, num_importance_samples: int, split: str = 'test',
                  step: int | None = None, batch_size: int | None = None, dispatch_mode: str | None = None,
                  num_examples: int | None = None, with_measures: bool | None = None,
