@@ -290,13 +290,18 @@ def test_token_accuracy_counts_tokens_and_eos_not_padding():
 
 def test_a_trained_seqvae_reports_per_token_figures_and_text(corpus, tmp_path):
   from vae_jax.training import train  # pylint: disable=g-import-not-at-top
-  config = text_config(corpus, **{'eval.measures': True, 'eval.metrics': ('mutual_information', 'sequence')})
+  config = text_config(corpus, **{'eval.measures': True, 'eval.metrics': ('mutual_information', 'sequence'),
+                                  'model.baseline_lm': True})
   results = train.train_and_evaluate(config, tmp_path / 'run')
   n = results['num_examples']
   assert results['num_tokens'] == int(data.load(config).spec.lengths(data.load(config).test.examples).sum())
   np.testing.assert_allclose(results['nll_per_token_nats'], results['nll_nats'] * n / results['num_tokens'],
                              rtol=1e-6)
   np.testing.assert_allclose(results['perplexity'], math.exp(results['nll_per_token_nats']), rtol=1e-6)
+  # the language model trained beside it, on the same test sequences
+  np.testing.assert_allclose(results['nll_minus_lm_nats'], results['nll_nats'] - results['lm_nll_nats'], rtol=1e-5)
+  np.testing.assert_allclose(results['lm_nll_per_token_nats'], results['lm_nll_nats'] * n / results['num_tokens'],
+                             rtol=1e-6)
   assert results['mutual_information_nats'] is not None and 0 <= results['reconstruction_token_accuracy'] <= 1
   samples = (tmp_path / 'run' / 'samples.txt').read_text(encoding='utf-8')
   assert '## Interpolation' in samples and samples.count('\n> ') == 2
@@ -370,3 +375,44 @@ def test_a_text_run_compresses_text_losslessly_beside_the_standard_codecs(corpus
   (tmp_path / 'bad.txt').write_text('a cat\na zebra\n', encoding='utf-8')
   with pytest.raises(errors.DataError, match=r"example 1 \('a zebra'\).*cannot code it losslessly"):
     inputs.load_examples(run, None, None, str(tmp_path / 'bad.txt'))
+
+
+def test_a_baseline_lm_trains_beside_the_vae_without_changing_it(corpus):
+  """model.baseline_lm: the VAE's parameters after a few steps are those of the run without it (the LM is its
+  own parameter group, its own Adam and clipping), and the LM's move."""
+  from vae_jax.training import setup as setup_lib  # pylint: disable=g-import-not-at-top
+  from vae_jax.training.objectives import base as objectives_base  # pylint: disable=g-import-not-at-top
+  params = {}
+  for baseline in (False, True):
+    config = text_config(corpus, **{'model.baseline_lm': baseline, 'batch_size': 2})
+    setup = setup_lib.make_setup(config, data.load(config))
+    state = first = setup.initial_state()
+    step = jax.jit(setup.train_step)
+    batch = {'x': jnp.asarray(setup.dataset.train.examples[:2])}
+    for _ in range(3):
+      state, _ = step(state, batch, setup.train_key)
+    params[baseline] = (first.params, state.params)
+  (_, alone), (start, beside) = params[False], params[True]
+  assert set(beside) == set(alone) | {seqvae.BASELINE}
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7), alone,
+               {k: v for k, v in beside.items() if k != seqvae.BASELINE})
+  assert any(bool(jnp.any(a != b)) for a, b in zip(jax.tree.leaves(start[seqvae.BASELINE]),
+                                                    jax.tree.leaves(beside[seqvae.BASELINE])))
+  objective = setup_lib.objectives.make(text_config(corpus, **{'model.baseline_lm': True,
+                                                               'model.aggressive_encoder': True}))
+  labels = objectives_base.labels_of(beside, objective.group_of)
+  assert {k: set(jax.tree.leaves(v)) for k, v in labels.items()} == {
+      'encoder': {'encoder'}, 'encoder_embed': {'encoder'}, 'q': {'encoder'}, 'decoder': {'decoder'},
+      seqvae.BASELINE: {seqvae.BASELINE}}
+
+
+def test_the_paired_difference_with_the_baseline_lm():
+  terms = {'num_tokens': np.array([3.0, 5.0, 2.0]), 'log_px': np.array([-6.0, -9.0, -3.0]),
+           'lm_nll_nats': np.array([6.5, 8.0, 3.5])}
+  out = seqvae.SeqVAE.summarize(terms)
+  diff = np.array([6.0 - 6.5, 9.0 - 8.0, 3.0 - 3.5])
+  assert out['lm_nll_per_token_nats'] == pytest.approx(18.0 / 10)
+  assert out['nll_minus_lm_nats'] == pytest.approx(diff.mean())
+  assert out['nll_minus_lm_stderr_nats'] == pytest.approx(diff.std(ddof=1) / math.sqrt(3))
+  with pytest.raises(errors.ConfigError, match='baseline_lm'):
+    config_lib.validate(text_config('x.txt', **{'model.kind': 'lm', 'model.baseline_lm': True}))

@@ -43,12 +43,23 @@ DECODING = ('greedy', 'sample', 'beam')
 _WORD_DROPOUT_STREAM = 7  # folded into an example's key for its word dropout, apart from its z's draw
 _NEG = -1e9
 
+BASELINE = 'baseline_lm'  # the parameters of the language model a seqvae trains beside it (model.baseline_lm)
+
 FIGURES = (
     Figure('nll_per_token_nats', '−log p(x) per token: the summed NLL over the summed tokens, EOS counted',
            'nats per token', False, label='NLL/token (nats)', decimals=3),
     Figure('perplexity', 'exp(nll_per_token_nats)', 'per token', False, label='perplexity'),
     Figure('num_tokens', 'tokens the per-token figures divide by (each sequence\'s tokens and its EOS)', 'count',
            scalar=False),
+    Figure('lm_nll_nats', 'the language model trained in the same run (model.baseline_lm): its exact −log p(x)',
+           'nats per sequence', False, label='LM NLL (nats)'),
+    Figure('lm_nll_per_token_nats', 'the same, per token (EOS counted)', 'nats per token', False,
+           label='LM NLL/token (nats)', decimals=3),
+    Figure('nll_minus_lm_nats', 'nll_nats − lm_nll_nats, paired over the same sequences: below 0, the VAE '
+           'beats its language model', 'nats per sequence', False, label='NLL − LM (nats)',
+           error='nll_minus_lm_stderr_nats'),
+    Figure('nll_minus_lm_stderr_nats', 'standard error of nll_minus_lm_nats over the test sequences',
+           'nats per sequence', scalar=False),
 )
 
 
@@ -174,8 +185,15 @@ class SequenceKind(kind.Kind):
   @classmethod
   def summarize(cls, terms: dict) -> dict:
     tokens = float(np.sum(np.asarray(terms['num_tokens'], np.float64)))
-    per_token = -float(np.sum(np.asarray(terms['log_px'], np.float64))) / tokens
-    return {'nll_per_token_nats': per_token, 'perplexity': math.exp(per_token), 'num_tokens': int(round(tokens))}
+    log_px = np.asarray(terms['log_px'], np.float64)
+    per_token = -float(np.sum(log_px)) / tokens
+    out = {'nll_per_token_nats': per_token, 'perplexity': math.exp(per_token), 'num_tokens': int(round(tokens))}
+    if 'lm_nll_nats' in terms:  # the baseline LM trained in the same run: its NLL of the same sequences
+      lm = np.asarray(terms['lm_nll_nats'], np.float64)
+      diff = -log_px - lm
+      out.update(lm_nll_per_token_nats=float(np.sum(lm)) / tokens, nll_minus_lm_nats=float(np.mean(diff)),
+                 nll_minus_lm_stderr_nats=float(np.std(diff, ddof=1) / math.sqrt(len(diff))) if len(diff) > 1 else 0.0)
+    return out
 
   # Decoding, from a z (n, d) or none (the language model).
 
@@ -257,7 +275,14 @@ class SequenceKind(kind.Kind):
 
 
 class SeqVAE(SequenceKind):
-  """Bidirectional-LSTM encoder, Gaussian q(z|x), N(0, I) prior, LSTM decoder. Interface: `models.kind.Kind`."""
+  """Bidirectional-LSTM encoder, Gaussian q(z|x), N(0, I) prior, LSTM decoder. Interface: `models.kind.Kind`.
+
+  With model.baseline_lm, a language model (the decoder's size, no z) trains beside it in the same run, on the
+  same batches, as a parameter group of its own (`sequence_elbo`): the VAE trains exactly as without it, and
+  eval.json gives the LM's exact NLL of the same test sequences and the paired difference
+  (`nll_minus_lm_nats`, with its standard error over the sequences).
+  """
+  options = {**SequenceKind.options, 'baseline_lm': False}
   latent_dim: int
   vocab_size: int
   max_length: int
@@ -268,6 +293,7 @@ class SeqVAE(SequenceKind):
   decoding: str = 'greedy'
   beam_size: int = 5
   temperature: float = 1.0
+  baseline_lm: bool = False
   objective = 'sequence_elbo'
   likelihood = Tokens()
 
@@ -276,7 +302,8 @@ class SeqVAE(SequenceKind):
     spec, m = cls._spec(config, spec), config.model
     return cls(latent_dim=m.latent_dim, vocab_size=spec.vocab_size, max_length=spec.max_length,
                embed_dim=m.embed_dim, rnn_size=m.rnn_size, z_to_decoder=m.z_to_decoder,
-               word_dropout=m.word_dropout, decoding=m.decoding, beam_size=m.beam_size, temperature=m.temperature)
+               word_dropout=m.word_dropout, decoding=m.decoding, beam_size=m.beam_size, temperature=m.temperature,
+               baseline_lm=m.baseline_lm)
 
   def setup(self):
     self.encoder_embed = nn.Embed(self.vocab_size, self.embed_dim, name='encoder_embed')
@@ -286,6 +313,9 @@ class SeqVAE(SequenceKind):
     self.decoder = SequenceDecoder(self.vocab_size, self.embed_dim, self.rnn_size,
                                    z_init=self.z_to_decoder in ('init', 'both'),
                                    z_input=self.z_to_decoder in ('input', 'both'), name='decoder')
+    if self.baseline_lm:
+      self.baseline = SequenceDecoder(self.vocab_size, self.embed_dim, self.rnn_size, z_init=False, z_input=False,
+                                      name=BASELINE)
 
   @property
   def group_sizes(self) -> tuple[int, ...]:
@@ -313,9 +343,12 @@ class SeqVAE(SequenceKind):
     log_px_z = masked_log_prob(self.decoder(inputs, z), x, tokenizers.PAD, self.max_length)
     log_p = -0.5 * jnp.sum(gaussian.LOG_2PI + z**2, axis=-1)
     kl_per_dim = 0.5 * (jnp.exp(log_var) + mean**2 - 1.0 - log_var)
-    return {'log_px_z': log_px_z, 'log_ratio': log_p - log_q, 'kl_per_dim': kl_per_dim,
-            'kl': jnp.sum(kl_per_dim, axis=-1, keepdims=True),
-            'num_tokens': jnp.sum(x != tokenizers.PAD, axis=-1).astype(jnp.float32)}
+    out = {'log_px_z': log_px_z, 'log_ratio': log_p - log_q, 'kl_per_dim': kl_per_dim,
+           'kl': jnp.sum(kl_per_dim, axis=-1, keepdims=True),
+           'num_tokens': jnp.sum(x != tokenizers.PAD, axis=-1).astype(jnp.float32)}
+    if self.baseline_lm:  # exact, and the same for every z: no word dropout, as a plain LM's evaluation
+      out['lm_nll_nats'] = -masked_log_prob(self.baseline(decoder_inputs(x), None), x, tokenizers.PAD, self.max_length)
+    return out
 
   def terms(self, x: jax.Array, ctx: dict, keys: jax.Array) -> dict:
     return self._terms(x, ctx, keys, 0.0)
@@ -369,6 +402,13 @@ class LanguageModel(SequenceKind):
   objective = 'sequence_elbo'
   max_importance_samples = 1
   likelihood = Tokens()
+
+  @classmethod
+  def check_config(cls, config) -> None:
+    super().check_config(config)
+    if config.model.get('baseline_lm', False):
+      raise errors.ConfigError('model.baseline_lm trains a language model beside a seqvae; model.kind=lm is one '
+                               'already: leave it False')
 
   @classmethod
   def build(cls, config, spec) -> 'LanguageModel':
