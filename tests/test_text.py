@@ -362,7 +362,8 @@ def test_a_text_run_compresses_text_losslessly_beside_the_standard_codecs(corpus
   result = table.CODEC_ROWS['sequence'](run, test, 1, False)
   assert [r['codec'] for r in result['best']] == ['gzip', 'bzip2', 'xz', 'zstd', 'brotli']
   tokens = int(dataset.spec.lengths(test).sum())
-  assert result['text_bytes'] == len(inputs.as_text(dataset.spec, test).encode()) and result['dims'] == tokens
+  assert result['text_bytes'] == len(inputs.as_text(dataset.spec, test)[0].encode()) and result['dims'] == tokens
+  assert result['rows'][0]['how'] == 'the UTF-8 text, one example a line'
   row = table.model_row(run, test, 8, 200, '--split=test')  # checks the round trip itself
   assert row['num_examples'] == len(test) and row['bits_per_dim'] == pytest.approx(8 * row['bytes'] / tokens)
   # A text file in, the same text out.
@@ -370,7 +371,7 @@ def test_a_text_run_compresses_text_losslessly_beside_the_standard_codecs(corpus
   rows = inputs.load_examples(run, None, None, str(tmp_path / 'in.txt'))
   bitsback.compress_run(run, rows, tmp_path / 'in.vbb')
   restored, _ = bitsback.decompress_run(run, tmp_path / 'in.vbb')
-  assert inputs.as_text(dataset.spec, restored) == 'a cat\nthe mat is green\n'
+  assert inputs.as_text(dataset.spec, restored)[0] == 'a cat\nthe mat is green\n'
   # A character the run never saw would come back as UNK: refused, naming the example.
   (tmp_path / 'bad.txt').write_text('a cat\na zebra\n', encoding='utf-8')
   with pytest.raises(errors.DataError, match=r"example 1 \('a zebra'\).*cannot code it losslessly"):

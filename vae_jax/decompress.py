@@ -48,13 +48,13 @@ def save_array(path: str, array: np.ndarray) -> None:
 def _decompress():
   f = flags.FLAGS
   run = run_lib.load_run(f.workdir, f.step)
-  as_text = f.out.endswith('.txt')
-  if as_text and run.spec.kind != 'sequence':
+  text_out = f.out.endswith('.txt')
+  if text_out and run.spec.kind != 'sequence':
     raise errors.ConfigError(f'--out={f.out}: a .txt out is for runs of token sequences; this run holds '
                              f'{run.spec.describe()}; give a .npy out')
   examples, figures = bitsback.decompress_run(run, getattr(f, 'in'))
-  if as_text:
-    save_text(f.out, inputs.as_text(run.spec, examples))
+  if text_out:
+    save_text(f.out, inputs.as_text(run.spec, examples)[0])
   else:
     save_array(f.out, examples)
   print(json.dumps(dict(figures, out=f.out), indent=2))

@@ -294,7 +294,7 @@ def text_codecs() -> list[tuple]:
           ('brotli', 'brotli -q 11 -w 24', lambda b: brotli.compress(b, quality=11, lgwin=24), brotli.decompress)]
 
 
-def measure_text(text: str, num_tokens: int) -> dict:
+def measure_text(text: str, num_tokens: int, how: str = 'the UTF-8 text') -> dict:
   """Every codec's whole-file size on the UTF-8 bytes of `text`, each decompressed and checked; per dimension
   is per token over `num_tokens` (the tokens and EOSs a sequence model codes the same text as)."""
   raw = text.encode('utf-8')
@@ -303,7 +303,7 @@ def measure_text(text: str, num_tokens: int) -> dict:
     blob = compress(raw)
     if decompress(blob) != raw:
       raise RuntimeError(f'{name} did not restore the text')
-    rows.append({'codec': name, 'how': 'the UTF-8 text, one example a line', 'command': command,
+    rows.append({'codec': name, 'how': how, 'command': command,
                  'bytes': len(blob), 'bits_per_dim': 8 * len(blob) / num_tokens,
                  'bits_per_byte': 8 * len(blob) / len(raw)})
   return {'text_bytes': len(raw), 'dims': num_tokens, 'rows': rows, 'best': list(rows)}

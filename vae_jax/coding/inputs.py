@@ -63,8 +63,10 @@ def load_examples(run, split: str | None, images: str | None, text: str | None =
   return getattr(data.load(run.config), split).decoded()
 
 
-def as_text(spec: data.SequenceSpec, rows: np.ndarray) -> str:
+def as_text(spec: data.SequenceSpec, rows: np.ndarray) -> tuple[str, str]:
   """The examples of token rows as one UTF-8 text: one a line, or between % lines when any spans lines (as
-  fortune files hold them)."""
+  fortune files hold them); and which of the two, in words."""
   texts = tokenizers.texts_of(spec, rows)
-  return ('\n%\n' if any('\n' in t for t in texts) else '\n').join(texts) + '\n'
+  spans = any('\n' in t for t in texts)
+  return (('\n%\n' if spans else '\n').join(texts) + '\n',
+          'examples between % lines' if spans else 'one example a line')

@@ -44,7 +44,8 @@ def model_row(run, examples: np.ndarray, bucket_bits: int, batch_size: int, sour
 
 def _text_rows(run, rows: np.ndarray, workers: int, cache: bool) -> dict:
   del workers, cache  # the text codecs take a moment
-  return codecs.measure_text(inputs.as_text(run.spec, rows), int(np.sum(run.spec.lengths(rows))))
+  text, layout = inputs.as_text(run.spec, rows)
+  return codecs.measure_text(text, int(np.sum(run.spec.lengths(rows))), f'the UTF-8 text, {layout}')
 
 
 # The standard codecs' rows of a run's examples, by ExampleSpec.kind (as bitsback.EXAMPLE_CODECS).
@@ -58,7 +59,7 @@ def compression_table(workdir: str | None = None, split: str | None = None, imag
                       text: str | None = None) -> dict:
   """The codecs' rows on the examples (a split of the run in `workdir`, the .npy array `images`, or a sequence
   run's `text` file), the run's own row first among the best when a run is given; also written to `out` as
-  JSON when given. A sequence run's codecs code the same examples as text, one a line (`inputs.as_text`)."""
+  JSON when given. A sequence run's codecs code the same examples as text (`inputs.as_text`)."""
   run = None
   if workdir:
     run = run_lib.load_run(workdir)
