@@ -2,6 +2,7 @@
 model's -ELBO, the probabilities it codes with against exact answers, and one-line refusals."""
 
 import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -199,10 +200,16 @@ def test_another_run_or_a_damaged_file_is_refused(tiny_vae_run, tmp_path):
   assert not list(tmp_path.glob('out*'))
 
 
-def _with_version(path, version, out):
-  """A copy of the file at `path` with a JSON header (versions 1 to 3) that says `version`."""
-  header, words = bitsback.read_file(path)
-  meta = json.dumps(dict(dataclasses.asdict(header), format_version=version), sort_keys=True).encode()
+def _with_version(run, examples, version, out):
+  """A file of `version` (1 to 3: a JSON header, the fixed chunk schedule) of `examples`, made with `run`."""
+  path = out.with_suffix('.new')
+  bitsback.compress_run(run, examples, path)
+  header, _ = bitsback.read_file(path)
+  coder = bitsback.Coder(run.model, run.params, run.spec)
+  words = coder.compress(coder.codec.symbols(examples)[0], version=min(version, 3))
+  meta = json.dumps(dict(dataclasses.asdict(header), format_version=version, num_words=len(words),
+                         payload_sha256=hashlib.sha256(np.asarray(words, '<u4').tobytes()).hexdigest()),
+                    sort_keys=True).encode()
   out.write_bytes(bitsback.MAGIC + struct.pack('<I', len(meta)) + meta + np.asarray(words, '<u4').tobytes())
   return out
 
@@ -214,10 +221,10 @@ def test_older_files_decode_where_their_coding_is_unchanged(tiny_vae_run, make_c
   run = run_lib.load_run(tiny_vae_run[0])
   images = data.load(run.config).test.images[:10]
   bitsback.compress_run(run, images, tmp_path / 'a.vbb')
-  restored, _ = bitsback.decompress_run(run, _with_version(tmp_path / 'a.vbb', 1, tmp_path / 'v1.vbb'))
+  restored, _ = bitsback.decompress_run(run, _with_version(run, images, 1, tmp_path / 'v1.vbb'))
   assert np.array_equal(restored, images)
   with pytest.raises(bitsback.CompressedFileError, match='format version 5; this vae_jax reads versions 1, 2, 3, 4'):
-    bitsback.decompress_run(run, _with_version(tmp_path / 'a.vbb', 5, tmp_path / 'v5.vbb'))
+    bitsback.decompress_run(run, _with_version(run, images, 5, tmp_path / 'v5.vbb'))
   overrides = {'model.likelihood': 'logistic_mixture', 'model.logistic_components': 2, 'data.binarize': 'none'}
   model, params = _untrained(make_config, (4, 4, 1), **overrides)
   logistic = types.SimpleNamespace(model=model, params=params, spec=data.ImageSpec.of_shape((4, 4, 1)), step=0,
@@ -226,7 +233,7 @@ def test_older_files_decode_where_their_coding_is_unchanged(tiny_vae_run, make_c
   bitsback.compress_run(logistic, pixels, tmp_path / 'b.vbb')
   assert np.array_equal(bitsback.decompress_run(logistic, tmp_path / 'b.vbb')[0], pixels)
   with pytest.raises(bitsback.CompressedFileError, match='coding of a logistic-mixture likelihood .* commit 740e27b'):
-    bitsback.decompress_run(logistic, _with_version(tmp_path / 'b.vbb', 2, tmp_path / 'b2.vbb'))
+    bitsback.decompress_run(logistic, _with_version(logistic, pixels, 2, tmp_path / 'b2.vbb'))
 
 
 def _sequence_model(kind='seqvae'):
@@ -250,17 +257,19 @@ def _sequences(n: int, max_length: int, vocab: int, seed: int = 0) -> np.ndarray
 @pytest.mark.parametrize('kind', ['seqvae', 'lm'])
 def test_token_sequences_round_trip_exactly_and_cost_the_elbo(kind):
   """Each row codes its tokens and its EOS under p(x_i | x_<i, z), and decoding stops a row at its EOS; the
-  file costs the model's -ELBO, as for images. The language model, with no latent, codes at -log p(x)."""
+  file costs the model's -ELBO, as for images, though each example's pops (3 x 12 bits) are several times its
+  net cost: each chunk is only as large as the bits on the stack can pay for. The language model, with no
+  latent, codes at -log p(x)."""
   model, params, spec = _sequence_model(kind)
   x = _sequences(1500, spec.max_length, spec.vocab_size)
-  coder = bitsback.Coder(model, params, spec, batch_size=100)
+  coder = bitsback.Coder(model, params, spec, bucket_bits=12, batch_size=100)
   words = coder.compress(bitsback.sequence_symbols(spec, x))
   assert np.array_equal(coder.decompress(words, len(x)), x)
   nats = 32 * (len(words) - len(bitsback.seed_words(coder.latent_dim, coder.bits))) * math.log(2) / len(x)
   keys = jax.random.split(jax.random.key(2), 10 * len(x))
   terms = jax.jit(model.apply)({'params': params}, jnp.tile(jnp.asarray(x), (10, 1)), keys)
   elbo = float(jnp.mean(terms['log_px_z'] - jnp.sum(terms['kl'], -1)))
-  assert nats == pytest.approx(-elbo, rel=0.03), (nats, elbo)
+  assert nats == pytest.approx(-elbo, rel=0.015), (nats, elbo)
 
 
 def test_the_token_probabilities_are_the_likelihood():

@@ -39,10 +39,14 @@ version 1 pushed b one dimension at a time under P(b_d | b_<d): the same
 rate, but 40 sequential calls a chunk, each weighing every component on every
 bucket; 19 times slower on the VampPrior HVAE, RESULTS.md.)
 
-The images are coded in chunks, each run through the networks as one padded
-batch of `batch_size`. The first chunks are small (1, 1, 1, 2, 3, ...: each
-at most half of what is already coded), so a few seed words suffice for the
-first pops and every later chunk finds enough bits on the stack; the seed
+The examples are coded in chunks, each run through the networks as one padded
+batch of `batch_size`. Each chunk codes as many examples as the bits already
+on the stack can pay for with their pops (`Coder._next_chunk`: the first from
+a few seed words, then more as the stack grows), so that every pop gets its
+bits back even where an example's net cost is far below its pops (a short
+sentence, a collapsed posterior); the chunk's size is pushed last, and
+decoding pops it first. (Versions 1-3 chose chunks of at most half the
+examples already coded, which starves the pops of such examples.) The seed
 words are the bottom of the stack, part of the file, and decompression ends
 with exactly them, which checks the whole round trip.
 
@@ -89,12 +93,13 @@ READABLE_VERSIONS = (1, 2, 3, 4)
 # What each version changed, and the last commit that decodes the older files it touches; the rest of
 # an older file codes as this version does, so it still decodes. Version 2: a mixture prior's group
 # (version 1 pushed it one dimension at a time). Version 3: the logistic mixture's bin masses (one
-# sigmoid an edge rather than four a bin: the same numbers to rounding, but not bit for bit). Version 4 changed
-# the header alone.
+# sigmoid an edge rather than four a bin: the same numbers to rounding, but not bit for bit). Version 4: the
+# binary header, and chunk sizes on the stack (older files decode with their fixed schedule).
 _CHANGED_IN = ((2, 'a mixture prior', 'c41061c'), (3, 'a logistic-mixture likelihood', '740e27b'))
 DEFAULT_BUCKET_BITS = 8
 DEFAULT_BATCH_SIZE = 200
 MAX_TABLE = 2**23  # symbol probabilities per network batch
+_SPARE_BITS = 64  # left on the stack under a chunk's pops (the ANS state's own bits)
 _CATEGORICAL = constriction.stream.model.Categorical(perfect=False)
 
 
@@ -182,7 +187,8 @@ def bucket_values(prior_mean, prior_log_var, index, bits: int) -> jax.Array:
 
 
 def chunk_sizes(n: int, batch_size: int) -> list[int]:
-  """How many images each chunk codes: at most half of those already coded, at least 1, at most batch_size."""
+  """How many examples each chunk of a version 1-3 file codes: at most half of those already coded, at least
+  1, at most batch_size. (Version 4 chooses each chunk by the bits on the stack, `Coder._next_chunk`.)"""
   sizes, done = [], 0
   while done < n:
     size = min(batch_size, max(1, done // 2), n - done)
@@ -435,6 +441,7 @@ class Coder:
     # An 8-bit head's table is 256 probabilities a pixel (and its mixture's work ten times that): keep a
     # batch's table near 2^23 floats. The batch is part of the file's header, so decoding uses the same.
     self.batch_size = min(batch_size, max(1, MAX_TABLE // self.codec.table))
+    self._sizes = constriction.stream.model.Uniform(self.batch_size)
     bounds = np.cumsum((0,) + tuple(model.group_sizes))
     # A model with no latent (the `lm`) has no group: its examples are coded under p(x) alone, at -log p(x).
     self.groups = [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
@@ -461,6 +468,9 @@ class Coder:
     shapes = jax.eval_shape(lambda p: apply(p, None, jnp.zeros((1, self.latent_dim)), method=model.latent_gaussians),
                             params) if self.groups else []
     self.mixture_groups = frozenset(g for g, parts in enumerate(shapes) if parts[1].shape[-2] > 1)
+    # The most bits an example's pops can take from the stack: its bucket indices, and each mixture's component.
+    self.pop_bits = self.latent_dim * bucket_bits + sum(
+        math.ceil(math.log2(shapes[g][1].shape[-2])) for g in self.mixture_groups)
 
   def _pad(self, a: np.ndarray) -> np.ndarray:
     return np.concatenate([a, np.zeros((self.batch_size - len(a), *a.shape[1:]), a.dtype)])
@@ -474,13 +484,15 @@ class Coder:
     out[:, self.groups[g].start:] = 0.0
     return out
 
-  def compress(self, symbols: np.ndarray) -> np.ndarray:
+  def compress(self, symbols: np.ndarray, version: int = FORMAT_VERSION) -> np.ndarray:
     """The ANS words that code `symbols` (n, *example shape) int: the images' values as symbol indices, or the
-    sequences' token ids."""
+    sequences' token ids; as a file of format `version` lays them out (an older one: to test that it decodes)."""
     ans = constriction.stream.stack.AnsCoder(seed_words(self.latent_dim, self.bits))
     uniform = constriction.stream.model.Uniform(2**self.bits)
     start, shown = 0, progress.Progress('compressing', len(symbols), 'examples')
-    for real in chunk_sizes(len(symbols), self.batch_size):
+    fixed = iter(chunk_sizes(len(symbols), self.batch_size)) if version < 4 else None
+    while start < len(symbols):
+      real = next(fixed) if fixed else self._next_chunk(ans, len(symbols) - start)
       s = self._pad(symbols[start:start + real])
       x = self.codec.model_input(s)
       z = np.zeros((self.batch_size, self.latent_dim), np.float32)
@@ -496,9 +508,33 @@ class Coder:
           self._push_mixture(ans, self._prior(self.params, self._partial(z, g), g), index[:, group], real)
         else:  # a uniform bucket index
           ans.encode_reverse(np.ascontiguousarray(index[:real, group].ravel()), uniform)
+      if not fixed:
+        ans.encode_reverse(np.array([real - 1], np.int32), self._sizes)  # decoding pops the chunk's size first
       start += real
       shown.update(start)
     return ans.get_compressed()
+
+  def _next_chunk(self, ans, left: int) -> int:
+    """How many examples the next chunk codes: as many as the bits already on the stack can pay for with their
+    pops, so that every pop gets its bits back (at least 1, from the seed words; at most batch_size)."""
+    if not self.pop_bits:
+      return min(self.batch_size, left)
+    return max(1, min(self.batch_size, left, (ans.num_bits() - _SPARE_BITS) // self.pop_bits))
+
+  def _chunks_backwards(self, ans, n: int, version: int):
+    """(start, size) of each chunk, the last first: popped from the stack (version 4 on), or the fixed
+    schedule of `chunk_sizes` (versions 1-3)."""
+    if version < 4:
+      sizes = chunk_sizes(n, self.batch_size)
+      yield from reversed(list(zip(np.cumsum([0] + sizes[:-1]).tolist(), sizes)))
+      return
+    end = n
+    while end > 0:
+      real = int(ans.decode(self._sizes, 1)[0]) + 1
+      if real > end:
+        raise ValueError(f'a chunk of {real} examples where {end} are left')
+      end -= real
+      yield end, real
 
   def _push_mixture(self, ans, prior, group_index: np.ndarray, real: int) -> None:
     """Pushes a mixture group's bucket indices (batch, D) with bits back on the component: pop k ~ q(k | b),
@@ -521,16 +557,14 @@ class Coder:
     ans.encode_reverse(component[:real], _CATEGORICAL, _table(posterior, real))
     return group_index
 
-  def decompress(self, words: np.ndarray, n: int) -> np.ndarray:
-    """The symbols (n, H, W, C) that `compress` coded into `words`; refuses a stack that does not end
-    where compression began."""
+  def decompress(self, words: np.ndarray, n: int, version: int = FORMAT_VERSION) -> np.ndarray:
+    """The symbols (n, *example shape) that `compress` coded into `words` (a file of format `version`);
+    refuses a stack that does not end where compression began."""
     ans = constriction.stream.stack.AnsCoder(words)
     uniform = constriction.stream.model.Uniform(2**self.bits)
-    sizes = chunk_sizes(n, self.batch_size)
-    starts = np.cumsum([0] + sizes[:-1])
     out = np.zeros((n, *self.example_shape), np.int32)
     shown = progress.Progress('decompressing', n, 'examples')
-    for start, real in reversed(list(zip(starts, sizes))):
+    for start, real in self._chunks_backwards(ans, n, version):
       z = np.zeros((self.batch_size, self.latent_dim), np.float32)
       index = np.zeros((self.batch_size, self.latent_dim), np.int32)
       for g, group in enumerate(self.groups):
@@ -652,7 +686,7 @@ def decompress_run(run, path: os.PathLike) -> tuple[np.ndarray, dict]:
       raise CompressedFileError(f'{path} has format version {header.format_version}, whose coding of {what} this '
                                 f'vae_jax no longer reads; decompress it with vae_jax at commit {commit}')
   try:
-    symbols, seconds = timed(coder.decompress, words, header.image_shape[0])
+    symbols, seconds = timed(coder.decompress, words, header.image_shape[0], header.format_version)
   except ValueError as e:  # constriction refuses data that no coder could have written
     raise CompressedFileError(f'{path} is damaged: {e}') from None
   return from_symbols(symbols, header), {'num_examples': len(symbols), 'decompress_seconds': round(seconds, 2),
