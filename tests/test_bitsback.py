@@ -210,7 +210,7 @@ def _with_version(run, examples, version, out):
   meta = json.dumps(dict(dataclasses.asdict(header), format_version=version, num_words=len(words),
                          payload_sha256=hashlib.sha256(np.asarray(words, '<u4').tobytes()).hexdigest()),
                     sort_keys=True).encode()
-  out.write_bytes(bitsback.MAGIC + struct.pack('<I', len(meta)) + meta + np.asarray(words, '<u4').tobytes())
+  out.write_bytes(bitsback.JSON_MAGIC + struct.pack('<I', len(meta)) + meta + np.asarray(words, '<u4').tobytes())
   return out
 
 

@@ -54,13 +54,13 @@ Exactness needs the decoder to compute bit-identical probabilities, so both
 directions run the same compiled functions on the same padded inputs, and a
 file records the backend it was made on and refuses another.
 
-File format (version 4): MAGIC, a little-endian uint32 0, the binary header
+File format (version 4): MAGIC, the binary header
 (`_header_bytes`: the format version, the first 8 bytes of the SHA-256 of the
 run's config, of its parameters and of the payload, the checkpoint step, the
 number of words, the coding settings, the coded array's shape and dtype, the
 backend: about 60 bytes), then the ANS words as little-endian uint32.
-Versions 1 to 3 put a JSON header with whole hashes where the 0 is, after its
-length; they still decode (`_CHANGED_IN`).
+Versions 1 to 3 start with JSON_MAGIC, a uint32 length and a JSON header with
+whole hashes; they still decode (`_CHANGED_IN`).
 
 Token sequences (`TokenCodec`) are coded the same way, with an autoregressive
 p(x|z) over positions: a row codes its tokens and its EOS, and decoding stops
@@ -87,7 +87,8 @@ from vae_jax import progress
 from vae_jax.data import spec as data_spec
 from vae_jax.models import likelihoods
 
-MAGIC = b'VAEJAXBB'
+MAGIC = b'VAEJAXB4'  # version 4 on: a binary header follows
+JSON_MAGIC = b'VAEJAXBB'  # versions 1-3: a uint32 length and a JSON header follow
 FORMAT_VERSION = 4
 READABLE_VERSIONS = (1, 2, 3, 4)
 # What each version changed, and the last commit that decodes the older files it touches; the rest of
@@ -260,7 +261,7 @@ def write_file(path: os.PathLike, header: Header, words: np.ndarray) -> int:
   fails or a signal stops it), so no reader ever takes half a file for a whole one; returns its size in bytes."""
   payload = np.asarray(words, dtype='<u4').tobytes()
   header = dataclasses.replace(header, payload_sha256=hashlib.sha256(payload).hexdigest(), num_words=len(words))
-  blob = MAGIC + struct.pack('<I', 0) + _header_bytes(header) + payload
+  blob = MAGIC + _header_bytes(header) + payload
   tmp = f'{os.fspath(path)}.tmp-{os.getpid()}'
   try:
     with open(tmp, 'wb') as f:
@@ -286,14 +287,14 @@ def read_file(path: os.PathLike) -> tuple[Header, np.ndarray]:
     blob = open(path, 'rb').read()
   except OSError as e:
     raise CompressedFileError(f'cannot read {path}: {e.strerror}') from None
-  if not blob.startswith(MAGIC) or len(blob) < len(MAGIC) + 4:
+  if not blob.startswith((MAGIC, JSON_MAGIC)):
     raise CompressedFileError(f'{path} is not a vae_jax compressed file (it does not start with {MAGIC!r})')
-  (size,) = struct.unpack('<I', blob[len(MAGIC):len(MAGIC) + 4])
-  start = len(MAGIC) + 4
   try:
-    if size == 0:  # version 4 on: a binary header (a JSON header is never empty)
-      header, end = _parse_header(blob, start)
-    else:  # versions 1 to 3: JSON
+    if blob.startswith(MAGIC):  # version 4 on: a binary header
+      header, end = _parse_header(blob, len(MAGIC))
+    else:  # versions 1 to 3: JSON, after its length
+      (size,) = struct.unpack('<I', blob[len(JSON_MAGIC):len(JSON_MAGIC) + 4])
+      start = len(JSON_MAGIC) + 4
       meta = json.loads(blob[start:start + size].decode())
       header, end = Header(**{**meta, 'image_shape': tuple(meta['image_shape'])}), start + size
   except (ValueError, TypeError, KeyError, UnicodeDecodeError, struct.error, IndexError):
