@@ -58,7 +58,7 @@ File format (version 4): MAGIC, the binary header
 (`_header_bytes`: the format version, the first 8 bytes of the SHA-256 of the
 run's config, of its parameters and of the payload, the checkpoint step, the
 number of words, the coding settings, the coded array's shape and dtype, the
-backend: about 60 bytes), then the ANS words as little-endian uint32.
+backend: under 80 bytes with the magic), then the ANS words as little-endian uint32.
 Versions 1 to 3 start with JSON_MAGIC, a uint32 length and a JSON header with
 whole hashes; they still decode (`_CHANGED_IN`).
 
