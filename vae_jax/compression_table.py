@@ -23,6 +23,7 @@ def _define_flags() -> None:
   flags.DEFINE_string('workdir', None, 'Also compress with this run (its row leads the table).')
   flags.DEFINE_enum('split', None, ['test', 'validation', 'train'], "The run's split to compress.")
   flags.DEFINE_string('images', None, 'A .npy array of images instead of a split.')
+  flags.DEFINE_integer('step', None, "The run's checkpoint (default: the latest; its -ELBO from eval_step{N}.json).")
   flags.DEFINE_string('text', None, 'A UTF-8 text file instead of a split (a run of token sequences).')
   flags.DEFINE_integer('bucket_bits', bitsback.DEFAULT_BUCKET_BITS, 'Latent buckets of the bits-back coder.')
   flags.DEFINE_integer('batch_size', bitsback.DEFAULT_BATCH_SIZE, 'Images per network batch of the coder.')
@@ -34,7 +35,7 @@ def _define_flags() -> None:
 def _main():
   f = flags.FLAGS
   print(table.text(table.compression_table(f.workdir, f.split, f.images, f.bucket_bits, f.batch_size, f.workers,
-                                           f.codec_cache, f.out, f.text)))
+                                           f.codec_cache, f.out, f.text, f.step)))
 
 
 if __name__ == '__main__':

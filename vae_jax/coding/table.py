@@ -20,6 +20,7 @@ from vae_jax import errors
 from vae_jax.coding import bitsback
 from vae_jax.coding import codecs
 from vae_jax.coding import inputs
+from vae_jax.runs import evaluate as evaluate_runs
 from vae_jax.runs import names
 from vae_jax.runs import run as run_lib
 from vae_jax.runtime import files
@@ -38,8 +39,8 @@ def model_row(run, examples: np.ndarray, bucket_bits: int, batch_size: int, sour
     codec, how = 'vae_jax bits-back', f'ANS, {bucket_bits}-bit latent buckets, header and seed words included'
   else:  # the language model: no latent
     codec, how = 'vae_jax ANS', 'ANS under p(x) (no latent, no bits back), header included'
-  return dict(figures, **back, codec=f'{codec} ({m.kind}, {m.likelihood})', how=how, command=f'python -m vae_jax.compress --workdir={run.workdir} {source} --out=FILE',
-              bytes=figures['file_bytes'])
+  return dict(figures, **back, codec=f'{codec} ({m.kind}, {m.likelihood})', how=how,
+              command=f'python -m vae_jax.compress --workdir={run.workdir} {source} --out=FILE', bytes=figures['file_bytes'])
 
 
 def _text_rows(run, rows: np.ndarray, workers: int, cache: bool) -> dict:
@@ -56,13 +57,14 @@ CODEC_ROWS = {'image': lambda run, images, workers, cache: codecs.measure(images
 def compression_table(workdir: str | None = None, split: str | None = None, images: str | None = None,
                       bucket_bits: int = bitsback.DEFAULT_BUCKET_BITS, batch_size: int = bitsback.DEFAULT_BATCH_SIZE,
                       workers: int = 2, codec_cache: bool = True, out: str | None = None,
-                      text: str | None = None) -> dict:
+                      text: str | None = None, step: int | None = None) -> dict:
   """The codecs' rows on the examples (a split of the run in `workdir`, the .npy array `images`, or a sequence
   run's `text` file), the run's own row first among the best when a run is given; also written to `out` as
-  JSON when given. A sequence run's codecs code the same examples as text (`inputs.as_text`)."""
+  JSON when given. A sequence run's codecs code the same examples as text (`inputs.as_text`). `step` takes
+  that checkpoint of the run (default: the latest), and its -ELBO from eval_step{step}.json."""
   run = None
   if workdir:
-    run = run_lib.load_run(workdir)
+    run = run_lib.load_run(workdir, step)
     examples = inputs.load_examples(run, split, images, text)
     result = CODEC_ROWS[run.spec.kind](run, examples, workers, codec_cache)
   elif images:
@@ -72,9 +74,10 @@ def compression_table(workdir: str | None = None, split: str | None = None, imag
     raise errors.ConfigError('give --workdir (with --split, --images or --text), or --images for the codecs alone')
   if run is not None:
     source = f'--split={split}' if split else f'--images={images}' if images else f'--text={text}'
+    source += '' if step is None else f' --step={step}'
     row = model_row(run, examples, bucket_bits, batch_size, source)
     row['bits_per_dim'] = 8 * row['bytes'] / result['dims']
-    eval_file = run.workdir / names.EVAL_FILE
+    eval_file = run.workdir / (names.EVAL_FILE if step is None else evaluate_runs.output_name('test', step))
     if split == 'test' and eval_file.exists():
       elbo = json.loads(eval_file.read_text())['elbo_nats']
       row['elbo_bits_per_dim'] = -elbo / (math.log(2) * result['dims'] / len(examples))
