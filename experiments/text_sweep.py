@@ -1,10 +1,11 @@
 """The remedies for posterior collapse on a corpus, beside its LSTM language model (RESULTS.md, "Text").
 
   ./launch.sh sweep experiments/text_sweep.py            # words (character level)
-  ./launch.sh sweep experiments/fortunes_sweep.py        # the same points on fortunes (word level)
   python -m vae_jax.sweep_report runs/text_sweep
 
-Six points of configs/words.py (experiments/fortunes_sweep.py: of configs/fortunes.py): the language model (`lm`), the sequence VAE with linear KL warm-up alone,
+(experiments/fortunes_sweep.py: the VAE points on fortunes, word level, each with its language model beside it.)
+
+Six points of configs/words.py: the language model (`lm`), the sequence VAE with linear KL warm-up alone,
 then with each remedy: cyclical annealing, word dropout 0.3, free bits (4 nats for z), and the aggressive
 encoder (its first epoch). Every point trains on the same split and seed, so their test NLLs compare.
 """
