@@ -8,7 +8,7 @@
 and 10; factor_vae with gamma 10 and 40; DIP-VAE-I (lambda_od 2, 10 and 50, lambda_d 10 lambda_od) and DIP-VAE-II
 (lambda_od 2 and 10, lambda_d = lambda_od). The knob values are from Locatello et al. (2019)'s grid. Seeds
 are the outer loop, so a sweep stopped early has whole seeds. RESULTS.md, "Disentanglement on dSprites",
-tabulates the result against Locatello et al.'s published ranges.
+tabulates the result beside the published figures that are tabulated (Locatello et al. only plot theirs).
 """
 
 from vae_jax.experiments import sweeps
